@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * furing: FUSE over io_uring on /dev/furing, with buffer rings, pinned
+ * memory and zero-copy.
+ *
+ * The server opens /dev/furing, mounts a "furing" filesystem with fd=N,
+ * answers FUSE_INIT with read()/write() on the fd and then serves requests
+ * with IORING_OP_URING_CMD on that fd (the ring must use IORING_SETUP_SQE128;
+ * struct furing_uring_cmd_req lives in the SQE's 80-byte command area).
+ *
+ * Basic mode (flags == 0) is wire compatible with Linux 7.3's basic
+ * FUSE_IO_URING_CMD_REGISTER / FUSE_IO_URING_CMD_COMMIT_AND_FETCH: the same
+ * command numbers, the same 40-byte command and the same 288-byte request
+ * header, so existing servers work unchanged. Linux 7.3's <linux/fuse.h>
+ * merged a different buffer design ("bufpool"); every name here carries the
+ * FURING_ / furing_ prefix so that both headers can be included together.
+ *
+ * Byte layout (little endian, offsets in bytes):
+ *
+ *  struct furing_uring_cmd_req (40):
+ *     0 u64 flags        REGISTER: FURING_URING_* queue flags; else 0
+ *     8 u64 commit_id    COMMIT_AND_FETCH: id from furing_uring_ent_in_out
+ *    16 u16 qid          queue index, 0 .. nr_cpu_ids - 1
+ *    18 u8  padding[6]   must be 0
+ *    24 u32 init.queue_depth   bufring REGISTER: entries of the queue
+ *    28 u32 init.buf_size      bufring REGISTER: size of one payload buffer
+ *    32 u8  reserved[8]        must be 0
+ *
+ *  struct furing_uring_req_header (288), one per entry:
+ *     0 u8  in_out[128]  struct fuse_in_header / struct fuse_out_header
+ *   128 u8  op_in[128]   the opcode's in-struct (e.g. struct fuse_read_in)
+ *   256 struct furing_uring_ent_in_out (32):
+ *       256 u64 flags       FURING_URING_ENT_*
+ *       264 u64 commit_id   never 0
+ *       272 u32 payload_sz  bytes of payload in the payload buffer
+ *       276 u32 buf_id      bufring: payload buffer of this request
+ *       280 u64 reserved
+ */
+#ifndef _UAPI_LINUX_FURING_H
+#define _UAPI_LINUX_FURING_H
+
+#include <linux/types.h>
+
+/* Path of the character device. */
+#define FURING_DEV_NAME			"furing"
+
+/* Sizes of the two header parts (same as Linux 7.3). */
+#define FURING_URING_IN_OUT_HEADER_SZ	128
+#define FURING_URING_OP_IN_OUT_SZ	128
+
+/* uring_cmd opcodes (sqe->cmd_op); same values as Linux 7.3. */
+enum furing_uring_cmd {
+	FURING_URING_CMD_INVALID = 0,
+	/* Register an entry and wait for a request. */
+	FURING_URING_CMD_REGISTER = 1,
+	/* Commit the reply of commit_id and wait for the next request. */
+	FURING_URING_CMD_COMMIT_AND_FETCH = 2,
+};
+
+/*
+ * Queue flags, in furing_uring_cmd_req.flags of REGISTER. Every REGISTER of
+ * a queue carries the same flags as its first one.
+ *
+ * FURING_URING_BUFRING: the first REGISTER of the queue passes two iovecs
+ *   for the whole queue (headers region, payload region); the payload region
+ *   is carved into init.buf_size buffers, picked per request; sqe->buf_index
+ *   is the entry's id and selects its header slot.
+ * FURING_URING_PINNED_HEADERS: the headers region is pinned and vmapped once.
+ * FURING_URING_PINNED_BUFFERS: the payload region is pinned and vmapped once.
+ * FURING_URING_ZERO_COPY: client pages are registered as io_uring buffers at
+ *   the entry's id (needs CAP_SYS_ADMIN and both PINNED flags).
+ */
+#define FURING_URING_BUFRING		(1ULL << 0)
+#define FURING_URING_PINNED_HEADERS	(1ULL << 1)
+#define FURING_URING_PINNED_BUFFERS	(1ULL << 2)
+#define FURING_URING_ZERO_COPY		(1ULL << 3)
+#define FURING_URING_FLAGS_ALL		(FURING_URING_BUFRING | \
+					 FURING_URING_PINNED_HEADERS | \
+					 FURING_URING_PINNED_BUFFERS | \
+					 FURING_URING_ZERO_COPY)
+
+/* furing_uring_ent_in_out.flags: the payload was zero-copied. */
+#define FURING_URING_ENT_ZERO_COPY	(1ULL << 0)
+
+struct furing_uring_ent_in_out {
+	__u64 flags;
+	/* id to commit the reply with; never 0 */
+	__u64 commit_id;
+	/* bytes of payload in the payload buffer */
+	__u32 payload_sz;
+	/* bufring queues: the payload buffer of this request */
+	__u32 buf_id;
+	__u64 reserved;
+};
+
+struct furing_uring_req_header {
+	/* struct fuse_in_header / struct fuse_out_header */
+	__u8 in_out[FURING_URING_IN_OUT_HEADER_SZ];
+	/* per opcode header */
+	__u8 op_in[FURING_URING_OP_IN_OUT_SZ];
+	struct furing_uring_ent_in_out ring_ent_in_out;
+};
+
+/* In the 80-byte command area of an SQE128. */
+struct furing_uring_cmd_req {
+	__u64 flags;
+	__u64 commit_id;
+	__u16 qid;
+	__u8 padding[6];
+	union {
+		struct {
+			__u32 queue_depth;
+			__u32 buf_size;
+		} init;
+		__u8 reserved[16];
+	};
+};
+
+#endif /* _UAPI_LINUX_FURING_H */

@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `furing` filesystem type: mount options and the superblock life cycle.
+//!
+//! `mount -t furing -o fd=N,rootmode=M,user_id=U,group_id=G[,allow_other,
+//! default_permissions,max_read=R,blksize=B] none /mnt`, where `N` is an open `/dev/furing`
+//! file. The options are the FUSE core's; only `fd` differs (it must be a furing device).
+
+use crate::ffi::{self, raw, FsContext, FsRegistration, FuseDevRef, StaticTable};
+use kernel::{
+    bindings,
+    ffi::{c_int, c_void},
+    prelude::*,
+    str::CStr,
+    types::Opaque,
+};
+
+/// Mount option numbers, as returned by `fs_parse`.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Opt {
+    Source,
+    Fd,
+    RootMode,
+    UserId,
+    GroupId,
+    DefaultPermissions,
+    AllowOther,
+    MaxRead,
+    Blksize,
+}
+
+const OPTS: [Opt; 9] = [
+    Opt::Source,
+    Opt::Fd,
+    Opt::RootMode,
+    Opt::UserId,
+    Opt::GroupId,
+    Opt::DefaultPermissions,
+    Opt::AllowOther,
+    Opt::MaxRead,
+    Opt::Blksize,
+];
+
+/// One `fsparam_*()` entry.
+const fn param(
+    name: &'static CStr,
+    opt: Opt,
+    type_: raw::fs_param_type,
+    data: usize,
+) -> raw::fs_parameter_spec {
+    raw::fs_parameter_spec {
+        name: name.to_bytes_with_nul().as_ptr(),
+        type_,
+        opt: opt as u8,
+        flags: 0,
+        data: data as *const c_void,
+    }
+}
+
+/// `fsparam_flag()`: an option without a value.
+const fn flag(name: &'static CStr, opt: Opt) -> raw::fs_parameter_spec {
+    raw::fs_parameter_spec {
+        name: name.to_bytes_with_nul().as_ptr(),
+        type_: None,
+        opt: opt as u8,
+        flags: 0,
+        data: core::ptr::null(),
+    }
+}
+
+static PARAMS: StaticTable<[raw::fs_parameter_spec; 10]> = StaticTable([
+    param(c"source", Opt::Source, Some(raw::fs_param_is_string), 0),
+    param(c"fd", Opt::Fd, Some(raw::fs_param_is_fd), 0),
+    // fsparam_u32oct: the data word is the number base.
+    param(c"rootmode", Opt::RootMode, Some(raw::fs_param_is_u32), 8),
+    param(c"user_id", Opt::UserId, Some(raw::fs_param_is_uid), 0),
+    param(c"group_id", Opt::GroupId, Some(raw::fs_param_is_gid), 0),
+    flag(c"default_permissions", Opt::DefaultPermissions),
+    flag(c"allow_other", Opt::AllowOther),
+    param(c"max_read", Opt::MaxRead, Some(raw::fs_param_is_u32), 0),
+    param(c"blksize", Opt::Blksize, Some(raw::fs_param_is_u32), 0),
+    // SAFETY: All-zero is the table's terminator.
+    unsafe { core::mem::zeroed() },
+]);
+
+/// What the mount options asked for, kept in `fs_context::fs_private`.
+pub(crate) struct MountOptions {
+    fud: Option<FuseDevRef>,
+    rootmode: Option<u32>,
+    user_id: Option<bindings::kuid_t>,
+    group_id: Option<bindings::kgid_t>,
+    default_permissions: bool,
+    allow_other: bool,
+    max_read: u32,
+    blksize: u32,
+}
+
+impl MountOptions {
+    fn new() -> Self {
+        Self {
+            fud: None,
+            rootmode: None,
+            user_id: None,
+            group_id: None,
+            default_permissions: false,
+            allow_other: false,
+            max_read: u32::MAX,
+            blksize: 0,
+        }
+    }
+
+    /// Applies one parsed option.
+    fn apply(&mut self, fsc: &FsContext, opt: Opt, value: ffi::ParamValue<'_>) -> Result {
+        match opt {
+            // The source string is only shown in /proc/mounts; the VFS keeps it.
+            Opt::Source => value.take_source(fsc)?,
+            Opt::Fd => {
+                if self.fud.is_some() {
+                    return Err(fsc.invalid(c"Multiple fd specified"));
+                }
+                let file = value.file()?;
+                let fud =
+                    ffi::fuse_dev_of_file(&file, &crate::device::FURING_FOPS.0, fsc.user_ns())
+                        .map_err(|msg| fsc.invalid(msg))?;
+                self.fud = Some(fud);
+            }
+            Opt::RootMode => {
+                let mode = value.u32();
+                if !valid_file_type(mode) {
+                    return Err(fsc.invalid(c"Invalid rootmode"));
+                }
+                self.rootmode = Some(mode);
+            }
+            Opt::UserId => {
+                let uid = value.uid();
+                if !ffi::kuid_has_mapping(fsc.user_ns(), uid) {
+                    return Err(fsc.invalid(c"Invalid user_id"));
+                }
+                self.user_id = Some(uid);
+            }
+            Opt::GroupId => {
+                let gid = value.gid();
+                if !ffi::kgid_has_mapping(fsc.user_ns(), gid) {
+                    return Err(fsc.invalid(c"Invalid group_id"));
+                }
+                self.group_id = Some(gid);
+            }
+            Opt::DefaultPermissions => self.default_permissions = true,
+            Opt::AllowOther => self.allow_other = true,
+            Opt::MaxRead => self.max_read = value.u32(),
+            Opt::Blksize => {
+                let b = value.u32();
+                if !b.is_power_of_two() || !(512..=bindings::PAGE_SIZE as u32).contains(&b) {
+                    return Err(fsc.invalid(c"Invalid blksize"));
+                }
+                self.blksize = b;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the options a mount needs are all there.
+    fn check_complete(&self, fsc: &FsContext) -> Result {
+        if self.fud.is_none() {
+            return Err(fsc.invalid(c"fd option missing"));
+        }
+        if self.rootmode.is_none() {
+            return Err(fsc.invalid(c"rootmode option missing"));
+        }
+        if self.user_id.is_none() || self.group_id.is_none() {
+            return Err(fsc.invalid(c"user_id and group_id options required"));
+        }
+        Ok(())
+    }
+}
+
+/// `fuse_valid_type()`: a root inode mode the FUSE core accepts.
+fn valid_file_type(mode: u32) -> bool {
+    let fmt = mode & bindings::S_IFMT;
+    [
+        bindings::S_IFREG,
+        bindings::S_IFDIR,
+        bindings::S_IFLNK,
+        bindings::S_IFCHR,
+        bindings::S_IFBLK,
+        bindings::S_IFIFO,
+        bindings::S_IFSOCK,
+    ]
+    .contains(&fmt)
+}
+
+/// `fs_context_operations::parse_param`: parses one mount option.
+///
+/// # Safety
+///
+/// Called by the VFS with a live context of this type and a parameter valid for the call.
+unsafe extern "C" fn parse_param(
+    fsc: *mut raw::fs_context,
+    param: *mut raw::fs_parameter,
+) -> c_int {
+    // SAFETY: Called by the VFS with a valid context.
+    let fsc = unsafe { FsContext::from_raw(fsc) };
+    if fsc.is_reconfigure() {
+        // Like fuse: ignore mount(MS_REMOUNT) options for backward compatibility.
+        return if fsc.is_oldapi() {
+            0
+        } else {
+            fsc.invalid(c"No changes allowed in reconfigure").to_errno()
+        };
+    }
+    // SAFETY: Called by the VFS with a valid parameter that lives during this call.
+    let parsed = unsafe { ffi::FsParameter::parse(&fsc, param, &PARAMS.0) };
+    let res = parsed.and_then(|(opt, value)| {
+        let opt = OPTS.get(usize::from(opt)).copied().ok_or(EINVAL)?;
+        // SAFETY: `fs_private` is the `KBox<MountOptions>` of `init_fs_context`, alive until
+        // `free`; the VFS serialises the context's operations, so this is the only reference.
+        let opts = unsafe { &mut *fsc.private().cast::<MountOptions>() };
+        opts.apply(&fsc, opt, value)
+    });
+    match res {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `fs_context_operations::get_tree`: creates the mount.
+///
+/// # Safety
+///
+/// Called by the VFS with a live context of this type.
+unsafe extern "C" fn get_tree(fsc: *mut raw::fs_context) -> c_int {
+    // SAFETY: Called by the VFS with a valid context.
+    let fsc = unsafe { FsContext::from_raw(fsc) };
+    // SAFETY: As in `parse_param`.
+    let opts = unsafe { &*fsc.private().cast::<MountOptions>() };
+    match opts.check_complete(&fsc) {
+        // The io_uring transport behind the mount is not wired up yet.
+        Ok(()) => EOPNOTSUPP.to_errno(),
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `fs_context_operations::free`: drops the mount options.
+///
+/// # Safety
+///
+/// Called by the VFS once, at the end of a context of this type.
+unsafe extern "C" fn free(fsc: *mut raw::fs_context) {
+    // SAFETY: Called by the VFS with a valid context, once, at its end.
+    let fsc = unsafe { FsContext::from_raw(fsc) };
+    let opts = fsc.private().cast::<MountOptions>();
+    if !opts.is_null() {
+        // SAFETY: Set from `KBox::into_raw` in `init_fs_context`; nothing uses it after this.
+        drop(unsafe { KBox::from_raw(opts) });
+    }
+}
+
+static CONTEXT_OPS: StaticTable<raw::fs_context_operations> =
+    StaticTable(raw::fs_context_operations {
+        free: Some(free),
+        parse_param: Some(parse_param),
+        get_tree: Some(get_tree),
+        ..pin_init::zeroed()
+    });
+
+/// `file_system_type::init_fs_context`: attaches empty mount options to a new context.
+///
+/// # Safety
+///
+/// Called by the VFS with a new, valid context.
+unsafe extern "C" fn init_fs_context(fsc: *mut bindings::fs_context) -> c_int {
+    // SAFETY: Called by the VFS with a valid, new context (the kernel crate only knows the
+    // type by name; the module's bindings have its fields).
+    let fsc = unsafe { FsContext::from_raw(fsc.cast()) };
+    match KBox::new(MountOptions::new(), GFP_KERNEL) {
+        Ok(opts) => {
+            fsc.set_private(KBox::into_raw(opts).cast(), &CONTEXT_OPS.0);
+            0
+        }
+        Err(e) => Error::from(e).to_errno(),
+    }
+}
+
+/// `file_system_type::kill_sb`: tears a superblock down.
+///
+/// # Safety
+///
+/// Called by the VFS with a superblock of this type that is being killed.
+unsafe extern "C" fn kill_sb(sb: *mut bindings::super_block) {
+    // SAFETY: Called by the VFS with the superblock being killed.
+    unsafe { bindings::kill_anon_super(sb) };
+}
+
+static FS_TYPE: StaticTable<Opaque<bindings::file_system_type>> =
+    StaticTable(Opaque::new(bindings::file_system_type {
+        name: c"furing".to_bytes_with_nul().as_ptr(),
+        owner: kernel::module::this_module::<crate::LocalModule>().as_ptr(),
+        init_fs_context: Some(init_fs_context),
+        parameters: PARAMS.0.as_ptr().cast(),
+        kill_sb: Some(kill_sb),
+        ..pin_init::zeroed()
+    }));
+
+/// The registered `furing` filesystem type.
+pub(crate) struct Registration {
+    _reg: FsRegistration,
+}
+
+impl Registration {
+    /// Registers the filesystem type `furing`.
+    pub(crate) fn register() -> Result<Self> {
+        Ok(Self {
+            _reg: FsRegistration::new(&FS_TYPE)?,
+        })
+    }
+}

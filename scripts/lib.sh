@@ -1,0 +1,33 @@
+# lib.sh: shared settings for furing's scripts (sourced, not run).
+# Override any of these from the environment.
+: "${FURING_CACHE:=$HOME/.cache/furing}"
+: "${BINDGEN:=$HOME/.cargo/bin/bindgen}"
+: "${LLVM_SUFFIX:=-19}"
+: "${LIBCLANG_PATH:=/usr/lib/llvm-19/lib}"
+: "${KERNEL_TARBALL:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/../shared/kernel/linux-source-7.3.tar.xz}"
+export FURING_CACHE BINDGEN LIBCLANG_PATH
+FURING_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+KVER=7.3.4
+# The kernel make variables every build uses (Debian's rustc-web; rustup's has no rust-src).
+KMAKE_VARS=(LLVM="$LLVM_SUFFIX" RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+	    BINDGEN="$BINDGEN" CLIPPY_DRIVER=/usr/bin/clippy-driver)
+say() { printf '[furing] %s\n' "$*"; }
+
+# kernel_src: unpack the pinned kernel source once (sha256-checked) and print its path.
+kernel_src() {
+	local dir="$FURING_CACHE/src/linux-$KVER" sum
+	if [[ ! -f "$dir/.furing-unpacked" ]]; then
+		[[ -f "$KERNEL_TARBALL" ]] || { echo "missing $KERNEL_TARBALL" >&2; return 1; }
+		say "checking sha256 of $(basename "$KERNEL_TARBALL")" >&2
+		sum=$(cut -d' ' -f1 "$KERNEL_TARBALL.sha256")
+		echo "$sum  $KERNEL_TARBALL" | sha256sum -c --quiet - >&2
+		say "unpacking kernel source into $dir" >&2
+		rm -rf "$dir" "$dir.tmp"
+		mkdir -p "$dir.tmp"
+		tar -xJf "$KERNEL_TARBALL" -C "$dir.tmp" --strip-components=1
+		grep -q "^SUBLEVEL = ${KVER##*.}$" "$dir.tmp/Makefile" || { echo "tarball is not $KVER" >&2; return 1; }
+		mv "$dir.tmp" "$dir"
+		touch "$dir/.furing-unpacked"
+	fi
+	echo "$dir"
+}

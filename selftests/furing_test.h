@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Helpers shared by furing's kselftests (run as root inside the test VM). */
+#ifndef _FURING_TEST_H
+#define _FURING_TEST_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef FURING_KO
+#define FURING_KO "/lib/modules/furing.ko"
+#endif
+
+/* Loads furing.ko; 0, or -errno (-EEXIST when already loaded). */
+static inline int furing_load(void)
+{
+	int fd = open(FURING_KO, O_RDONLY | O_CLOEXEC);
+	int ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = syscall(SYS_finit_module, fd, "", 0);
+	ret = ret ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+/* Unloads furing without waiting; 0, or -errno (EAGAIN/EBUSY while in use). */
+static inline int furing_unload(void)
+{
+	return syscall(SYS_delete_module, "furing", O_NONBLOCK) ? -errno : 0;
+}
+
+static inline int furing_loaded(void)
+{
+	return access("/sys/module/furing", F_OK) == 0;
+}
+
+/* Makes sure the module is loaded; 0 or -errno. */
+static inline int furing_ensure_loaded(void)
+{
+	int ret = furing_load();
+
+	return ret == -EEXIST ? 0 : ret;
+}
+
+/* Reads a "Key:   N kB" line of /proc/meminfo; -1 when absent. */
+static inline long meminfo_kb(const char *key)
+{
+	char line[256];
+	size_t len = strlen(key);
+	long val = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, key, len) && line[len] == ':') {
+			val = strtol(line + len + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return val;
+}
+
+/* Reads a small text file into @buf; length or -errno. */
+static inline int read_text(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return n;
+}
+
+/* Writes a string to a file (sysfs/debugfs knob); 0 or -errno. */
+static inline int write_text(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, strlen(s));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+#endif /* _FURING_TEST_H */
