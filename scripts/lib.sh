@@ -1,6 +1,7 @@
 # lib.sh: shared settings for furing's scripts (sourced, not run).
 # Override any of these from the environment.
 : "${FURING_CACHE:=$HOME/.cache/furing}"
+case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) PATH="$PATH:$HOME/.cargo/bin" ;; esac
 : "${BINDGEN:=$HOME/.cargo/bin/bindgen}"
 : "${LLVM_SUFFIX:=-19}"
 : "${LIBCLANG_PATH:=/usr/lib/llvm-19/lib}"

@@ -70,6 +70,31 @@ static inline long meminfo_kb(const char *key)
 	return val;
 }
 
+/*
+ * KiB of vmalloc space in use, from /proc/vmallocinfo, leaving out the module
+ * loader's execmem cache (it keeps 2 MiB chunks of module text around across
+ * unloads, so VmallocUsed jumps by 2 MiB without any leak); -1 when unreadable.
+ */
+static inline long vmalloc_kb_no_execmem(void)
+{
+	char line[512];
+	unsigned long start, end, size;
+	long total = 0;
+	FILE *f = fopen("/proc/vmallocinfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "0x%lx-0x%lx %lu", &start, &end, &size) != 3)
+			continue;
+		if (strstr(line, "execmem") || !strstr(line, " vmalloc"))
+			continue;
+		total += size;
+	}
+	fclose(f);
+	return total / 1024;
+}
+
 /* Reads a small text file into @buf; length or -errno. */
 static inline int read_text(const char *path, char *buf, size_t size)
 {

@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# furing: FUSE over io_uring, an out-of-tree Rust-for-Linux module.
+#
+#   make                 build furing.ko in place against KDIR (default: the cached
+#                        normal test kernel, built first if missing)
+#   make CLIPPY=1        the same, linted with clippy
+#   make check           everything, tested in QEMU on the normal and debug kernels
+#   make demo            boot, load furing and show what it does
+#   make rustfmt         format the Rust sources; rustfmtcheck only checks
+#   make clean
+
+FURING_CACHE ?= $(HOME)/.cache/furing
+LLVM_SUFFIX ?= -19
+BINDGEN ?= $(HOME)/.cargo/bin/bindgen
+RUSTFMT ?= $(shell command -v rustfmt || echo $(HOME)/.cargo/bin/rustfmt)
+KMAKE := LLVM=$(LLVM_SUFFIX) RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
+	 BINDGEN=$(BINDGEN) CLIPPY_DRIVER=/usr/bin/clippy-driver
+export FURING_CACHE
+
+all: modules
+
+modules:
+	$(MAKE) -C $(or $(KDIR),$(shell scripts/kernel.sh normal)) M=$(CURDIR) $(KMAKE) modules
+
+check:
+	scripts/check.sh
+
+demo:
+	scripts/demo.sh
+
+RUST_ROOT := rust/furing_main.rs
+rustfmt:
+	$(RUSTFMT) --edition 2021 --config-path $(CURDIR)/.rustfmt.toml $(RUST_ROOT)
+
+rustfmtcheck:
+	$(RUSTFMT) --check --edition 2021 --config-path $(CURDIR)/.rustfmt.toml $(RUST_ROOT)
+
+clean:
+	$(MAKE) -C $(or $(KDIR),$(shell scripts/kernel.sh normal)) M=$(CURDIR) $(KMAKE) clean
+	rm -f rust/ffi_generated.rs
+
+.PHONY: all modules check demo rustfmt rustfmtcheck clean
