@@ -75,7 +75,6 @@ pub(crate) struct FuseDevRef(*mut raw::fuse_dev);
 
 impl FuseDevRef {
     /// The raw pointer, for handing to the FUSE core.
-    #[allow(dead_code)]
     pub(crate) fn as_ptr(&self) -> *mut raw::fuse_dev {
         self.0
     }
@@ -202,6 +201,18 @@ impl FsContext {
     pub(crate) fn user_ns(&self) -> *mut bindings::user_namespace {
         // SAFETY: `self.0` is valid (type invariant).
         unsafe { (*self.0).user_ns }
+    }
+
+    /// The superblock info the context owns until a superblock takes it (`s_fs_info`).
+    pub(crate) fn s_fs_info(&self) -> *mut core::ffi::c_void {
+        // SAFETY: `self.0` is valid (type invariant).
+        unsafe { (*self.0).s_fs_info }
+    }
+
+    /// Sets `s_fs_info`.
+    pub(crate) fn set_s_fs_info(&self, info: *mut core::ffi::c_void) {
+        // SAFETY: `self.0` is valid (type invariant); `get_tree` owns this field.
+        unsafe { (*self.0).s_fs_info = info };
     }
 
     /// The raw context.
@@ -337,4 +348,28 @@ pub(crate) fn kuid_has_mapping(ns: *mut bindings::user_namespace, uid: bindings:
 pub(crate) fn kgid_has_mapping(ns: *mut bindings::user_namespace, gid: bindings::kgid_t) -> bool {
     // SAFETY: `ns` is the live user namespace of a mount context.
     unsafe { raw::furing_kgid_has_mapping(ns, gid) }
+}
+
+/// A reference on this module, dropped with `module_put`.
+///
+/// Held by every connection: the FUSE core keeps pointers to furing's operations (and may
+/// call `release` from a transient reference, e.g. fusectl) until the connection is gone.
+pub(crate) struct ModuleRef(());
+
+impl ModuleRef {
+    /// Takes a reference on this module, which is live (we are running its code).
+    pub(crate) fn this() -> Self {
+        let module = kernel::module::this_module::<crate::LocalModule>().as_ptr();
+        // SAFETY: The module is live while its code runs; `__module_get` only counts.
+        unsafe { bindings::__module_get(module) };
+        Self(())
+    }
+}
+
+impl Drop for ModuleRef {
+    fn drop(&mut self) {
+        let module = kernel::module::this_module::<crate::LocalModule>().as_ptr();
+        // SAFETY: Drops the reference taken in `this`.
+        unsafe { bindings::module_put(module) };
+    }
 }

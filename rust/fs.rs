@@ -160,6 +160,28 @@ impl MountOptions {
         Ok(())
     }
 
+    /// The FUSE core's view of these options (`fuse_fill_super_common()` input).
+    fn fuse_fs_context(&self) -> raw::fuse_fs_context {
+        let mut ctx = raw::fuse_fs_context {
+            fud: self
+                .fud
+                .as_ref()
+                .map_or(core::ptr::null_mut(), FuseDevRef::as_ptr),
+            rootmode: self.rootmode.unwrap_or(0),
+            user_id: self.user_id.unwrap_or_default(),
+            group_id: self.group_id.unwrap_or_default(),
+            max_read: self.max_read,
+            ..Default::default()
+        };
+        ctx.set_rootmode_present(self.rootmode.is_some());
+        ctx.set_user_id_present(self.user_id.is_some());
+        ctx.set_group_id_present(self.group_id.is_some());
+        ctx.set_default_permissions(self.default_permissions);
+        ctx.set_allow_other(self.allow_other);
+        ctx.set_legacy_opts_show(true);
+        ctx
+    }
+
     /// Checks that the options a mount needs are all there.
     fn check_complete(&self, fsc: &FsContext) -> Result {
         if self.fud.is_none() {
@@ -224,7 +246,10 @@ unsafe extern "C" fn parse_param(
     }
 }
 
-/// `fs_context_operations::get_tree`: creates the mount.
+/// `fs_context_operations::get_tree`: creates the connection and the superblock.
+///
+/// Mirrors the FUSE core's own `fuse_get_tree()`, with a channel whose iqueue operations
+/// are furing's (see [`crate::conn`]).
 ///
 /// # Safety
 ///
@@ -234,11 +259,86 @@ unsafe extern "C" fn get_tree(fsc: *mut raw::fs_context) -> c_int {
     let fsc = unsafe { FsContext::from_raw(fsc) };
     // SAFETY: As in `parse_param`.
     let opts = unsafe { &*fsc.private().cast::<MountOptions>() };
-    match opts.check_complete(&fsc) {
-        // The io_uring transport behind the mount is not wired up yet.
-        Ok(()) => EOPNOTSUPP.to_errno(),
-        Err(e) => e.to_errno(),
+    if let Err(e) = opts.check_complete(&fsc) {
+        return e.to_errno();
     }
+    // SAFETY: `fsc` is in `get_tree`.
+    match unsafe { new_connection(&fsc) } {
+        Ok(()) => {}
+        Err(e) => return e.to_errno(),
+    }
+    let fm = fsc.s_fs_info().cast::<raw::fuse_mount>();
+    // SAFETY: The context is valid; `fill_super` has the signature the VFS expects.
+    let err = unsafe { raw::get_tree_nodev(fsc.as_ptr(), Some(fill_super)) };
+    if !fsc.s_fs_info().is_null() {
+        // No superblock took the mount over: drop it (and with it the connection).
+        // SAFETY: `fm` is the mount made by `new_connection`, owned by the context.
+        unsafe { raw::fuse_mount_destroy(fm) };
+    }
+    err
+}
+
+/// Makes the channel, connection and mount of a new superblock; the context owns the mount
+/// (`s_fs_info`) afterwards.
+///
+/// # Safety
+///
+/// `fsc` must be in `get_tree`.
+unsafe fn new_connection(fsc: &FsContext) -> Result {
+    let fc = KBox::<raw::fuse_conn>::new_uninit(GFP_KERNEL)?;
+    let fm = KBox::new(raw::fuse_mount::default(), GFP_KERNEL)?;
+    // SAFETY: FFI call; returns a new channel or NULL.
+    let fch = unsafe { raw::fuse_dev_chan_new() };
+    if fch.is_null() {
+        return Err(ENOMEM);
+    }
+    // SAFETY: `fch` is new and unused.
+    if let Err(e) = unsafe { crate::conn::install(fch) } {
+        // SAFETY: Still unused; `fuse_chan_free` frees what `fuse_dev_chan_new` made.
+        unsafe { raw::fuse_chan_free(fch) };
+        return Err(e);
+    }
+    let fc = KBox::into_raw(fc).cast::<raw::fuse_conn>();
+    let fm = KBox::into_raw(fm);
+    // SAFETY: `fc` is allocated (the core initialises it), `fm` zeroed, `fch` ready; the
+    // connection takes the channel and both are freed by the core (`fuse_free_conn` and
+    // `fuse_mount_destroy` use kfree, matching `KBox`'s kmalloc).
+    unsafe {
+        raw::fuse_conn_init(fc, fm, fsc.user_ns(), fch);
+        (*fc).release = Some(raw::fuse_free_conn);
+    }
+    fsc.set_s_fs_info(fm.cast());
+    Ok(())
+}
+
+/// `get_tree_nodev()`'s fill_super: the FUSE core's superblock setup, then FUSE_INIT.
+///
+/// # Safety
+///
+/// Called by the VFS from `get_tree` with a new superblock and our context.
+unsafe extern "C" fn fill_super(
+    sb: *mut bindings::super_block,
+    fsc: *mut raw::fs_context,
+) -> c_int {
+    // SAFETY: Called by the VFS with a valid context.
+    let fsc = unsafe { FsContext::from_raw(fsc) };
+    // SAFETY: As in `parse_param`.
+    let opts = unsafe { &*fsc.private().cast::<MountOptions>() };
+    let mut ctx = opts.fuse_fs_context();
+    // SAFETY: `sb` is the new superblock whose `s_fs_info` is our mount; `ctx` is complete.
+    let err = unsafe { raw::fuse_fill_super_common(sb, &mut ctx) };
+    if err != 0 {
+        return err;
+    }
+    if opts.blksize != 0 {
+        // SAFETY: The superblock is ours until `get_tree` returns; blksize was validated.
+        unsafe {
+            (*sb).s_blocksize = opts.blksize as usize;
+            (*sb).s_blocksize_bits = opts.blksize.trailing_zeros() as u8;
+        }
+    }
+    // SAFETY: `s_fs_info` is the `fuse_mount` set up in `get_tree`.
+    unsafe { raw::fuse_send_init((*sb).s_fs_info.cast()) }
 }
 
 /// `fs_context_operations::free`: drops the mount options.
@@ -288,8 +388,16 @@ unsafe extern "C" fn init_fs_context(fsc: *mut bindings::fs_context) -> c_int {
 ///
 /// Called by the VFS with a superblock of this type that is being killed.
 unsafe extern "C" fn kill_sb(sb: *mut bindings::super_block) {
-    // SAFETY: Called by the VFS with the superblock being killed.
-    unsafe { bindings::kill_anon_super(sb) };
+    // SAFETY: Called by the VFS with a superblock of this type: `s_fs_info` is its
+    // `fuse_mount`, set when the superblock was made (even if fill_super failed).
+    unsafe {
+        let fm = (*sb).s_fs_info.cast::<raw::fuse_mount>();
+        if !(*sb).s_root.is_null() && raw::fuse_mount_remove(fm) {
+            raw::fuse_conn_destroy(fm);
+        }
+        bindings::kill_anon_super(sb);
+        raw::fuse_mount_destroy(fm);
+    }
 }
 
 static FS_TYPE: StaticTable<Opaque<bindings::file_system_type>> =

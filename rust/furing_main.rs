@@ -7,6 +7,7 @@
 
 use kernel::prelude::*;
 
+mod conn;
 mod device;
 mod ffi;
 mod fs;
@@ -28,6 +29,7 @@ struct Furing {
 
 impl kernel::Module for Furing {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        conn::init_hooks();
         let device = device::Device::register()?;
         let fs = fs::Registration::register()?;
         pr_info!(

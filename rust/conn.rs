@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A furing connection: the transport side of one FUSE connection.
+//!
+//! The FUSE core calls the connection's `fuse_iqueue_ops` for every request, forget and
+//! interrupt. furing installs its own operations right after the channel is created
+//! (`fuse_dev_chan_new()` sets the classic `/dev/fuse` ones, which furing keeps and calls
+//! for everything the classic read/write path carries). `fiq->priv` owns one reference on
+//! the [`Conn`]; the core drops it through `release` when the last connection reference
+//! goes (process context).
+
+use crate::ffi::{raw, ModuleRef, StaticTable};
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::{
+    ffi::{c_int, c_void},
+    prelude::*,
+    sync::{Arc, ArcBorrow},
+    types::ForeignOwnable,
+};
+
+/// The end callback of a request's `fuse_args`.
+type EndFn = unsafe extern "C" fn(*mut raw::fuse_args, c_int);
+
+/// Transport state of one FUSE connection.
+pub(crate) struct Conn {
+    /// The core's classic operations, which carry whatever the ring does not.
+    classic: &'static raw::fuse_iqueue_ops,
+    /// The server answered FUSE_INIT with `FUSE_OVER_IO_URING`.
+    server_uring: AtomicBool,
+    /// Keeps the module (and so `FIQ_OPS`) alive while the FUSE core can call into it.
+    _module: ModuleRef,
+}
+
+impl Conn {
+    /// Whether the server asked for io-uring in its FUSE_INIT reply.
+    #[allow(dead_code)]
+    pub(crate) fn server_uring(&self) -> bool {
+        self.server_uring.load(Ordering::Acquire)
+    }
+}
+
+/// Takes over the iqueue of a channel just made by `fuse_dev_chan_new()`.
+///
+/// # Safety
+///
+/// `fch` must be a new channel from `fuse_dev_chan_new()` that nothing else uses yet.
+pub(crate) unsafe fn install(fch: *mut raw::fuse_chan) -> Result {
+    // SAFETY: `fch` is a new, valid channel (caller's guarantee); its `iq.ops` is the
+    // core's static `fuse_dev_fiq_ops`.
+    let classic = unsafe { &*(*fch).iq.ops };
+    let conn = Arc::new(
+        Conn {
+            classic,
+            server_uring: AtomicBool::new(false),
+            _module: ModuleRef::this(),
+        },
+        GFP_KERNEL,
+    )?;
+    // SAFETY: Nothing uses the iqueue yet (caller's guarantee), so re-initialising it with
+    // our operations is safe; `priv` owns the reference until `fiq_release`.
+    unsafe { raw::fuse_iqueue_init(&raw mut (*fch).iq, &FIQ_OPS.0, conn.into_foreign().cast()) };
+    Ok(())
+}
+
+/// The connection of `fiq`.
+///
+/// # Safety
+///
+/// `fiq` must be the iqueue of a channel set up by [`install`], not yet released.
+unsafe fn conn_of<'a>(fiq: *mut raw::fuse_iqueue) -> ArcBorrow<'a, Conn> {
+    // SAFETY: `priv` holds the reference made in `install`, alive until `fiq_release`.
+    unsafe { <Arc<Conn> as ForeignOwnable>::borrow((*fiq).priv_.cast()) }
+}
+
+/// `fuse_iqueue_ops::send_forget`: forgets go the classic way (as in the in-tree ring).
+///
+/// # Safety
+///
+/// Called by the FUSE core on a furing connection.
+unsafe extern "C" fn send_forget(fiq: *mut raw::fuse_iqueue, link: *mut raw::fuse_forget_link) {
+    // SAFETY: Called by the core on a live furing connection.
+    let conn = unsafe { conn_of(fiq) };
+    let op = conn.classic.send_forget.expect("classic send_forget");
+    // SAFETY: Passing the core's arguments through to the core's own operation.
+    unsafe { op(fiq, link) }
+}
+
+/// `fuse_iqueue_ops::send_interrupt`: interrupts go the classic way.
+///
+/// # Safety
+///
+/// Called by the FUSE core on a furing connection.
+unsafe extern "C" fn send_interrupt(fiq: *mut raw::fuse_iqueue, req: *mut raw::fuse_req) {
+    // SAFETY: Called by the core on a live furing connection.
+    let conn = unsafe { conn_of(fiq) };
+    let op = conn.classic.send_interrupt.expect("classic send_interrupt");
+    // SAFETY: Passing the core's arguments through to the core's own operation.
+    unsafe { op(fiq, req) }
+}
+
+/// `fuse_iqueue_ops::send_req`: delivers one request. May run under `fch->bg_lock`, so it
+/// neither sleeps nor ends background requests itself.
+///
+/// # Safety
+///
+/// Called by the FUSE core on a furing connection with a request it owns.
+unsafe extern "C" fn send_req(fiq: *mut raw::fuse_iqueue, req: *mut raw::fuse_req) {
+    // SAFETY: Called by the core on a live furing connection.
+    let conn = unsafe { conn_of(fiq) };
+    // SAFETY: `req` is valid; its opcode is set before sending.
+    if unsafe { (*req).in_.h.opcode } == raw::fuse_opcode_FUSE_INIT {
+        // SAFETY: An INIT request not yet delivered: its args are ours to adjust.
+        unsafe { init::hook(conn, req) };
+    }
+    let op = conn.classic.send_req.expect("classic send_req");
+    // SAFETY: Passing the core's arguments through to the core's own operation.
+    unsafe { op(fiq, req) }
+}
+
+/// `fuse_iqueue_ops::release`: drops the connection's transport state.
+///
+/// # Safety
+///
+/// Called by the FUSE core once, when the channel goes (process context).
+unsafe extern "C" fn fiq_release(fiq: *mut raw::fuse_iqueue) {
+    // SAFETY: `priv` holds the reference made in `install`; this is its last use.
+    drop(unsafe { <Arc<Conn> as ForeignOwnable>::from_foreign((*fiq).priv_.cast()) });
+    // SAFETY: `fiq` is valid for this call.
+    unsafe { (*fiq).priv_ = core::ptr::null_mut::<c_void>() };
+}
+
+static FIQ_OPS: StaticTable<raw::fuse_iqueue_ops> = StaticTable(raw::fuse_iqueue_ops {
+    send_forget: Some(send_forget),
+    send_interrupt: Some(send_interrupt),
+    send_req: Some(send_req),
+    release: Some(fiq_release),
+});
+
+/// FUSE_INIT: offer io-uring to the server and see its answer.
+///
+/// INIT always travels the classic path. Its request is built by the core
+/// (`fuse_new_init`, static) and its reply handled by `process_init_reply` (static), so
+/// furing adjusts the request in `send_req` and wraps the `end` callback: the wrapper
+/// records whether the server wants io-uring and clears the bit before the core sees it,
+/// so the core never builds its own ring for this connection even with
+/// `fuse.enable_uring=1`.
+mod init {
+    use super::*;
+
+    /// An INIT request in flight: its args, the core's end callback and its connection.
+    struct Hook {
+        args: usize,
+        end: EndFn,
+        conn: Arc<Conn>,
+    }
+
+    kernel::sync::global_lock! {
+        // SAFETY: `init_hooks()` is called by the module initializer before any mount.
+        unsafe(uninit) static HOOKS: SpinLock<KVec<Hook>> = KVec::new();
+    }
+
+    /// Initialises the hook table; called once from module init.
+    pub(crate) fn init_hooks() {
+        // SAFETY: Called once, from the module initializer, before any use.
+        unsafe { HOOKS.init() };
+    }
+
+    const OVER_IO_URING_HI: u32 = (raw::FUSE_OVER_IO_URING >> 32) as u32;
+    const BUFPOOL_HI: u32 = (raw::FUSE_HAS_IO_URING_BUFPOOL >> 32) as u32;
+
+    /// Offers `FUSE_OVER_IO_URING` (and not 7.3's bufpools) and wraps the reply callback.
+    ///
+    /// # Safety
+    ///
+    /// `req` must be an INIT request being sent, not yet visible to the server.
+    pub(super) unsafe fn hook(conn: ArcBorrow<'_, Conn>, req: *mut raw::fuse_req) {
+        // SAFETY: INIT's args are the core's `fuse_init_args`, alive until its end.
+        let args = unsafe { &mut *(*req).args };
+        if args.in_numargs < 1 || args.out_numargs < 1 {
+            return;
+        }
+        // SAFETY: `in_args[0]` of INIT points at the kzalloc'd `fuse_init_in` of the
+        // request (declared const only because most requests' inputs are).
+        let inarg = unsafe { &mut *args.in_args[0].value.cast::<raw::fuse_init_in>().cast_mut() };
+        if inarg.flags & raw::FUSE_INIT_EXT == 0 {
+            return;
+        }
+        inarg.flags2 = (inarg.flags2 | OVER_IO_URING_HI) & !BUFPOOL_HI;
+        let Some(end) = args.end else {
+            // Synchronous INIT (FUSE_DEV_IOC_SYNC_INIT): no reply hook, no io-uring.
+            inarg.flags2 &= !OVER_IO_URING_HI;
+            return;
+        };
+        let hook = Hook {
+            args: core::ptr::from_mut(args) as usize,
+            end,
+            conn: conn.into(),
+        };
+        // Atomic: `send_req` may run under the core's background spinlock.
+        if HOOKS.lock().push(hook, GFP_ATOMIC).is_err() {
+            inarg.flags2 &= !OVER_IO_URING_HI;
+            return;
+        }
+        args.end = Some(init_end);
+    }
+
+    /// The wrapped end callback of INIT.
+    ///
+    /// # Safety
+    ///
+    /// Called by the FUSE core (`fuse_request_end`) with the args hooked in [`hook`].
+    unsafe extern "C" fn init_end(args: *mut raw::fuse_args, error: c_int) {
+        let hook = {
+            let mut hooks = HOOKS.lock();
+            let pos = hooks.iter().position(|h| h.args == args as usize);
+            pos.and_then(|i| hooks.remove(i).ok())
+        };
+        // The hook was stored before `end` was replaced, so it is always there.
+        let Some(hook) = hook else { return };
+        if error == 0 {
+            // SAFETY: On success `out_args[0]` is the server's `fuse_init_out`, in the
+            // core's `fuse_init_args`, alive until the core's end callback returns.
+            let out = unsafe { &mut *(*args).out_args[0].value.cast::<raw::fuse_init_out>() };
+            let wants = out.flags & raw::FUSE_INIT_EXT != 0 && out.flags2 & OVER_IO_URING_HI != 0;
+            hook.conn.server_uring.store(wants, Ordering::Release);
+            out.flags2 &= !(OVER_IO_URING_HI | BUFPOOL_HI);
+        }
+        // SAFETY: Chaining to the core's own end callback with its own arguments.
+        unsafe { (hook.end)(args, error) }
+    }
+}
+
+pub(crate) use init::init_hooks;
