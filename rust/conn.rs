@@ -9,31 +9,67 @@
 //! the [`Conn`]; the core drops it through `release` when the last connection reference
 //! goes (process context).
 
-use crate::ffi::{raw, ModuleRef, StaticTable};
+use crate::ffi::{self, raw, ModuleRef, StaticTable, UringCmd};
+use crate::ring::{Limits, Ring};
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
-    ffi::{c_int, c_void},
+    bindings,
+    ffi::{c_int, c_uint, c_void},
+    impl_has_work, new_work,
     prelude::*,
     sync::{Arc, ArcBorrow},
-    types::ForeignOwnable,
+    types::{ForeignOwnable, Opaque},
+    workqueue::{self, Work, WorkItem},
 };
 
 /// The end callback of a request's `fuse_args`.
 type EndFn = unsafe extern "C" fn(*mut raw::fuse_args, c_int);
 
 /// Transport state of one FUSE connection.
+#[pin_data]
 pub(crate) struct Conn {
     /// The core's classic operations, which carry whatever the ring does not.
     classic: &'static raw::fuse_iqueue_ops,
     /// The server answered FUSE_INIT with `FUSE_OVER_IO_URING`.
     server_uring: AtomicBool,
+    /// The per-CPU queues of the server's entries.
+    ring: Ring,
+    /// The iqueue; valid while `abort_wait` is on its wait queue (until `fiq_release`).
+    fiq: *mut raw::fuse_iqueue,
+    /// On `fiq->waitq`: the core has no abort callback, but `fuse_chan_abort()` clears
+    /// `fiq->connected` and wakes this queue.
+    #[pin]
+    abort_wait: Opaque<bindings::wait_queue_entry>,
+    /// Set once the abort was seen.
+    aborted: AtomicBool,
+    /// Tears the ring down after an abort, in process context.
+    #[pin]
+    abort_work: Work<Conn>,
     /// Keeps the module (and so `FIQ_OPS`) alive while the FUSE core can call into it.
     _module: ModuleRef,
 }
 
+// SAFETY: `fiq` is only dereferenced while the iqueue is alive (see the field), and the
+// FUSE core serialises with its own locks; the rest is thread-safe.
+unsafe impl Send for Conn {}
+// SAFETY: As above.
+unsafe impl Sync for Conn {}
+
+impl_has_work! {
+    impl HasWork<Self> for Conn { self.abort_work }
+}
+
+impl WorkItem for Conn {
+    type Pointer = Arc<Conn>;
+
+    fn run(this: Arc<Conn>) {
+        // Completes every parked command with -ENOTCONN: the server stops waiting.
+        this.ring.stop();
+    }
+}
+
 impl Conn {
     /// Whether the server asked for io-uring in its FUSE_INIT reply.
-    #[allow(dead_code)]
     pub(crate) fn server_uring(&self) -> bool {
         self.server_uring.load(Ordering::Acquire)
     }
@@ -48,18 +84,111 @@ pub(crate) unsafe fn install(fch: *mut raw::fuse_chan) -> Result {
     // SAFETY: `fch` is a new, valid channel (caller's guarantee); its `iq.ops` is the
     // core's static `fuse_dev_fiq_ops`.
     let classic = unsafe { &*(*fch).iq.ops };
-    let conn = Arc::new(
-        Conn {
+    // SAFETY: As above; the iqueue lives as long as the channel.
+    let fiq = unsafe { &raw mut (*fch).iq };
+    let ring = Ring::new(kernel::cpu::nr_cpu_ids() as usize)?;
+    let conn = Arc::pin_init(
+        pin_init!(Conn {
             classic,
             server_uring: AtomicBool::new(false),
+            ring,
+            fiq,
+            abort_wait <- Opaque::ffi_init(|wq| {
+                // SAFETY: `wq` is the entry being initialised, pinned inside the Arc.
+                unsafe { raw::furing_init_wait_entry(wq, Some(abort_wake)) }
+            }),
+            aborted: AtomicBool::new(false),
+            abort_work <- new_work!("furing::Conn::abort_work"),
             _module: ModuleRef::this(),
-        },
+        }),
         GFP_KERNEL,
     )?;
+    let wait = conn.abort_wait.get();
     // SAFETY: Nothing uses the iqueue yet (caller's guarantee), so re-initialising it with
-    // our operations is safe; `priv` owns the reference until `fiq_release`.
-    unsafe { raw::fuse_iqueue_init(&raw mut (*fch).iq, &FIQ_OPS.0, conn.into_foreign().cast()) };
+    // our operations is safe; `priv` owns the reference until `fiq_release`, which also
+    // takes `wait` off the queue before the connection can go.
+    unsafe {
+        raw::fuse_iqueue_init(fiq, &FIQ_OPS.0, conn.into_foreign().cast());
+        bindings::add_wait_queue(&raw mut (*fiq).waitq, wait);
+    }
     Ok(())
+}
+
+/// Wake function of `abort_wait`: runs on every wake-up of `fiq->waitq` (with its lock
+/// held), so it only checks for an abort and queues the teardown.
+///
+/// # Safety
+///
+/// Called by the wait queue code for `Conn::abort_wait` while it is queued.
+unsafe extern "C" fn abort_wake(
+    wq: *mut bindings::wait_queue_entry,
+    _mode: c_uint,
+    _flags: c_int,
+    _key: *mut c_void,
+) -> c_int {
+    // SAFETY: `wq` is the `abort_wait` field of a live `Conn` inside an `Arc` (it is queued
+    // only between `install` and `fiq_release`).
+    let conn = unsafe { &*kernel::container_of!(Opaque::cast_from(wq), Conn, abort_wait) };
+    // SAFETY: `fiq` is valid while the entry is queued.
+    let connected = unsafe { core::ptr::read_volatile(&raw const (*conn.fiq).connected) };
+    if connected == 0 && !conn.aborted.swap(true, Ordering::AcqRel) {
+        // SAFETY: `conn` lives in an `Arc` (made by `install`), which it is borrowed from.
+        let conn: Arc<Conn> = unsafe { ArcBorrow::from_raw(conn) }.into();
+        // Already queued means the teardown is coming anyway.
+        let _ = workqueue::system().enqueue(conn);
+    }
+    // Never an exclusive wake-up: readers of the device still get theirs.
+    0
+}
+
+/// `file_operations::uring_cmd` of `/dev/furing`: `cmd` is a furing command; returns
+/// `-EIOCBQUEUED` when furing keeps it, else its result.
+pub(crate) fn uring_cmd(cmd: UringCmd, issue_flags: u32) -> c_int {
+    let cancel = issue_flags & ffi::IO_URING_F_CANCEL != 0;
+    // SAFETY: The command holds a reference on its `/dev/furing` file.
+    let Some(fch) = (unsafe { ffi::chan_of_file(cmd.file()) }) else {
+        // Not mounted (or the mount went): nothing can be parked here.
+        return if cancel { 0 } else { EPERM.to_errno() };
+    };
+    // SAFETY: `fch` is the live channel of a mounted /dev/furing file: a furing connection
+    // whose `priv` is a `Conn` until the channel is released, which the file prevents.
+    let conn = unsafe { conn_of(&raw mut (*fch).iq) };
+    if cancel {
+        conn.ring.cancel(cmd, issue_flags);
+        return 0;
+    }
+    if issue_flags & ffi::IO_URING_F_SQE128 == 0 {
+        // The command does not fit a 64-byte SQE.
+        return EINVAL.to_errno();
+    }
+    // SAFETY: As above.
+    let state = unsafe { ffi::chan_state(fch) };
+    let res = if !state.initialized {
+        // FUSE_INIT not answered yet: the server retries.
+        Err(EAGAIN)
+    } else if !state.connected || conn.aborted.load(Ordering::Acquire) {
+        Err(ENOTCONN)
+    } else if !conn.server_uring() {
+        Err(EOPNOTSUPP)
+    } else {
+        let sqe = cmd.sqe();
+        let limits = Limits {
+            max_payload: state.max_payload,
+        };
+        match cmd.op() {
+            raw::furing_uring_cmd_FURING_URING_CMD_REGISTER => {
+                conn.ring.register(cmd, &sqe, limits, issue_flags)
+            }
+            raw::furing_uring_cmd_FURING_URING_CMD_COMMIT_AND_FETCH => {
+                conn.ring.commit_and_fetch(&cmd, &sqe)
+            }
+            _ => Err(EINVAL),
+        }
+    };
+    match res {
+        Ok(()) => -(bindings::EIOCBQUEUED as c_int),
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// The connection of `fiq`.
@@ -124,7 +253,12 @@ unsafe extern "C" fn send_req(fiq: *mut raw::fuse_iqueue, req: *mut raw::fuse_re
 /// Called by the FUSE core once, when the channel goes (process context).
 unsafe extern "C" fn fiq_release(fiq: *mut raw::fuse_iqueue) {
     // SAFETY: `priv` holds the reference made in `install`; this is its last use.
-    drop(unsafe { <Arc<Conn> as ForeignOwnable>::from_foreign((*fiq).priv_.cast()) });
+    let conn = unsafe { <Arc<Conn> as ForeignOwnable>::from_foreign((*fiq).priv_.cast()) };
+    // SAFETY: `abort_wait` was queued on `fiq->waitq` in `install`.
+    unsafe { bindings::remove_wait_queue(&raw mut (*fiq).waitq, conn.abort_wait.get()) };
+    // Whatever is still parked completes now (the channel is going: process context).
+    conn.ring.stop();
+    drop(conn);
     // SAFETY: `fiq` is valid for this call.
     unsafe { (*fiq).priv_ = core::ptr::null_mut::<c_void>() };
 }

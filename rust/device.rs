@@ -8,7 +8,7 @@
 //! `struct fuse_dev`. The table is a raw `file_operations`, as Rust Binder's is, because the
 //! `MiscDevice` abstraction owns `private_data` and has no `splice_*`, `poll` or `uring_cmd`.
 
-use crate::ffi::{raw, MiscRegistration, StaticTable};
+use crate::ffi::{raw, MiscRegistration, StaticTable, UringCmd};
 use kernel::{
     bindings,
     ffi::{c_int, c_long, c_uint, c_ulong},
@@ -59,6 +59,23 @@ classic_trampolines! {
     furing_show_fdinfo => show_fdinfo(m: *mut bindings::seq_file, file: *mut bindings::file);
 }
 
+/// `file_operations::uring_cmd`: the io_uring protocol of furing.
+///
+/// # Safety
+///
+/// Called by io_uring with a command issued (or cancelled) on a `/dev/furing` file.
+unsafe extern "C" fn furing_uring_cmd(
+    cmd: *mut bindings::io_uring_cmd,
+    issue_flags: c_uint,
+) -> c_int {
+    // SAFETY: The kernel crate only knows the type by name; the module's bindings have its
+    // fields. The command is valid for this call (caller's guarantee).
+    match unsafe { UringCmd::from_raw(cmd.cast()) } {
+        Some(cmd) => crate::conn::uring_cmd(cmd, issue_flags),
+        None => EINVAL.to_errno(),
+    }
+}
+
 /// The file operations of `/dev/furing`.
 pub(crate) static FURING_FOPS: StaticTable<bindings::file_operations> =
     StaticTable(bindings::file_operations {
@@ -74,6 +91,7 @@ pub(crate) static FURING_FOPS: StaticTable<bindings::file_operations> =
         unlocked_ioctl: Some(furing_ioctl),
         compat_ioctl: Some(furing_compat_ioctl),
         show_fdinfo: Some(furing_show_fdinfo),
+        uring_cmd: Some(furing_uring_cmd),
         ..pin_init::zeroed()
     });
 

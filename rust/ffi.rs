@@ -373,3 +373,186 @@ impl Drop for ModuleRef {
         unsafe { bindings::module_put(module) };
     }
 }
+
+/// What a furing command's SQE says (copied while the command is issued).
+pub(crate) type Sqe = raw::furing_sqe;
+
+/// An io_uring command while its `uring_cmd` call runs.
+pub(crate) struct UringCmd(core::ptr::NonNull<raw::io_uring_cmd>);
+
+impl UringCmd {
+    /// # Safety
+    ///
+    /// `cmd` must be a command being issued (or cancelled) on a `/dev/furing` file, and
+    /// stay valid until this value is parked, or the call returns.
+    pub(crate) unsafe fn from_raw(cmd: *mut raw::io_uring_cmd) -> Option<Self> {
+        core::ptr::NonNull::new(cmd).map(Self)
+    }
+
+    /// The command opcode (`sqe->cmd_op`).
+    pub(crate) fn op(&self) -> u32 {
+        // SAFETY: The command is valid (type invariant).
+        unsafe { self.0.as_ref().cmd_op }
+    }
+
+    /// The fields furing uses from the SQE; only while the command is issued.
+    pub(crate) fn sqe(&self) -> Sqe {
+        let mut sqe = Sqe::default();
+        // SAFETY: The command is being issued, so its SQE is readable (type invariant).
+        unsafe { raw::furing_sqe_read(self.0.as_ptr(), &mut sqe) };
+        sqe
+    }
+
+    /// The file the command was issued on.
+    pub(crate) fn file(&self) -> *mut bindings::file {
+        // SAFETY: The command is valid and holds a reference on its file.
+        unsafe { self.0.as_ref().file }
+    }
+
+    /// Hands the command over to furing: it becomes cancelable, and `uring_cmd` returns
+    /// `-EIOCBQUEUED`. The returned value must complete it.
+    pub(crate) fn park(self, issue_flags: u32) -> ParkedCmd {
+        // SAFETY: The command is being issued with these flags (type invariant).
+        unsafe { raw::io_uring_cmd_mark_cancelable(self.0.as_ptr(), issue_flags) };
+        ParkedCmd(self.0)
+    }
+}
+
+/// An io_uring command parked by furing (marked cancelable, owned until completed).
+///
+/// Dropping it completes it with `-ENOTCONN`; that may sleep, so drop it only in process
+/// context and never under a spinlock.
+pub(crate) struct ParkedCmd(core::ptr::NonNull<raw::io_uring_cmd>);
+
+impl ParkedCmd {
+    /// Whether this is `cmd`.
+    pub(crate) fn is(&self, cmd: &UringCmd) -> bool {
+        self.0 == cmd.0
+    }
+
+    /// Completes the command with `res`; `issue_flags` as io_uring passed them to the
+    /// current call (or `IO_URING_F_UNLOCKED` from any other process context).
+    pub(crate) fn complete(self, res: i32, issue_flags: u32) {
+        let cmd = self.0;
+        core::mem::forget(self);
+        // SAFETY: The command is parked (owned by us); completing it ends our ownership.
+        unsafe { raw::__io_uring_cmd_done(cmd.as_ptr(), res, 0, issue_flags, false) };
+    }
+}
+
+impl Drop for ParkedCmd {
+    fn drop(&mut self) {
+        // SAFETY: The command is parked and owned by us; process context (type invariant).
+        unsafe {
+            raw::__io_uring_cmd_done(
+                self.0.as_ptr(),
+                ENOTCONN.to_errno(),
+                0,
+                IO_URING_F_UNLOCKED,
+                false,
+            )
+        };
+    }
+}
+
+// SAFETY: A parked command may be completed from any task (io_uring defers the CQE to
+// the ring's task as needed).
+unsafe impl Send for ParkedCmd {}
+
+/// Reads an array of `N` `struct iovec` from user address `addr`.
+pub(crate) fn read_iovecs<const N: usize>(addr: u64) -> Result<[crate::entry::UserBuf; N]> {
+    use kernel::uaccess::{UserPtr, UserSlice};
+    const IOV: usize = core::mem::size_of::<bindings::iovec>();
+    let addr = usize::try_from(addr).map_err(|_| EFAULT)?;
+    let mut raw_iov = [0u8; 64];
+    let bytes = raw_iov.get_mut(..N * IOV).ok_or(EINVAL)?;
+    UserSlice::new(UserPtr::from_addr(addr), N * IOV)
+        .reader()
+        .read_slice(bytes)?;
+    let mut out = [crate::entry::UserBuf {
+        addr: UserPtr::from_addr(0),
+        len: 0,
+    }; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        let word = |k: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[i * IOV + k * 8..i * IOV + k * 8 + 8]);
+            u64::from_ne_bytes(w) as usize
+        };
+        *o = crate::entry::UserBuf {
+            addr: UserPtr::from_addr(word(0)),
+            len: word(1),
+        };
+    }
+    Ok(out)
+}
+
+/// Checks that `len` bytes at `addr` are mapped and writable, by writing zeros to the
+/// first and last byte (buffers the server handed to furing).
+pub(crate) fn probe_user_writable(addr: kernel::uaccess::UserPtr, len: usize) -> Result {
+    use kernel::uaccess::{UserPtr, UserSlice};
+    if len == 0 {
+        return Err(EINVAL);
+    }
+    let last = (addr.as_const_ptr() as usize)
+        .checked_add(len - 1)
+        .ok_or(EFAULT)?;
+    UserSlice::new(addr, 1).writer().write_slice(&[0])?;
+    UserSlice::new(UserPtr::from_addr(last), 1)
+        .writer()
+        .write_slice(&[0])?;
+    Ok(())
+}
+
+/// What a `uring_cmd` needs to know of the channel behind a `/dev/furing` file.
+pub(crate) struct ChanState {
+    /// The server answered FUSE_INIT (`fch->initialized`).
+    pub(crate) initialized: bool,
+    /// The channel is not aborted (`fch->connected`).
+    pub(crate) connected: bool,
+    /// Largest request payload: `max(FUSE_MIN_READ_BUFFER, max_write, max_pages pages)`.
+    pub(crate) max_payload: usize,
+}
+
+/// The channel of a `/dev/furing` file, if it is mounted.
+///
+/// # Safety
+///
+/// `file` must be a `/dev/furing` file kept alive for the duration of the borrow of the
+/// returned channel (an issued io_uring command holds such a reference).
+pub(crate) unsafe fn chan_of_file(file: *mut bindings::file) -> Option<*mut raw::fuse_chan> {
+    // SAFETY: A /dev/furing file's `private_data` is its `fuse_dev` (caller's guarantee).
+    let fud = unsafe { (*file).private_data }.cast::<raw::fuse_dev>();
+    // SAFETY: `fud` is valid while the file is.
+    let fch = unsafe { raw::furing_fud_chan(fud) };
+    (!fch.is_null()).then_some(fch)
+}
+
+/// Reads the state of `fch`.
+///
+/// # Safety
+///
+/// `fch` must be a live channel.
+pub(crate) unsafe fn chan_state(fch: *mut raw::fuse_chan) -> ChanState {
+    // SAFETY: `fch` is live; the core publishes `initialized` with a release store after
+    // setting `max_write`/`max_pages`, so an acquire load orders the reads after it.
+    unsafe {
+        let initialized = core::ptr::read_volatile(&raw const (*fch).initialized) != 0;
+        core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+        let connected = core::ptr::read_volatile(&raw const (*fch).connected) != 0;
+        let pages = (*fch).max_pages as usize * bindings::PAGE_SIZE;
+        let max_payload = (raw::FUSE_MIN_READ_BUFFER as usize)
+            .max((*fch).max_write as usize)
+            .max(pages);
+        ChanState {
+            initialized,
+            connected,
+            max_payload,
+        }
+    }
+}
+
+/// io_uring issue flags furing looks at (the enum is `int` in C).
+pub(crate) const IO_URING_F_UNLOCKED: u32 = raw::io_uring_cmd_flags_IO_URING_F_UNLOCKED as u32;
+pub(crate) const IO_URING_F_SQE128: u32 = raw::io_uring_cmd_flags_IO_URING_F_SQE128 as u32;
+pub(crate) const IO_URING_F_CANCEL: u32 = raw::io_uring_cmd_flags_IO_URING_F_CANCEL as u32;

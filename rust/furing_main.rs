@@ -9,8 +9,10 @@ use kernel::prelude::*;
 
 mod conn;
 mod device;
+mod entry;
 mod ffi;
 mod fs;
+mod ring;
 mod uapi;
 
 module! {

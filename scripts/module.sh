@@ -16,7 +16,7 @@ if ! make -C "$kdir" M="$FURING_TOP" MO="$out" "${KMAKE_VARS[@]}" CLIPPY=1 modul
 	echo "module build failed ($variant)" >&2
 	exit 1
 fi
-if grep -E "^(warning|error)(\[|:)" "$log" >&2; then
+if grep -E "^(warning|error)(\[|:)|: (warning|error):" "$log" >&2; then
 	echo "module build for $variant has warnings (see $log)" >&2
 	exit 1
 fi

@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The io_uring command interface of /dev/furing: every bad REGISTER or
+ * COMMIT_AND_FETCH gets its errno and the mount keeps working; registered
+ * entries park their commands, and every teardown (umount, fusectl abort,
+ * io_uring exit, server exit) completes them with nothing left behind.
+ */
+#include <liburing.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/uio.h>
+#include "furing_test.h"
+#include <linux/furing.h>
+#include FUSE_KERNEL_H
+#include "kselftest_harness.h"
+
+#define MNT "/tmp/furing-uring-test"
+#define MAX_WRITE (1 << 20)
+#define PAYLOAD (MAX_WRITE + 4096)
+#define NO_CQE 1 /* wait_cqe(): nothing arrived in time */
+
+static char reqbuf[PAYLOAD];
+
+static int reply(int fd, uint64_t unique, const void *payload, size_t len)
+{
+	struct fuse_out_header oh = { .len = sizeof(oh) + len, .unique = unique };
+	struct iovec iov[2] = { { &oh, sizeof(oh) }, { (void *)payload, len } };
+
+	return writev(fd, iov, 2) < 0 ? -errno : 0;
+}
+
+FIXTURE(ring) {
+	int fd;
+	struct io_uring ring;
+	void *hdr, *payload;
+	struct iovec iov[2];
+	struct fuse_init_in init;
+	uint64_t init_unique;
+};
+
+FIXTURE_SETUP(ring)
+{
+	struct fuse_in_header *ih;
+	char opts[160];
+
+	ASSERT_EQ(0, furing_ensure_loaded());
+	mkdir(MNT, 0755);
+	self->fd = open("/dev/furing", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->fd);
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", self->fd);
+	ASSERT_EQ(0, mount("furing-test", MNT, "furing", 0, opts));
+	ASSERT_LT(0, read(self->fd, reqbuf, sizeof(reqbuf)));
+	ih = (struct fuse_in_header *)reqbuf;
+	ASSERT_EQ(FUSE_INIT, ih->opcode);
+	memcpy(&self->init, ih + 1, sizeof(self->init));
+	self->init_unique = ih->unique;
+	ASSERT_EQ(0, io_uring_queue_init(16, &self->ring, IORING_SETUP_SQE128));
+	self->hdr = aligned_alloc(4096, 4096);
+	self->payload = aligned_alloc(4096, PAYLOAD);
+	ASSERT_NE(NULL, self->hdr);
+	ASSERT_NE(NULL, self->payload);
+	self->iov[0] = (struct iovec){ self->hdr, sizeof(struct furing_uring_req_header) };
+	self->iov[1] = (struct iovec){ self->payload, PAYLOAD };
+}
+
+FIXTURE_TEARDOWN(ring)
+{
+	io_uring_queue_exit(&self->ring);
+	umount2(MNT, MNT_DETACH);
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+/* Answers INIT; @uring: whether the server asks for io-uring. */
+static int answer_init(struct __test_metadata *_metadata, FIXTURE_DATA(ring) *self, int uring)
+{
+	struct fuse_init_out out = {
+		.major = FUSE_KERNEL_VERSION,
+		.minor = self->init.minor,
+		.max_readahead = self->init.max_readahead,
+		.flags = FUSE_INIT_EXT | FUSE_MAX_PAGES,
+		.flags2 = uring ? FUSE_OVER_IO_URING >> 32 : 0,
+		.max_background = 16,
+		.congestion_threshold = 12,
+		.max_write = MAX_WRITE,
+		.max_pages = MAX_WRITE / 4096,
+	};
+
+	return reply(self->fd, self->init_unique, &out, sizeof(out));
+}
+
+/* Queues one furing command on @ring. */
+static void prep_cmd(struct io_uring *ring, int fd, uint32_t op,
+		     const struct furing_uring_cmd_req *req, struct iovec *iov,
+		     unsigned int nr_iov, uint64_t tag)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	/* An SQE128 is two SQE slots; the command area runs into the second. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+	memset(sqe, 0, 2 * sizeof(*sqe));
+	sqe->opcode = IORING_OP_URING_CMD;
+	sqe->fd = fd;
+	sqe->cmd_op = op;
+	sqe->addr = (uintptr_t)iov;
+	sqe->len = nr_iov;
+	sqe->user_data = tag;
+	memcpy(sqe->cmd, req, sizeof(*req));
+#pragma GCC diagnostic pop
+}
+
+/* Waits up to @ms for a CQE; its result, or NO_CQE. */
+static int wait_cqe(struct io_uring *ring, int ms, uint64_t *tag)
+{
+	struct __kernel_timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	struct io_uring_cqe *cqe;
+	int res;
+
+	if (io_uring_wait_cqe_timeout(ring, &cqe, &ts))
+		return NO_CQE;
+	res = cqe->res;
+	if (tag)
+		*tag = cqe->user_data;
+	io_uring_cqe_seen(ring, cqe);
+	return res;
+}
+
+/* Submits one command and returns its result (NO_CQE when it was parked). */
+static int cmd(FIXTURE_DATA(ring) *self, uint32_t op, const struct furing_uring_cmd_req *req,
+	       struct iovec *iov, unsigned int nr_iov)
+{
+	prep_cmd(&self->ring, self->fd, op, req, iov, nr_iov, 0);
+	if (io_uring_submit(&self->ring) != 1)
+		return -9999;
+	return wait_cqe(&self->ring, 200, NULL);
+}
+
+static int do_register(FIXTURE_DATA(ring) *self, uint16_t qid)
+{
+	struct furing_uring_cmd_req req = { .qid = qid };
+
+	return cmd(self, FURING_URING_CMD_REGISTER, &req, self->iov, 2);
+}
+
+TEST_F(ring, register_before_init)
+{
+	EXPECT_EQ(-EAGAIN, do_register(self, 0));
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	EXPECT_EQ(NO_CQE, do_register(self, 0));
+}
+
+TEST_F(ring, io_uring_not_negotiated)
+{
+	ASSERT_EQ(0, answer_init(_metadata, self, 0));
+	EXPECT_EQ(-EOPNOTSUPP, do_register(self, 0));
+}
+
+TEST_F(ring, bad_inputs_then_register)
+{
+	struct furing_uring_cmd_req req = { 0 };
+	struct iovec iov[2];
+	void *gone, *ro;
+
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	/* Unknown command. */
+	EXPECT_EQ(-EINVAL, cmd(self, 77, &req, self->iov, 2));
+	EXPECT_EQ(-EINVAL, cmd(self, FURING_URING_CMD_INVALID, &req, self->iov, 2));
+	/* No such queue. */
+	EXPECT_EQ(-EINVAL, do_register(self, 4096));
+	/* Unknown or not yet supported flags. */
+	req.flags = 1ULL << 40;
+	EXPECT_EQ(-EINVAL, cmd(self, FURING_URING_CMD_REGISTER, &req, self->iov, 2));
+	req.flags = 0;
+	/* One iovec, or three. */
+	EXPECT_EQ(-EINVAL, cmd(self, FURING_URING_CMD_REGISTER, &req, self->iov, 1));
+	EXPECT_EQ(-EINVAL, cmd(self, FURING_URING_CMD_REGISTER, &req, self->iov, 3));
+	/* The iovec array itself unmapped. */
+	EXPECT_EQ(-EFAULT, cmd(self, FURING_URING_CMD_REGISTER, &req, (struct iovec *)8, 2));
+	/* Header slot smaller than struct furing_uring_req_header. */
+	iov[0] = (struct iovec){ self->hdr, sizeof(struct furing_uring_req_header) - 1 };
+	iov[1] = self->iov[1];
+	EXPECT_EQ(-EINVAL, cmd(self, FURING_URING_CMD_REGISTER, &req, iov, 2));
+	/* Payload smaller than the largest request. */
+	iov[0] = self->iov[0];
+	iov[1] = (struct iovec){ self->payload, MAX_WRITE - 1 };
+	EXPECT_EQ(-EINVAL, cmd(self, FURING_URING_CMD_REGISTER, &req, iov, 2));
+	/* Unmapped header and payload. */
+	gone = mmap(NULL, PAYLOAD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, gone);
+	munmap(gone, PAYLOAD);
+	iov[0] = (struct iovec){ gone, 4096 };
+	iov[1] = self->iov[1];
+	EXPECT_EQ(-EFAULT, cmd(self, FURING_URING_CMD_REGISTER, &req, iov, 2));
+	iov[0] = self->iov[0];
+	iov[1] = (struct iovec){ gone, PAYLOAD };
+	EXPECT_EQ(-EFAULT, cmd(self, FURING_URING_CMD_REGISTER, &req, iov, 2));
+	/* A read-only payload. */
+	ro = mmap(NULL, PAYLOAD, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, ro);
+	iov[1] = (struct iovec){ ro, PAYLOAD };
+	EXPECT_EQ(-EFAULT, cmd(self, FURING_URING_CMD_REGISTER, &req, iov, 2));
+	munmap(ro, PAYLOAD);
+	/* A commit nobody asked for. */
+	req.commit_id = 12345;
+	EXPECT_EQ(-ENOENT, cmd(self, FURING_URING_CMD_COMMIT_AND_FETCH, &req, self->iov, 2));
+	/* After all that, a good REGISTER still parks. */
+	EXPECT_EQ(NO_CQE, do_register(self, 0));
+}
+
+TEST_F(ring, needs_sqe128)
+{
+	struct furing_uring_cmd_req req = { 0 };
+	struct io_uring small;
+
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	ASSERT_EQ(0, io_uring_queue_init(4, &small, 0));
+	prep_cmd(&small, self->fd, FURING_URING_CMD_REGISTER, &req, self->iov, 2, 0);
+	ASSERT_EQ(1, io_uring_submit(&small));
+	EXPECT_EQ(-EINVAL, wait_cqe(&small, 1000, NULL));
+	io_uring_queue_exit(&small);
+}
+
+TEST_F(ring, unmounted_fd)
+{
+	struct furing_uring_cmd_req req = { 0 };
+	int fd = open("/dev/furing", O_RDWR);
+
+	ASSERT_LE(0, fd);
+	prep_cmd(&self->ring, fd, FURING_URING_CMD_REGISTER, &req, self->iov, 2, 0);
+	ASSERT_EQ(1, io_uring_submit(&self->ring));
+	EXPECT_EQ(-EPERM, wait_cqe(&self->ring, 1000, NULL));
+	close(fd);
+}
+
+/* Registers @n entries on every queue of this CPU count; all must park. */
+static int register_all(FIXTURE_DATA(ring) *self, int n)
+{
+	struct furing_uring_cmd_req req = { 0 };
+	long cpus = sysconf(_SC_NPROCESSORS_CONF);
+	int q, i, parked = 0;
+
+	for (q = 0; q < cpus; q++) {
+		for (i = 0; i < n; i++) {
+			req.qid = q;
+			prep_cmd(&self->ring, self->fd, FURING_URING_CMD_REGISTER, &req,
+				 self->iov, 2, 100 + q * n + i);
+			parked++;
+		}
+	}
+	if (io_uring_submit(&self->ring) != parked)
+		return -1;
+	return wait_cqe(&self->ring, 200, NULL) == NO_CQE ? parked : -1;
+}
+
+/* Collects @n CQEs, each must be -ENOTCONN; 0 when all came. */
+static int expect_notconn(struct __test_metadata *_metadata, struct io_uring *ring, int n)
+{
+	int i, res;
+
+	for (i = 0; i < n; i++) {
+		res = wait_cqe(ring, 5000, NULL);
+		if (res != -ENOTCONN) {
+			TH_LOG("CQE %d of %d: %d", i, n, res);
+			return -1;
+		}
+	}
+	return wait_cqe(ring, 100, NULL) == NO_CQE ? 0 : -1;
+}
+
+TEST_F(ring, umount_completes_parked)
+{
+	int n;
+
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	n = register_all(self, 2);
+	ASSERT_LT(0, n);
+	ASSERT_EQ(0, umount2(MNT, 0));
+	EXPECT_EQ(0, expect_notconn(_metadata, &self->ring, n));
+	/* REGISTER after the abort is refused. */
+	EXPECT_EQ(-ENOTCONN, do_register(self, 0));
+}
+
+TEST_F(ring, fusectl_abort_completes_parked)
+{
+	char line[512], mnt[256], path[128] = "";
+	unsigned int major, minor;
+	FILE *f;
+	int n;
+
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	n = register_all(self, 2);
+	ASSERT_LT(0, n);
+	f = fopen("/proc/self/mountinfo", "r");
+	ASSERT_NE(NULL, f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*u %*u %u:%u %*s %255s", &major, &minor, mnt) == 3 &&
+		    !strcmp(mnt, MNT))
+			snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort",
+				 major << 20 | minor);
+	fclose(f);
+	ASSERT_EQ(0, write_text(path, "1"));
+	EXPECT_EQ(0, expect_notconn(_metadata, &self->ring, n));
+	EXPECT_EQ(0, umount2(MNT, 0));
+}
+
+/* The server's ring goes away with commands parked: io_uring cancels them. */
+TEST_F(ring, ring_exit_cancels_parked)
+{
+	struct stat st;
+
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	ASSERT_LT(0, register_all(self, 4));
+	io_uring_queue_exit(&self->ring);
+	/* The ring held the device file; now the server can close it. */
+	close(self->fd);
+	self->fd = -1;
+	EXPECT_EQ(-1, stat(MNT, &st));
+	EXPECT_EQ(ENOTCONN, errno);
+	EXPECT_EQ(0, umount2(MNT, 0));
+	/* Nothing of the connection is left: the module unloads. */
+	EXPECT_EQ(0, furing_unload());
+	EXPECT_EQ(0, furing_load());
+	/* Keep the teardown's queue_exit harmless. */
+	ASSERT_EQ(0, io_uring_queue_init(4, &self->ring, IORING_SETUP_SQE128));
+}
+
+/* A server killed with commands parked leaves a mount that says ENOTCONN. */
+TEST(server_killed_with_parked_commands)
+{
+	int pipefd[2], status;
+	struct stat st;
+	pid_t pid;
+	char c;
+
+	ASSERT_EQ(0, furing_ensure_loaded());
+	mkdir(MNT, 0755);
+	ASSERT_EQ(0, pipe(pipefd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct furing_uring_cmd_req req = { 0 };
+		struct fuse_init_out out = {
+			.major = FUSE_KERNEL_VERSION, .minor = 46,
+			.flags = FUSE_INIT_EXT | FUSE_MAX_PAGES,
+			.flags2 = FUSE_OVER_IO_URING >> 32,
+			.max_write = MAX_WRITE, .max_pages = MAX_WRITE / 4096,
+		};
+		static char hdr[4096], payload[PAYLOAD];
+		struct iovec iov[2] = { { hdr, sizeof(struct furing_uring_req_header) },
+					{ payload, PAYLOAD } };
+		struct fuse_in_header *ih = (struct fuse_in_header *)reqbuf;
+		struct io_uring ring;
+		char opts[160];
+		int fd = open("/dev/furing", O_RDWR);
+
+		snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", fd);
+		if (fd < 0 || mount("furing-test", MNT, "furing", 0, opts) ||
+		    read(fd, reqbuf, sizeof(reqbuf)) <= 0 ||
+		    reply(fd, ih->unique, &out, sizeof(out)) ||
+		    io_uring_queue_init(4, &ring, IORING_SETUP_SQE128))
+			_exit(1);
+		prep_cmd(&ring, fd, FURING_URING_CMD_REGISTER, &req, iov, 2, 1);
+		io_uring_submit(&ring);
+		if (write(pipefd[1], "r", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	ASSERT_EQ(1, read(pipefd[0], &c, 1));
+	usleep(100000);
+	kill(pid, SIGKILL);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status));
+	/*
+	 * The dead server's ring is torn down asynchronously: a request sent in
+	 * between is aborted (ECONNABORTED); after that the mount is gone (ENOTCONN).
+	 */
+	if (stat(MNT, &st) == -1 && errno == ECONNABORTED)
+		TH_LOG("first request after the kill was aborted");
+	EXPECT_EQ(-1, stat(MNT, &st));
+	EXPECT_EQ(ENOTCONN, errno);
+	EXPECT_EQ(0, umount2(MNT, 0));
+	EXPECT_EQ(0, furing_unload());
+	EXPECT_EQ(0, furing_load());
+	close(pipefd[0]);
+	close(pipefd[1]);
+}
+
+TEST_HARNESS_MAIN
