@@ -39,4 +39,30 @@ int furing_invalfc(struct fs_context *fsc, const char *msg);
 bool furing_kuid_has_mapping(struct user_namespace *ns, kuid_t uid);
 bool furing_kgid_has_mapping(struct user_namespace *ns, kgid_t gid);
 
+struct fuse_req;
+struct folio;
+
+/*
+ * The FUSE core's processing-queue protocol (dev.c, static there), on the
+ * pqueue of @fud: a request handed to the server is hashed on
+ * fpq->processing with FR_SENT, so fuse_chan_abort() ends it like a request
+ * read from the device; a reply takes it out under FR_LOCKED, as
+ * fuse_dev_do_write() does.
+ */
+/* Adds @req to the processing hash; false when the pqueue is aborted. */
+bool furing_pq_add(struct fuse_dev *fud, struct fuse_req *req);
+/* Finds and locks the request @unique for its reply; NULL when unknown. */
+struct fuse_req *furing_pq_take(struct fuse_dev *fud, u64 unique);
+/* Unlocks @req after its reply was copied (@err < 0: copy failed). */
+void furing_pq_release(struct fuse_dev *fud, struct fuse_req *req, int err);
+
+/* io_uring_cmd_complete_in_task() with furing's task-work callback. */
+void furing_cmd_send_in_task(struct io_uring_cmd *cmd);
+/* The Rust side of the task-work callback. */
+void furing_send_in_task(struct io_uring_cmd *cmd, bool cancel, unsigned int issue_flags);
+
+/* kmap_local_folio() / kunmap_local(). */
+void *furing_kmap_folio(struct folio *folio, size_t offset);
+void furing_kunmap(void *addr);
+
 #endif /* _FURING_HELPERS_H */

@@ -73,6 +73,50 @@ impl Conn {
     pub(crate) fn server_uring(&self) -> bool {
         self.server_uring.load(Ordering::Acquire)
     }
+
+    /// Whether requests may go over the ring: io-uring negotiated and not aborted.
+    /// (The abort itself sends the background queue with `fiq->connected` still set; those
+    /// requests go the classic way, where the abort ends them.)
+    fn ring_usable(&self) -> bool {
+        // SAFETY: `fiq` is valid while the connection's iqueue is (it calls us).
+        let connected = unsafe { core::ptr::read_volatile(&raw const (*self.fiq).connected) };
+        self.server_uring()
+            && !self.aborted.load(Ordering::Acquire)
+            && connected != 0
+            && !self.chan_aborted()
+    }
+
+    /// Whether `fuse_chan_abort()` started (it clears `fch->connected` first).
+    fn chan_aborted(&self) -> bool {
+        // SAFETY: The iqueue is embedded in its channel, valid as above.
+        let fch = unsafe { kernel::container_of!(self.fiq, raw::fuse_chan, iq) };
+        // SAFETY: As above.
+        unsafe { core::ptr::read_volatile(&raw const (*fch).connected) == 0 }
+    }
+}
+
+/// The task-work callback of a command holding a request (C trampoline: `furing_tw_cb`).
+///
+/// # Safety
+///
+/// Called by io_uring in the server's task for a command furing parked and scheduled.
+#[no_mangle]
+unsafe extern "C" fn furing_send_in_task(
+    cmd: *mut raw::io_uring_cmd,
+    cancel: bool,
+    issue_flags: c_uint,
+) {
+    // SAFETY: The command is parked by us and valid until completed.
+    let Some(cmd) = (unsafe { UringCmd::from_raw(cmd) }) else {
+        return;
+    };
+    // SAFETY: The parked command holds its /dev/furing file.
+    let Some(fch) = (unsafe { ffi::chan_of_file(cmd.file()) }) else {
+        return;
+    };
+    // SAFETY: The file keeps the channel and its connection alive.
+    let conn = unsafe { conn_of(&raw mut (*fch).iq) };
+    conn.ring.send_in_task(cmd, cancel, issue_flags);
 }
 
 /// Takes over the iqueue of a channel just made by `fuse_dev_chan_new()`.
@@ -180,7 +224,7 @@ pub(crate) fn uring_cmd(cmd: UringCmd, issue_flags: u32) -> c_int {
                 conn.ring.register(cmd, &sqe, limits, issue_flags)
             }
             raw::furing_uring_cmd_FURING_URING_CMD_COMMIT_AND_FETCH => {
-                conn.ring.commit_and_fetch(&cmd, &sqe)
+                conn.ring.commit_and_fetch(cmd, &sqe, issue_flags)
             }
             _ => Err(EINVAL),
         }
@@ -236,10 +280,22 @@ unsafe extern "C" fn send_interrupt(fiq: *mut raw::fuse_iqueue, req: *mut raw::f
 unsafe extern "C" fn send_req(fiq: *mut raw::fuse_iqueue, req: *mut raw::fuse_req) {
     // SAFETY: Called by the core on a live furing connection.
     let conn = unsafe { conn_of(fiq) };
-    // SAFETY: `req` is valid; its opcode is set before sending.
-    if unsafe { (*req).in_.h.opcode } == raw::fuse_opcode_FUSE_INIT {
+    // SAFETY: The core hands us the request until we end it or pass it on.
+    let Some(r) = (unsafe { ffi::FuseReq::from_raw(req) }) else {
+        return;
+    };
+    let opcode = r.in_header().opcode;
+    if opcode == raw::fuse_opcode_FUSE_INIT {
         // SAFETY: An INIT request not yet delivered: its args are ours to adjust.
         unsafe { init::hook(conn, req) };
+    } else if conn.ring_usable() && r.test_flag(raw::fuse_req_flag_FR_ISREPLY) {
+        // SAFETY: `fiq` and `req` are the core's; assigning the unique id is step one of
+        // sending, whichever path the request then takes.
+        unsafe { raw::fuse_request_assign_unique(fiq, req) };
+        let cpu = kernel::cpu::CpuId::current().as_u32() as usize;
+        if conn.ring.send(r, cpu).is_ok() {
+            return;
+        }
     }
     let op = conn.classic.send_req.expect("classic send_req");
     // SAFETY: Passing the core's arguments through to the core's own operation.

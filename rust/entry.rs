@@ -3,16 +3,23 @@
 //! A ring entry: one request slot of the server (a header buffer and a payload buffer in
 //! the server's memory) and, while it waits for a request, the server's parked command.
 
-use crate::ffi::{ParkedCmd, Sqe, UringCmd};
+use crate::ffi::{FuseReq, ParkedCmd, Sqe, UringCmd};
 
 use crate::ring::{Limits, HEADER_SIZE};
 use kernel::{prelude::*, uaccess::UserPtr};
 
 /// Where an entry is in its life.
-#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EntryState {
     /// Registered, with its command parked, waiting for a request.
     Available,
+    /// A request is on its way to the server: task work copies it and completes the
+    /// parked command (which must not be completed any other way meanwhile).
+    Sending(FuseReq),
+    /// The server holds the request `commit_id` (hashed on the device's processing
+    /// queue, where an abort finds it).
+    Userspace(u64),
+    /// A reply is being committed, or the command is being parked again.
+    Busy,
 }
 
 /// A user buffer: address and length in the server's memory.
@@ -28,9 +35,8 @@ pub(crate) struct Entry {
     state: EntryState,
     cmd: Option<ParkedCmd>,
     #[allow(dead_code)]
-    header: UserBuf,
-    #[allow(dead_code)]
-    payload: UserBuf,
+    pub(crate) header: UserBuf,
+    pub(crate) payload: UserBuf,
 }
 
 impl Entry {
@@ -73,8 +79,18 @@ impl Entry {
     }
 
     /// The entry's state.
-    pub(crate) fn state(&self) -> EntryState {
-        self.state
+    pub(crate) fn state(&self) -> &EntryState {
+        &self.state
+    }
+
+    /// Moves the entry to `state`, returning the previous one.
+    pub(crate) fn set_state(&mut self, state: EntryState) -> EntryState {
+        core::mem::replace(&mut self.state, state)
+    }
+
+    /// Whether the entry waits for a request with a parked command.
+    pub(crate) fn is_available(&self) -> bool {
+        matches!(self.state, EntryState::Available) && self.cmd.is_some()
     }
 
     /// Whether `cmd` is the entry's parked command.
@@ -82,8 +98,13 @@ impl Entry {
         self.cmd.as_ref().is_some_and(|p| p.is(cmd))
     }
 
-    /// Gives up the entry, returning its parked command.
-    pub(crate) fn into_cmd(mut self) -> Option<ParkedCmd> {
+    /// Takes the parked command out (to complete it).
+    pub(crate) fn take_cmd(&mut self) -> Option<ParkedCmd> {
         self.cmd.take()
+    }
+
+    /// The parked command, to schedule task work on.
+    pub(crate) fn cmd(&self) -> Option<&ParkedCmd> {
+        self.cmd.as_ref()
     }
 }

@@ -430,6 +430,13 @@ impl ParkedCmd {
         self.0 == cmd.0
     }
 
+    /// Queues task work in the server's task that calls `furing_send_in_task()` for this
+    /// command. Until that runs, the command must not be completed any other way.
+    pub(crate) fn send_in_task(&self) {
+        // SAFETY: The command is parked (owned by us, marked cancelable).
+        unsafe { raw::furing_cmd_send_in_task(self.0.as_ptr()) };
+    }
+
     /// Completes the command with `res`; `issue_flags` as io_uring passed them to the
     /// current call (or `IO_URING_F_UNLOCKED` from any other process context).
     pub(crate) fn complete(self, res: i32, issue_flags: u32) {
@@ -556,3 +563,212 @@ pub(crate) unsafe fn chan_state(fch: *mut raw::fuse_chan) -> ChanState {
 pub(crate) const IO_URING_F_UNLOCKED: u32 = raw::io_uring_cmd_flags_IO_URING_F_UNLOCKED as u32;
 pub(crate) const IO_URING_F_SQE128: u32 = raw::io_uring_cmd_flags_IO_URING_F_SQE128 as u32;
 pub(crate) const IO_URING_F_CANCEL: u32 = raw::io_uring_cmd_flags_IO_URING_F_CANCEL as u32;
+
+/// A FUSE request owned by the transport between `send_req` and `fuse_request_end`.
+#[derive(Clone, Copy)]
+pub(crate) struct FuseReq(core::ptr::NonNull<raw::fuse_req>);
+
+// SAFETY: A request may be handled and ended from any task; the core's flags are atomic
+// and the request's fields are only touched by its current owner.
+unsafe impl Send for FuseReq {}
+
+/// One piece of a request's arguments, in order.
+pub(crate) enum ArgPiece {
+    /// A plain argument: `len` bytes at kernel address `ptr`.
+    Bytes(*mut u8, usize),
+    /// A page argument: `len` bytes at `offset` in a folio.
+    Folio(*mut bindings::folio, usize, usize),
+}
+
+impl FuseReq {
+    /// # Safety
+    ///
+    /// `req` must be a request the caller owns until it hands it back to the core.
+    pub(crate) unsafe fn from_raw(req: *mut raw::fuse_req) -> Option<Self> {
+        core::ptr::NonNull::new(req).map(Self)
+    }
+
+    // A `FuseReq` is a handle on a C object the transport owns (like a raw pointer), so
+    // its methods take `&self` and reach the object mutably.
+    #[allow(clippy::mut_from_ref)]
+    fn r(&self) -> &mut raw::fuse_req {
+        // SAFETY: The request is owned by us (type invariant); no other reference to it is
+        // live while the transport works on it.
+        unsafe { &mut *self.0.as_ptr() }
+    }
+
+    /// The raw request.
+    pub(crate) fn as_ptr(&self) -> *mut raw::fuse_req {
+        self.0.as_ptr()
+    }
+
+    /// The request's unique id (the commit id on the ring).
+    pub(crate) fn unique(&self) -> u64 {
+        self.r().in_.h.unique
+    }
+
+    /// The FUSE in header.
+    pub(crate) fn in_header(&self) -> raw::fuse_in_header {
+        self.r().in_.h
+    }
+
+    fn flags(&self) -> &core::sync::atomic::AtomicUsize {
+        // SAFETY: `flags` is an `unsigned long` the core only changes with atomic bitops.
+        unsafe { core::sync::atomic::AtomicUsize::from_ptr((&raw mut self.r().flags).cast()) }
+    }
+
+    /// `test_bit(bit, &req->flags)`.
+    pub(crate) fn test_flag(&self, bit: raw::fuse_req_flag) -> bool {
+        self.flags().load(core::sync::atomic::Ordering::Acquire) & (1 << bit) != 0
+    }
+
+    /// `clear_bit(bit, &req->flags)`.
+    pub(crate) fn clear_flag(&self, bit: raw::fuse_req_flag) {
+        self.flags()
+            .fetch_and(!(1 << bit), core::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Sets the reply header (its error is what the client sees).
+    pub(crate) fn set_out_header(&self, oh: raw::fuse_out_header) {
+        self.r().out.h = oh;
+    }
+
+    /// Ends the request with `error` (0 keeps the reply's own error).
+    pub(crate) fn end(self, error: i32) {
+        if error != 0 {
+            self.r().out.h.error = error;
+        }
+        self.clear_flag(raw::fuse_req_flag_FR_SENT);
+        // SAFETY: We own the request and hand it back to the core, which frees it.
+        unsafe { raw::fuse_request_end(self.0.as_ptr()) };
+    }
+
+    /// Calls `f` for each piece of the input (`out == false`) or output arguments, starting
+    /// at argument `first`; a trailing page argument yields its folio ranges.
+    pub(crate) fn for_each_arg(
+        &self,
+        out: bool,
+        first: usize,
+        mut f: impl FnMut(ArgPiece) -> Result,
+    ) -> Result {
+        // SAFETY: The request's args are valid while we own it.
+        let args = unsafe { &mut *self.r().args };
+        let (n, pages) = if out {
+            (usize::from(args.out_numargs), args.out_pages())
+        } else {
+            (usize::from(args.in_numargs), args.in_pages())
+        };
+        for i in first..n {
+            let (ptr, len) = if out {
+                let a = args.out_args.get(i).ok_or(EINVAL)?;
+                (a.value.cast::<u8>(), a.size as usize)
+            } else {
+                let a = args.in_args.get(i).ok_or(EINVAL)?;
+                (a.value.cast::<u8>().cast_mut(), a.size as usize)
+            };
+            if pages && i == n - 1 {
+                // SAFETY: With page arguments, `args` is the `args` member of a
+                // `fuse_args_pages` (the core's contract for in_pages/out_pages).
+                let ap = unsafe { &*core::ptr::from_mut(args).cast::<raw::fuse_args_pages>() };
+                let mut left = len;
+                for k in 0..ap.num_folios as usize {
+                    if left == 0 {
+                        break;
+                    }
+                    // SAFETY: `folios` and `descs` have `num_folios` entries.
+                    let (folio, desc) = unsafe { (*ap.folios.add(k), *ap.descs.add(k)) };
+                    let take = (desc.length as usize).min(left);
+                    f(ArgPiece::Folio(folio, desc.offset as usize, take))?;
+                    left -= take;
+                }
+            } else if len > 0 {
+                f(ArgPiece::Bytes(ptr, len))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Input argument 0 (the opcode's in-struct), if any.
+    pub(crate) fn op_header(&self) -> Option<(*const u8, usize)> {
+        // SAFETY: The request's args are valid while we own it.
+        let args = unsafe { &*self.r().args };
+        (args.in_numargs > 0).then(|| {
+            (
+                args.in_args[0].value.cast::<u8>(),
+                args.in_args[0].size as usize,
+            )
+        })
+    }
+
+    /// Checks a reply of `nbytes` payload bytes against the output arguments, shortening a
+    /// variable-size last argument (`fuse_copy_out_args()`'s rule).
+    pub(crate) fn fit_out_args(&self, nbytes: usize) -> Result {
+        // SAFETY: The request's args are valid while we own it.
+        let args = unsafe { &mut *self.r().args };
+        let n = usize::from(args.out_numargs);
+        let want: usize = args.out_args.iter().take(n).map(|a| a.size as usize).sum();
+        if nbytes > want || (nbytes < want && !args.out_argvar()) {
+            return Err(EINVAL);
+        }
+        if nbytes < want {
+            let last = args
+                .out_args
+                .get_mut(n.checked_sub(1).ok_or(EINVAL)?)
+                .ok_or(EINVAL)?;
+            let diff = want - nbytes;
+            if diff > last.size as usize {
+                return Err(EINVAL);
+            }
+            last.size -= diff as u32;
+        }
+        Ok(())
+    }
+}
+
+/// Maps `len` bytes at `offset` of `folio`, page by page, and calls `f` on each chunk.
+pub(crate) fn with_folio_chunks(
+    folio: *mut bindings::folio,
+    offset: usize,
+    len: usize,
+    mut f: impl FnMut(&mut [u8]) -> Result,
+) -> Result {
+    let mut done = 0;
+    while done < len {
+        let off = offset + done;
+        let chunk = (bindings::PAGE_SIZE - off % bindings::PAGE_SIZE).min(len - done);
+        // SAFETY: The folio belongs to a request we own; `off` is inside it.
+        let addr = unsafe { raw::furing_kmap_folio(folio.cast(), off) }.cast::<u8>();
+        // SAFETY: The mapping covers `chunk` bytes up to the page end.
+        let res = f(unsafe { core::slice::from_raw_parts_mut(addr, chunk) });
+        // SAFETY: Unmaps what `furing_kmap_folio` mapped.
+        unsafe { raw::furing_kunmap(addr.cast()) };
+        res?;
+        done += chunk;
+    }
+    Ok(())
+}
+
+/// The `fuse_dev` of a `/dev/furing` file.
+pub(crate) fn fud_of_file(file: *mut bindings::file) -> *mut raw::fuse_dev {
+    // SAFETY: A /dev/furing file's `private_data` is its `fuse_dev`; callers hold the file.
+    unsafe { (*file).private_data.cast() }
+}
+
+/// Hashes `req` on the processing queue of `fud` (FR_SENT); false once aborted.
+pub(crate) fn pq_add(fud: *mut raw::fuse_dev, req: FuseReq) -> bool {
+    // SAFETY: `fud` is alive (its file is held by the caller's command); `req` is owned.
+    unsafe { raw::furing_pq_add(fud, req.as_ptr()) }
+}
+
+/// Takes the request `unique` out of the processing queue of `fud` for its reply.
+pub(crate) fn pq_take(fud: *mut raw::fuse_dev, unique: u64) -> Option<FuseReq> {
+    // SAFETY: `fud` is alive (its file is held by the caller's command). A request found
+    // there is locked (FR_LOCKED) for us: abort leaves it to us to end.
+    unsafe { FuseReq::from_raw(raw::furing_pq_take(fud, unique)) }
+}
+
+/// Unlocks a request taken with [`pq_take`] (`err` < 0: its reply was bad).
+pub(crate) fn pq_release(fud: *mut raw::fuse_dev, req: FuseReq, err: i32) {
+    // SAFETY: As for `pq_take`.
+    unsafe { raw::furing_pq_release(fud, req.as_ptr(), err) };
+}

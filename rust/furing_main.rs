@@ -8,6 +8,7 @@
 use kernel::prelude::*;
 
 mod conn;
+mod copy;
 mod device;
 mod entry;
 mod ffi;

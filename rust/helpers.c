@@ -5,6 +5,7 @@
  */
 #include <linux/build_bug.h>
 #include <linux/stddef.h>
+#include <linux/highmem.h>
 #include "furing_ffi.h"
 
 int furing_invalfc(struct fs_context *fsc, const char *msg)
@@ -40,6 +41,76 @@ struct fuse_chan *furing_fud_chan(struct fuse_dev *fud)
 void furing_init_wait_entry(struct wait_queue_entry *wq, wait_queue_func_t func)
 {
 	init_waitqueue_func_entry(wq, func);
+}
+
+bool furing_pq_add(struct fuse_dev *fud, struct fuse_req *req)
+{
+	struct fuse_pqueue *fpq = &fud->pq;
+	bool ok;
+
+	spin_lock(&fpq->lock);
+	ok = fpq->connected;
+	if (ok) {
+		list_add_tail(&req->list, &fpq->processing[fuse_req_hash(req->in.h.unique)]);
+		set_bit(FR_SENT, &req->flags);
+	}
+	spin_unlock(&fpq->lock);
+	return ok;
+}
+
+struct fuse_req *furing_pq_take(struct fuse_dev *fud, u64 unique)
+{
+	struct fuse_pqueue *fpq = &fud->pq;
+	struct fuse_req *req;
+
+	spin_lock(&fpq->lock);
+	if (fpq->connected) {
+		list_for_each_entry(req, &fpq->processing[fuse_req_hash(unique)], list) {
+			if (req->in.h.unique == unique) {
+				clear_bit(FR_SENT, &req->flags);
+				list_move(&req->list, &fpq->io);
+				set_bit(FR_LOCKED, &req->flags);
+				spin_unlock(&fpq->lock);
+				return req;
+			}
+		}
+	}
+	spin_unlock(&fpq->lock);
+	return NULL;
+}
+
+void furing_pq_release(struct fuse_dev *fud, struct fuse_req *req, int err)
+{
+	struct fuse_pqueue *fpq = &fud->pq;
+
+	spin_lock(&fpq->lock);
+	clear_bit(FR_LOCKED, &req->flags);
+	if (fpq->connected && err)
+		req->out.h.error = -EIO;
+	if (!test_bit(FR_PRIVATE, &req->flags))
+		list_del_init(&req->list);
+	spin_unlock(&fpq->lock);
+}
+
+static void furing_tw_cb(struct io_tw_req tw_req, io_tw_token_t tw)
+{
+	furing_send_in_task(io_uring_cmd_from_tw(tw_req), tw.cancel,
+			    IO_URING_CMD_TASK_WORK_ISSUE_FLAGS);
+}
+
+void furing_cmd_send_in_task(struct io_uring_cmd *cmd)
+{
+	io_uring_cmd_complete_in_task(cmd, furing_tw_cb);
+}
+
+void *furing_kmap_folio(struct folio *folio, size_t offset)
+{
+	return kmap_local_folio(folio, offset);
+}
+
+void furing_kunmap(void *addr)
+{
+	kunmap_local(addr);
 }
 
 /* The basic protocol is byte-for-byte Linux 7.3's. */

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The copy state: moves a request's arguments into an entry's buffers and its reply back,
+//! following the ring layout (`fuse_in_header` in the in/out slot, the opcode's in-struct in
+//! the op slot, every other argument packed into the payload buffer).
+//!
+//! The walk over a request's arguments is written once; where the bytes go is a
+//! [`RingBuf`]: the server's memory through `copy_to_user` (basic mode) now, a kernel
+//! address for pinned regions later.
+
+use crate::entry::UserBuf;
+use crate::ffi::{raw, with_folio_chunks, ArgPiece, FuseReq};
+use crate::uapi::{furing_uring_ent_in_out, IN_OUT_HEADER_SZ, OP_IN_OUT_SZ};
+use kernel::{prelude::*, uaccess::UserSlice};
+
+/// Offset of `furing_uring_ent_in_out` in a request header.
+const ENT_IN_OUT: usize = IN_OUT_HEADER_SZ + OP_IN_OUT_SZ;
+
+/// A buffer of an entry, addressed from 0 to `len()`.
+pub(crate) trait RingBuf {
+    /// Bytes in the buffer.
+    fn len(&self) -> usize;
+    /// Copies `src` to `off`.
+    fn write_at(&self, off: usize, src: &[u8]) -> Result;
+    /// Copies from `off` into `dst`.
+    fn read_at(&self, off: usize, dst: &mut [u8]) -> Result;
+}
+
+impl RingBuf for UserBuf {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn write_at(&self, off: usize, src: &[u8]) -> Result {
+        if off.checked_add(src.len()).is_none_or(|end| end > self.len) {
+            return Err(EINVAL);
+        }
+        UserSlice::new(self.addr.wrapping_byte_add(off), src.len())
+            .writer()
+            .write_slice(src)
+    }
+
+    fn read_at(&self, off: usize, dst: &mut [u8]) -> Result {
+        if off.checked_add(dst.len()).is_none_or(|end| end > self.len) {
+            return Err(EINVAL);
+        }
+        UserSlice::new(self.addr.wrapping_byte_add(off), dst.len())
+            .reader()
+            .read_slice(dst)
+    }
+}
+
+/// A plain C struct of integers: every byte is initialised and any bytes are a value.
+///
+/// # Safety
+///
+/// Only for such structs.
+unsafe trait Plain {}
+// SAFETY: UAPI structs of integers only.
+unsafe impl Plain for raw::fuse_in_header {}
+// SAFETY: As above.
+unsafe impl Plain for raw::fuse_out_header {}
+// SAFETY: As above.
+unsafe impl Plain for furing_uring_ent_in_out {}
+
+/// The bytes of a plain-data UAPI struct.
+fn bytes_of<T: Plain>(v: &T) -> &[u8] {
+    // SAFETY: `T` is a plain C struct (integers only): every byte is initialised.
+    unsafe { core::slice::from_raw_parts(core::ptr::from_ref(v).cast(), size_of::<T>()) }
+}
+
+/// The bytes of a plain-data UAPI struct, to fill in.
+fn bytes_of_mut<T: Plain>(v: &mut T) -> &mut [u8] {
+    // SAFETY: `T` is a plain C struct of integers: any bytes are a valid value.
+    unsafe { core::slice::from_raw_parts_mut(core::ptr::from_mut(v).cast(), size_of::<T>()) }
+}
+
+/// Copies `req` into an entry: header slots and payload. Returns the payload size.
+pub(crate) fn request_to_ring(
+    req: FuseReq,
+    header: &impl RingBuf,
+    payload: &impl RingBuf,
+) -> Result<u32> {
+    header.write_at(0, bytes_of(&req.in_header()))?;
+    if let Some((ptr, len)) = req.op_header() {
+        if len > OP_IN_OUT_SZ {
+            return Err(EINVAL);
+        }
+        if len > 0 {
+            // SAFETY: Input argument 0 is `len` readable bytes of the request we own.
+            header.write_at(IN_OUT_HEADER_SZ, unsafe {
+                core::slice::from_raw_parts(ptr, len)
+            })?;
+        }
+    }
+    let mut off = 0usize;
+    req.for_each_arg(false, 1, |piece| match piece {
+        ArgPiece::Bytes(ptr, len) => {
+            // SAFETY: An input argument of the request we own: `len` readable bytes.
+            payload.write_at(off, unsafe { core::slice::from_raw_parts(ptr, len) })?;
+            off += len;
+            Ok(())
+        }
+        ArgPiece::Folio(folio, offset, len) => with_folio_chunks(folio, offset, len, |chunk| {
+            payload.write_at(off, chunk)?;
+            off += chunk.len();
+            Ok(())
+        }),
+    })?;
+    let payload_sz = u32::try_from(off).map_err(|_| EINVAL)?;
+    let ent = furing_uring_ent_in_out {
+        commit_id: req.unique(),
+        payload_sz,
+        ..Default::default()
+    };
+    header.write_at(ENT_IN_OUT, bytes_of(&ent))?;
+    Ok(payload_sz)
+}
+
+/// Copies the server's reply from an entry into `req` (out header, then the output
+/// arguments from the payload buffer, `payload_sz` bytes of it).
+pub(crate) fn reply_from_ring(
+    req: FuseReq,
+    header: &impl RingBuf,
+    payload: &impl RingBuf,
+) -> Result {
+    let mut oh = raw::fuse_out_header::default();
+    header.read_at(0, bytes_of_mut(&mut oh))?;
+    let mut ent = furing_uring_ent_in_out::default();
+    header.read_at(ENT_IN_OUT, bytes_of_mut(&mut ent))?;
+    if oh.error <= -512 || oh.error > 0 {
+        return Err(EINVAL);
+    }
+    oh.unique = req.unique();
+    req.set_out_header(oh);
+    if oh.error != 0 {
+        return Ok(());
+    }
+    let nbytes = ent.payload_sz as usize;
+    if nbytes > payload.len() {
+        return Err(EINVAL);
+    }
+    req.fit_out_args(nbytes)?;
+    let mut off = 0usize;
+    req.for_each_arg(true, 0, |piece| match piece {
+        ArgPiece::Bytes(ptr, len) => {
+            // SAFETY: An output argument of the request we own: `len` writable bytes.
+            payload.read_at(off, unsafe { core::slice::from_raw_parts_mut(ptr, len) })?;
+            off += len;
+            Ok(())
+        }
+        ArgPiece::Folio(folio, offset, len) => with_folio_chunks(folio, offset, len, |chunk| {
+            payload.read_at(off, chunk)?;
+            off += chunk.len();
+            Ok(())
+        }),
+    })
+}
