@@ -33,7 +33,9 @@ pub(crate) struct Conn {
     /// The server answered FUSE_INIT with `FUSE_OVER_IO_URING`.
     server_uring: AtomicBool,
     /// The per-CPU queues of the server's entries.
-    ring: Ring,
+    ring: Arc<Ring>,
+    /// `furing/<conn>/queues` in debugfs, once the connection has its device number.
+    stats: kernel::sync::SetOnce<crate::stats::StatsFile>,
     /// The iqueue; valid while `abort_wait` is on its wait queue (until `fiq_release`).
     fiq: *mut raw::fuse_iqueue,
     /// On `fiq->waitq`: the core has no abort callback, but `fuse_chan_abort()` clears
@@ -130,12 +132,13 @@ pub(crate) unsafe fn install(fch: *mut raw::fuse_chan) -> Result {
     let classic = unsafe { &*(*fch).iq.ops };
     // SAFETY: As above; the iqueue lives as long as the channel.
     let fiq = unsafe { &raw mut (*fch).iq };
-    let ring = Ring::new(kernel::cpu::nr_cpu_ids() as usize)?;
+    let ring = Arc::new(Ring::new(kernel::cpu::nr_cpu_ids() as usize)?, GFP_KERNEL)?;
     let conn = Arc::pin_init(
         pin_init!(Conn {
             classic,
             server_uring: AtomicBool::new(false),
             ring,
+            stats: kernel::sync::SetOnce::new(),
             fiq,
             abort_wait <- Opaque::ffi_init(|wq| {
                 // SAFETY: `wq` is the entry being initialised, pinned inside the Arc.
@@ -156,6 +159,19 @@ pub(crate) unsafe fn install(fch: *mut raw::fuse_chan) -> Result {
         bindings::add_wait_queue(&raw mut (*fiq).waitq, wait);
     }
     Ok(())
+}
+
+/// Publishes the statistics of the connection of `fch` under its id (`fc->dev`).
+///
+/// # Safety
+///
+/// `fch` must be a channel set up by [`install`], not yet released.
+pub(crate) unsafe fn publish_stats(fch: *mut raw::fuse_chan, conn_id: u32) {
+    // SAFETY: Caller's guarantee.
+    let conn = unsafe { conn_of(&raw mut (*fch).iq) };
+    if let Some(file) = crate::stats::create(conn_id, conn.ring.clone()) {
+        conn.stats.populate(file);
+    }
 }
 
 /// Wake function of `abort_wait`: runs on every wake-up of `fiq->waitq` (with its lock
@@ -297,6 +313,7 @@ unsafe extern "C" fn send_req(fiq: *mut raw::fuse_iqueue, req: *mut raw::fuse_re
             return;
         }
     }
+    conn.ring.count_classic();
     let op = conn.classic.send_req.expect("classic send_req");
     // SAFETY: Passing the core's arguments through to the core's own operation.
     unsafe { op(fiq, req) }

@@ -108,3 +108,8 @@ impl Entry {
         self.cmd.as_ref()
     }
 }
+
+// SAFETY: The user buffers are addresses in the server's memory, only dereferenced
+// through uaccess from the server's own task; the request and command handles are owned
+// by the entry and may be handed between tasks.
+unsafe impl Send for Entry {}

@@ -337,8 +337,14 @@ unsafe extern "C" fn fill_super(
             (*sb).s_blocksize_bits = opts.blksize.trailing_zeros() as u8;
         }
     }
-    // SAFETY: `s_fs_info` is the `fuse_mount` set up in `get_tree`.
-    unsafe { raw::fuse_send_init((*sb).s_fs_info.cast()) }
+    // SAFETY: `s_fs_info` is the `fuse_mount` set up in `get_tree`, with its connection and
+    // furing channel; `fc->dev` was set by `fuse_fill_super_common`.
+    unsafe {
+        let fm = (*sb).s_fs_info.cast::<raw::fuse_mount>();
+        let fc = (*fm).fc;
+        crate::conn::publish_stats((*fc).chan, (*fc).dev);
+        raw::fuse_send_init(fm)
+    }
 }
 
 /// `fs_context_operations::free`: drops the mount options.

@@ -14,6 +14,7 @@ mod entry;
 mod ffi;
 mod fs;
 mod ring;
+mod stats;
 mod uapi;
 
 module! {
@@ -33,6 +34,7 @@ struct Furing {
 impl kernel::Module for Furing {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         conn::init_hooks();
+        stats::init();
         let device = device::Device::register()?;
         let fs = fs::Registration::register()?;
         pr_info!(
@@ -48,6 +50,7 @@ impl kernel::Module for Furing {
 
 impl Drop for Furing {
     fn drop(&mut self) {
+        stats::exit();
         pr_info!("unloaded\n");
     }
 }

@@ -12,6 +12,7 @@ use crate::copy;
 use crate::entry::{Entry, EntryState};
 use crate::ffi::{self, FuseReq, ParkedCmd, UringCmd};
 use crate::uapi;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{new_spinlock, prelude::*, sync::SpinLock};
 
 /// Which queue of a connection a command is for, and the queue's limits.
@@ -25,6 +26,8 @@ pub(crate) struct Limits {
 #[pin_data]
 pub(crate) struct Queue {
     qid: u16,
+    /// Requests sent to the server through this queue.
+    sent: AtomicU64,
     #[pin]
     inner: SpinLock<QueueInner>,
 }
@@ -64,6 +67,7 @@ impl Queue {
     fn new(qid: u16) -> impl PinInit<Self> {
         pin_init!(Self {
             qid,
+            sent: AtomicU64::new(0),
             inner <- new_spinlock!(QueueInner {
                 entries: KVec::new(),
                 waiting: KVec::new(),
@@ -190,6 +194,7 @@ impl Queue {
         });
         match res {
             Ok(()) => {
+                self.sent.fetch_add(1, Ordering::Relaxed);
                 let mut inner = self.inner.lock();
                 if let Some(e) = inner.entries.iter_mut().find(|e| e.id() == id) {
                     e.set_state(EntryState::Userspace(req.unique()));
@@ -289,14 +294,23 @@ impl Queue {
         (gone, waiting)
     }
 
-    /// Number of registered entries.
-    #[allow(dead_code)]
-    pub(crate) fn nr_entries(&self) -> usize {
-        self.inner.lock().entries.len()
+    /// Registered entries, and those whose request is with the server (or on its way).
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let inner = self.inner.lock();
+        let busy = inner
+            .entries
+            .iter()
+            .filter(|e| !matches!(e.state(), EntryState::Available))
+            .count();
+        (inner.entries.len(), busy)
+    }
+
+    /// Requests sent to the server through this queue.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// The queue index.
-    #[allow(dead_code)]
     pub(crate) fn qid(&self) -> u16 {
         self.qid
     }
@@ -305,6 +319,8 @@ impl Queue {
 /// All queues of a connection.
 pub(crate) struct Ring {
     queues: KVec<Pin<KBox<Queue>>>,
+    /// Requests that went the classic read()/write() way.
+    classic: AtomicU64,
 }
 
 impl Ring {
@@ -315,7 +331,10 @@ impl Ring {
             let qid = u16::try_from(qid).map_err(|_| EINVAL)?;
             queues.push(KBox::pin_init(Queue::new(qid), GFP_KERNEL)?, GFP_KERNEL)?;
         }
-        Ok(Self { queues })
+        Ok(Self {
+            queues,
+            classic: AtomicU64::new(0),
+        })
     }
 
     fn queue(&self, qid: u16) -> Result<&Queue> {
@@ -377,6 +396,21 @@ impl Ring {
             }
         }
         Err(req)
+    }
+
+    /// Counts a request that went the classic way.
+    pub(crate) fn count_classic(&self) {
+        self.classic.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests that went the classic way.
+    pub(crate) fn classic_count(&self) -> u64 {
+        self.classic.load(Ordering::Relaxed)
+    }
+
+    /// The queues.
+    pub(crate) fn queues(&self) -> impl Iterator<Item = &Queue> {
+        self.queues.iter().map(|q| q.as_ref().get_ref())
     }
 
     /// Task work for `cmd` (see [`Queue::send_in_task`]).

@@ -148,6 +148,7 @@ TEST_F(mnt, classic_requests_flow)
 	struct served s = { .fd = self->fd };
 	struct fuse_in_header *ih = (struct fuse_in_header *)reqbuf;
 	char dir[96], path[128], buf[32];
+	long classic, sent, id;
 	pthread_t th;
 	struct stat st;
 
@@ -163,10 +164,19 @@ TEST_F(mnt, classic_requests_flow)
 	snprintf(path, sizeof(path), "%s/waiting", dir);
 	ASSERT_LT(0, read_text(path, buf, sizeof(buf)));
 	EXPECT_EQ(0, atoi(buf));
+	/* debugfs: INIT and GETATTR went the classic way, nothing over the ring. */
+	ASSERT_EQ(0, furing_stats(furing_conn_id(MNT), &classic, &sent));
+	EXPECT_EQ(2, classic);
+	EXPECT_EQ(0, sent);
+	id = furing_conn_id(MNT);
 	EXPECT_EQ(0, umount2(MNT, 0));
 	/* After umount the server sees ENODEV. */
 	EXPECT_EQ(-1, read(self->fd, reqbuf, sizeof(reqbuf)));
 	EXPECT_EQ(ENODEV, errno);
+	/* Once the server lets go, the connection and its statistics are gone. */
+	close(self->fd);
+	self->fd = -1;
+	EXPECT_EQ(-ENOENT, furing_stats(id, &classic, &sent));
 }
 
 TEST_F(mnt, server_close_aborts)

@@ -124,4 +124,54 @@ static inline int write_text(const char *path, const char *s)
 	return n < 0 ? -errno : 0;
 }
 
+/*
+ * The FUSE connection id of the mount at @mnt: its device number in the
+ * kernel's encoding (names /sys/fs/fuse/connections/N and the furing debugfs
+ * directory). Read from /proc/self/mountinfo: a stat() would be a request.
+ */
+static inline long furing_conn_id(const char *mnt)
+{
+	unsigned int major, minor;
+	char line[512], path[256];
+	long id = -1;
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*u %*u %u:%u %*s %255s", &major, &minor, path) == 3 &&
+		    !strcmp(path, mnt)) {
+			id = (long)(major << 20 | minor);
+			break;
+		}
+	}
+	fclose(f);
+	return id;
+}
+
+/*
+ * Reads /sys/kernel/debug/furing/@id/queues: requests that went the classic
+ * way, and those sent over the ring (all queues); 0 or -errno.
+ */
+static inline int furing_stats(long id, long *classic, long *sent)
+{
+	char path[128], buf[4096], *line;
+	long qid, entries, qsent, inflight;
+	int n;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/furing/%ld/queues", id);
+	n = read_text(path, buf, sizeof(buf));
+	if (n < 0)
+		return n;
+	*classic = -1;
+	*sent = 0;
+	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		if (sscanf(line, "classic %ld", classic) == 1)
+			continue;
+		if (sscanf(line, "%ld %ld %ld %ld", &qid, &entries, &qsent, &inflight) == 4)
+			*sent += qsent;
+	}
+	return *classic < 0 ? -EINVAL : 0;
+}
+
 #endif /* _FURING_TEST_H */

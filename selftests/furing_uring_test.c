@@ -389,6 +389,7 @@ TEST_F(ring, request_over_ring)
 	struct furing_uring_cmd_req req = { 0 };
 	struct fuse_out_header oh = { 0 };
 	struct fuse_in_header ih;
+	long id, classic, sent;
 	uint64_t tag = 0;
 	struct stat st;
 	pthread_t th;
@@ -428,6 +429,12 @@ TEST_F(ring, request_over_ring)
 	pthread_join(th, &ret);
 	EXPECT_EQ(0, (long)ret);
 	EXPECT_EQ(S_IFDIR | 0750, st.st_mode);
+	/* debugfs: GETATTR went over the ring, only INIT the classic way. */
+	id = furing_conn_id(MNT);
+	ASSERT_LE(0, id);
+	ASSERT_EQ(0, furing_stats(id, &classic, &sent));
+	EXPECT_EQ(1, sent);
+	EXPECT_EQ(1, classic);
 	/* The same commit again is unknown now. */
 	EXPECT_EQ(-ENOENT, cmd(self, FURING_URING_CMD_COMMIT_AND_FETCH, &req, self->iov, 2));
 	/* commit_id 0 is never valid. */

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! debugfs statistics: `furing/<connection>/queues`, one line per queue that has entries,
+//! so tests can prove which path carried their traffic.
+//!
+//! ```text
+//! classic 3
+//! qid entries sent in_flight
+//! 0 4 120 1
+//! ```
+
+use crate::ring::Ring;
+use core::fmt;
+use kernel::{
+    debugfs::{Dir, File},
+    prelude::*,
+    str::CString,
+    sync::Arc,
+};
+
+kernel::sync::global_lock! {
+    // SAFETY: `init()` is called by the module initializer before any mount.
+    unsafe(uninit) static ROOT: Mutex<Option<Dir>> = None;
+}
+
+/// Creates `/sys/kernel/debug/furing`; called once from module init.
+pub(crate) fn init() {
+    // SAFETY: Called once, from the module initializer, before any use.
+    unsafe { ROOT.init() };
+    *ROOT.lock() = Some(Dir::new(c"furing"));
+}
+
+/// Removes `/sys/kernel/debug/furing` (no connection is left: each holds the module).
+pub(crate) fn exit() {
+    drop(ROOT.lock().take());
+}
+
+/// The statistics file of one connection; removed when dropped.
+pub(crate) type StatsFile = Pin<KBox<File<Arc<Ring>>>>;
+
+fn show(ring: &Arc<Ring>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "classic {}", ring.classic_count())?;
+    writeln!(f, "qid entries sent in_flight")?;
+    for q in ring.queues() {
+        let (entries, in_flight) = q.counts();
+        if entries > 0 || q.sent() > 0 {
+            writeln!(f, "{} {} {} {}", q.qid(), entries, q.sent(), in_flight)?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates `furing/<conn_id>/queues` for `ring`; `None` without debugfs.
+pub(crate) fn create(conn_id: u32, ring: Arc<Ring>) -> Option<StatsFile> {
+    let root = ROOT.lock().clone()?;
+    let name = CString::try_from_fmt(fmt!("{conn_id}")).ok()?;
+    let dir = root.subdir(&name);
+    KBox::pin_init(dir.read_callback_file(c"queues", ring, &show), GFP_KERNEL).ok()
+}
