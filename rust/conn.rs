@@ -372,6 +372,12 @@ mod init {
         unsafe { HOOKS.init() };
     }
 
+    /// Frees the hook table; called from module exit (a static is never dropped). No
+    /// INIT is in flight then: every connection holds a module reference.
+    pub(crate) fn exit_hooks() {
+        drop(core::mem::take(&mut *HOOKS.lock()));
+    }
+
     const OVER_IO_URING_HI: u32 = (raw::FUSE_OVER_IO_URING >> 32) as u32;
     const BUFPOOL_HI: u32 = (raw::FUSE_HAS_IO_URING_BUFPOOL >> 32) as u32;
 
@@ -437,4 +443,4 @@ mod init {
     }
 }
 
-pub(crate) use init::init_hooks;
+pub(crate) use init::{exit_hooks, init_hooks};

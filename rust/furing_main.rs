@@ -51,6 +51,7 @@ impl kernel::Module for Furing {
 impl Drop for Furing {
     fn drop(&mut self) {
         stats::exit();
+        conn::exit_hooks();
         pr_info!("unloaded\n");
     }
 }

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Data through a furing mount served by furing-server (a passthrough of a
+ * tmpfs directory) over the ring: every size that crosses a page or buffer
+ * boundary, at aligned and unaligned offsets, buffered and O_DIRECT, compared
+ * with the backing file; debugfs proves the ring carried the traffic.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include "furing_test.h"
+#include "kselftest_harness.h"
+
+#define MNT "/tmp/furing-io-mnt"
+#define BACK "/tmp/furing-io-back"
+#define MAX_WRITE (1 << 20)
+
+FIXTURE(srv) {
+	pid_t pid;
+	long id;
+};
+
+FIXTURE_VARIANT(srv) {
+	const char *args; /* extra server options */
+	int ring;         /* traffic must go over the ring */
+};
+
+FIXTURE_VARIANT_ADD(srv, ring) { .args = "", .ring = 1 };
+FIXTURE_VARIANT_ADD(srv, classic) { .args = "--no-uring", .ring = 0 };
+
+FIXTURE_SETUP(srv)
+{
+	char line[256];
+	int pipefd[2];
+	FILE *out;
+
+	ASSERT_EQ(0, furing_ensure_loaded());
+	mkdir(MNT, 0755);
+	mkdir(BACK, 0755);
+	ASSERT_EQ(0, pipe(pipefd));
+	self->pid = fork();
+	ASSERT_LE(0, self->pid);
+	if (self->pid == 0) {
+		/* The "ready" line goes to the test, which stops listening after it. */
+		signal(SIGPIPE, SIG_IGN);
+		dup2(pipefd[1], 1);
+		close(pipefd[0]);
+		if (variant->args[0])
+			execl("/bin/furing-server", "furing-server", "--dev", "/dev/furing",
+			      variant->args, BACK, MNT, NULL);
+		else
+			execl("/bin/furing-server", "furing-server", "--dev", "/dev/furing",
+			      BACK, MNT, NULL);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	out = fdopen(pipefd[0], "r");
+	ASSERT_NE(NULL, out);
+	ASSERT_NE(NULL, fgets(line, sizeof(line), out));
+	ASSERT_NE(NULL, strstr(line, "ready"));
+	fclose(out);
+	self->id = furing_conn_id(MNT);
+	ASSERT_LE(0, self->id);
+}
+
+FIXTURE_TEARDOWN(srv)
+{
+	int status;
+
+	umount2(MNT, 0);
+	if (self->pid > 0) {
+		waitpid(self->pid, &status, 0);
+		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+}
+
+static void fill(char *buf, size_t len, unsigned int seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		seed = seed * 1103515245 + 12345;
+		buf[i] = seed >> 16;
+	}
+}
+
+/* Writes @len bytes at @off through the mount, reads them back both ways. */
+static int roundtrip(struct __test_metadata *_metadata, size_t len, off_t off, int direct)
+{
+	char *wbuf, *rbuf;
+	size_t alloc = len + 8192;
+	int fd, bfd, ok = 1;
+
+	ASSERT_EQ(0, posix_memalign((void **)&wbuf, 4096, alloc));
+	ASSERT_EQ(0, posix_memalign((void **)&rbuf, 4096, alloc));
+	fill(wbuf, len, len + off);
+	unlink(MNT "/f"); /* through the mount: the kernel caches the name */
+	fd = open(MNT "/f", O_RDWR | O_CREAT | O_TRUNC | (direct ? O_DIRECT : 0), 0644);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ((ssize_t)len, pwrite(fd, wbuf, len, off));
+	EXPECT_EQ(0, fsync(fd));
+	memset(rbuf, 0xaa, alloc);
+	EXPECT_EQ((ssize_t)len, pread(fd, rbuf, len, off));
+	if (memcmp(wbuf, rbuf, len))
+		ok = 0;
+	close(fd);
+	/* The backing file has the same bytes. */
+	bfd = open(BACK "/f", O_RDONLY);
+	ASSERT_LE(0, bfd);
+	memset(rbuf, 0x55, alloc);
+	EXPECT_EQ((ssize_t)len, pread(bfd, rbuf, len, off));
+	if (memcmp(wbuf, rbuf, len))
+		ok = 0;
+	close(bfd);
+	free(wbuf);
+	free(rbuf);
+	return ok;
+}
+
+static const size_t sizes[] = { 0, 1, 4095, 4096, 4097, 128 << 10, MAX_WRITE, MAX_WRITE + 1 };
+
+TEST_F(srv, data_buffered)
+{
+	unsigned int i;
+	long classic, sent;
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		EXPECT_TRUE(roundtrip(_metadata, sizes[i], 0, 0)) TH_LOG("size %zu", sizes[i]);
+		EXPECT_TRUE(roundtrip(_metadata, sizes[i], 4095, 0)) TH_LOG("size %zu at 4095", sizes[i]);
+	}
+	ASSERT_EQ(0, furing_stats(self->id, &classic, &sent));
+	TH_LOG("requests: %ld over the ring, %ld classic", sent, classic);
+	if (variant->ring) {
+		EXPECT_LT(100, sent);
+		EXPECT_GT(5, classic);
+	} else {
+		EXPECT_EQ(0, sent);
+	}
+}
+
+TEST_F(srv, data_direct)
+{
+	unsigned int i;
+	long classic, sent;
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		EXPECT_TRUE(roundtrip(_metadata, sizes[i], 0, 1)) TH_LOG("size %zu", sizes[i]);
+		EXPECT_TRUE(roundtrip(_metadata, sizes[i], 513, 1)) TH_LOG("size %zu at 513", sizes[i]);
+	}
+	ASSERT_EQ(0, furing_stats(self->id, &classic, &sent));
+	if (variant->ring)
+		EXPECT_LT(50, sent);
+}
+
+/* Directory operations through the ring. */
+TEST_F(srv, namespace_ops)
+{
+	char target[64];
+	struct stat st;
+	int fd;
+
+	ASSERT_EQ(0, mkdir(MNT "/d", 0755));
+	fd = open(MNT "/d/a", O_CREAT | O_WRONLY, 0600);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(3, write(fd, "abc", 3));
+	close(fd);
+	EXPECT_EQ(0, rename(MNT "/d/a", MNT "/d/b"));
+	EXPECT_EQ(0, symlink("b", MNT "/d/s"));
+	EXPECT_EQ(1, readlink(MNT "/d/s", target, sizeof(target)));
+	EXPECT_EQ(0, link(MNT "/d/b", MNT "/d/h"));
+	EXPECT_EQ(0, stat(MNT "/d/h", &st));
+	EXPECT_EQ(2, st.st_nlink);
+	EXPECT_EQ(3, st.st_size);
+	EXPECT_EQ(0, stat(BACK "/d/b", &st));
+	EXPECT_EQ(0, unlink(MNT "/d/b"));
+	EXPECT_EQ(0, unlink(MNT "/d/h"));
+	EXPECT_EQ(0, unlink(MNT "/d/s"));
+	EXPECT_EQ(0, rmdir(MNT "/d"));
+	EXPECT_EQ(-1, stat(BACK "/d", &st));
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,1625 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * furing-server: the passthrough FUSE server of furing's tests.
+ *
+ * It serves <backing-dir> at <mnt> through /dev/furing (fstype "furing") or
+ * the kernel's own /dev/fuse (fstype "fuse"), answering requests either with
+ * read()/write() on the device fd ("classic") or through io_uring
+ * IORING_OP_URING_CMD ring entries (REGISTER / COMMIT_AND_FETCH, basic mode:
+ * the same bytes for furing and for Linux 7.3's FUSE io-uring).
+ *
+ * Threads:
+ *  - main: mounts, answers FUSE_INIT, starts the others, waits for the
+ *    unmount and prints per-transport request counts.
+ *  - classic readers (one with io-uring, two without): read()/write() on the
+ *    fd. With io-uring they still carry FORGET, BATCH_FORGET and INTERRUPT,
+ *    which the kernel never puts on the ring, and anything queued before the
+ *    ring became ready.
+ *  - one thread per ring queue, pinned to the queue's CPU, with its own
+ *    io_uring (SQE128) and --depth entries. The kernel queues a request on
+ *    the queue of the CPU the *client* runs on, and holds back all requests
+ *    until every possible CPU has a queue with a registered entry.
+ *
+ * Where a request lives in a ring entry (fs/fuse/dev_uring.c,
+ * fuse_uring_args_to_ring() / fuse_uring_copy_from_ring()):
+ *  - header.in_out: struct fuse_in_header; the reply's struct
+ *    fuse_out_header goes to the same place (its len is not used; the
+ *    payload size is ring_ent_in_out.payload_sz).
+ *  - header.op_in: the request's first argument, the opcode's in-struct
+ *    (e.g. struct fuse_read_in), copied only when it is not empty. LOOKUP,
+ *    UNLINK, RMDIR and SYMLINK have an empty first argument (their names
+ *    come next), READLINK and STATFS have no argument at all: op_in then
+ *    holds stale bytes of an earlier request.
+ *  - payload: every further in-argument, concatenated exactly as after the
+ *    in-struct on /dev/fuse (names with their NULs, write data);
+ *    ring_ent_in_out.payload_sz says how many bytes. All out-arguments of
+ *    the reply go to the payload too (CREATE: fuse_entry_out then
+ *    fuse_open_out).
+ * So a ring request differs from a classic one only in where its first
+ * argument sits: handlers get it as struct req.arg and the rest as
+ * (data, datalen). In ring mode data and out are the same buffer, so a
+ * handler consumes its input before it writes its output.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/furing.h>
+/* the Makefile points FUSE_KERNEL_H at the pinned kernel's <linux/fuse.h> */
+#ifdef FUSE_KERNEL_H
+#include FUSE_KERNEL_H
+#else
+#include <linux/fuse.h>
+#endif
+
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b)	((a) < (b) ? (a) : (b))
+#define MAX(a, b)	((a) > (b) ? (a) : (b))
+#define __maybe_unused	__attribute__((unused))
+
+/* Cache timeouts (seconds) for names and attributes. */
+#define ENTRY_TIMEOUT	1
+#define ATTR_TIMEOUT	1
+
+/* A handler's "send nothing back" (FORGET, BATCH_FORGET, INTERRUPT). */
+#define NO_REPLY	(-1000000)
+
+static struct {
+	const char *dev;
+	const char *backing;
+	const char *mnt;
+	bool no_uring;
+	bool debug;
+	unsigned int queues;
+	unsigned int depth;
+	unsigned long crash_after;
+	unsigned int delay_ms;
+	unsigned int max_write;
+	unsigned int max_read;
+} opt = {
+	.dev = "/dev/furing",
+	.depth = 4,
+	.max_write = 1 << 20,
+};
+
+static int dev_fd = -1;
+/* Size of a ring entry's payload buffer: the largest request or reply. */
+static size_t payload_size;
+/* FUSE_OVER_IO_URING was negotiated. */
+static bool use_uring;
+/* Requests counted for --crash-after. */
+static atomic_ulong nr_counted;
+static atomic_ulong nr_classic;
+/* Set when a thread fails in a way that should make the exit status 1. */
+static atomic_int failed;
+
+/* ------------------------------------------------------------------ */
+/* Node table: one O_PATH fd per inode the kernel knows of. */
+
+struct node {
+	struct node *next;	/* hash chain */
+	dev_t dev;
+	ino_t ino;
+	int fd;			/* O_PATH | O_NOFOLLOW */
+	uint64_t nlookup;	/* lookups the kernel has not forgotten */
+};
+
+#define NODE_HASH_SIZE	4096
+static struct node *node_hash[NODE_HASH_SIZE];
+static pthread_mutex_t node_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct node root;
+static unsigned long nr_nodes;
+
+static unsigned int node_hashfn(dev_t dev, ino_t ino)
+{
+	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ULL ^ (uint64_t)dev;
+
+	return (h >> 20) % NODE_HASH_SIZE;
+}
+
+/*
+ * Node ids are the nodes' addresses (the root is FUSE_ROOT_ID). The kernel
+ * only uses ids we gave it and not yet forgot, so they need no checking.
+ */
+static struct node *node_of(uint64_t nodeid)
+{
+	if (nodeid == FUSE_ROOT_ID)
+		return &root;
+	return (struct node *)(uintptr_t)nodeid;
+}
+
+static uint64_t node_id(const struct node *n)
+{
+	return n == &root ? FUSE_ROOT_ID : (uint64_t)(uintptr_t)n;
+}
+
+/*
+ * Finds or adds the node of the inode that @fd (O_PATH, with stat @st) refers
+ * to and takes one lookup reference. Consumes @fd.
+ */
+static struct node *node_get(int fd, const struct stat *st)
+{
+	unsigned int h = node_hashfn(st->st_dev, st->st_ino);
+	struct node *n;
+
+	pthread_mutex_lock(&node_lock);
+	for (n = node_hash[h]; n; n = n->next)
+		if (n->dev == st->st_dev && n->ino == st->st_ino)
+			break;
+	if (n) {
+		n->nlookup++;
+		pthread_mutex_unlock(&node_lock);
+		close(fd);
+		return n;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		pthread_mutex_unlock(&node_lock);
+		close(fd);
+		return NULL;
+	}
+	n->dev = st->st_dev;
+	n->ino = st->st_ino;
+	n->fd = fd;
+	n->nlookup = 1;
+	n->next = node_hash[h];
+	node_hash[h] = n;
+	nr_nodes++;
+	pthread_mutex_unlock(&node_lock);
+	return n;
+}
+
+/* FORGET: drops @nlookup references; the node goes with the last one. */
+static void node_forget(uint64_t nodeid, uint64_t nlookup)
+{
+	struct node *n = node_of(nodeid), **pp;
+
+	if (n == &root)
+		return;
+	pthread_mutex_lock(&node_lock);
+	if (nlookup > n->nlookup) {
+		fprintf(stderr, "furing-server: FORGET of %" PRIu64 " > %" PRIu64 " lookups\n",
+			nlookup, n->nlookup);
+		nlookup = n->nlookup;
+	}
+	n->nlookup -= nlookup;
+	if (!n->nlookup) {
+		pp = &node_hash[node_hashfn(n->dev, n->ino)];
+		while (*pp != n)
+			pp = &(*pp)->next;
+		*pp = n->next;
+		nr_nodes--;
+		close(n->fd);
+		free(n);
+	}
+	pthread_mutex_unlock(&node_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests */
+
+struct req {
+	struct fuse_in_header in;	/* a copy: in ring mode the reply overwrites it */
+	const void *arg;		/* the opcode's in-struct */
+	const char *data;		/* what follows it: names, write data */
+	size_t datalen;
+	char *out;			/* reply payload */
+	size_t outsize;
+};
+
+/* "/proc/self/fd/N": reaches the inode behind an O_PATH fd for calls without *at(fd, ""). */
+struct proc_path {
+	char s[32];
+};
+
+static const char *proc_path(struct proc_path *p, int fd)
+{
+	snprintf(p->s, sizeof(p->s), "/proc/self/fd/%d", fd);
+	return p->s;
+}
+
+/* Takes the next NUL-terminated string of the request's data; NULL if none. */
+static const char *next_name(struct req *r)
+{
+	const char *s = r->data, *nul;
+
+	if (!r->datalen)
+		return NULL;
+	nul = memchr(s, '\0', r->datalen);
+	if (!nul)
+		return NULL;
+	r->datalen -= nul + 1 - s;
+	r->data = nul + 1;
+	return s;
+}
+
+static ssize_t reply_copy(struct req *r, const void *p, size_t len)
+{
+	if (len > r->outsize)
+		return -EIO;
+	memcpy(r->out, p, len);
+	return len;
+}
+
+static void fill_attr(struct fuse_attr *a, const struct stat *st)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = st->st_ino;
+	a->size = st->st_size;
+	a->blocks = st->st_blocks;
+	a->atime = st->st_atim.tv_sec;
+	a->mtime = st->st_mtim.tv_sec;
+	a->ctime = st->st_ctim.tv_sec;
+	a->atimensec = st->st_atim.tv_nsec;
+	a->mtimensec = st->st_mtim.tv_nsec;
+	a->ctimensec = st->st_ctim.tv_nsec;
+	a->mode = st->st_mode;
+	a->nlink = st->st_nlink;
+	a->uid = st->st_uid;
+	a->gid = st->st_gid;
+	/* glibc's dev_t encoding is the kernel's new_encode_dev() for 32 bits */
+	a->rdev = st->st_rdev;
+	a->blksize = st->st_blksize;
+}
+
+static int stat_node(const struct node *n, struct stat *st)
+{
+	return fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) ? -errno : 0;
+}
+
+/* Looks up @name in @dir: fills @e and takes a lookup reference. */
+static int do_entry(struct node *dir, const char *name, struct fuse_entry_out *e)
+{
+	struct stat st;
+	struct node *n;
+	int fd, err;
+
+	fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	n = node_get(fd, &st);
+	if (!n)
+		return -ENOMEM;
+	memset(e, 0, sizeof(*e));
+	e->nodeid = node_id(n);
+	e->entry_valid = ENTRY_TIMEOUT;
+	e->attr_valid = ATTR_TIMEOUT;
+	fill_attr(&e->attr, &st);
+	return 0;
+}
+
+/*
+ * A new inode belongs to the caller, as on a local filesystem (the server
+ * itself runs as root); on failure the new name is removed again.
+ */
+static int chown_new(const struct req *r, struct node *dir, const char *name, bool is_dir)
+{
+	int err;
+
+	if (r->in.uid == geteuid() && r->in.gid == getegid())
+		return 0;
+	if (!fchownat(dir->fd, name, r->in.uid, r->in.gid, AT_SYMLINK_NOFOLLOW))
+		return 0;
+	err = -errno;
+	unlinkat(dir->fd, name, is_dir ? AT_REMOVEDIR : 0);
+	return err;
+}
+
+/* Replies with the entry of a name just created in @dir. */
+static ssize_t reply_new_entry(struct req *r, struct node *dir, const char *name, bool is_dir)
+{
+	struct fuse_entry_out e;
+	int err;
+
+	err = chown_new(r, dir, name, is_dir);
+	if (!err)
+		err = do_entry(dir, name, &e);
+	if (err)
+		return err;
+	return reply_copy(r, &e, sizeof(e));
+}
+
+static ssize_t reply_attr(struct req *r, const struct stat *st)
+{
+	struct fuse_attr_out o = { .attr_valid = ATTR_TIMEOUT };
+
+	fill_attr(&o.attr, st);
+	return reply_copy(r, &o, sizeof(o));
+}
+
+static ssize_t op_lookup(struct req *r)
+{
+	const char *name = next_name(r);
+	struct fuse_entry_out e;
+	int err;
+
+	if (!name)
+		return -EINVAL;
+	err = do_entry(node_of(r->in.nodeid), name, &e);
+	if (err)
+		return err;
+	return reply_copy(r, &e, sizeof(e));
+}
+
+static ssize_t op_forget(struct req *r)
+{
+	const struct fuse_forget_in *fi = r->arg;
+
+	node_forget(r->in.nodeid, fi->nlookup);
+	return NO_REPLY;
+}
+
+static ssize_t op_batch_forget(struct req *r)
+{
+	const struct fuse_batch_forget_in *bi = r->arg;
+	const struct fuse_forget_one *one = (const void *)r->data;
+	uint32_t i;
+
+	if (bi->count > r->datalen / sizeof(*one)) {
+		fprintf(stderr, "furing-server: BATCH_FORGET of %u entries in %zu bytes\n",
+			bi->count, r->datalen);
+		return NO_REPLY;
+	}
+	for (i = 0; i < bi->count; i++)
+		node_forget(one[i].nodeid, one[i].nlookup);
+	return NO_REPLY;
+}
+
+static ssize_t op_getattr(struct req *r)
+{
+	const struct fuse_getattr_in *gi = r->arg;
+	struct stat st;
+	int err;
+
+	if (gi->getattr_flags & FUSE_GETATTR_FH)
+		err = fstat((int)gi->fh, &st) ? -errno : 0;
+	else
+		err = stat_node(node_of(r->in.nodeid), &st);
+	if (err)
+		return err;
+	return reply_attr(r, &st);
+}
+
+static ssize_t op_setattr(struct req *r)
+{
+	const struct fuse_setattr_in *si = r->arg;
+	struct node *n = node_of(r->in.nodeid);
+	struct proc_path pp;
+	const char *path = proc_path(&pp, n->fd);
+	uint32_t valid = si->valid;
+	struct stat st;
+	int err;
+
+	if (valid & FATTR_MODE) {
+		if (fchmodat(AT_FDCWD, path, si->mode, 0))
+			return -errno;
+	}
+	if (valid & (FATTR_UID | FATTR_GID)) {
+		uid_t uid = valid & FATTR_UID ? si->uid : (uid_t)-1;
+		gid_t gid = valid & FATTR_GID ? si->gid : (gid_t)-1;
+
+		if (fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+			return -errno;
+	}
+	if (valid & FATTR_SIZE) {
+		/* FATTR_FH: ftruncate() through the open file */
+		if (valid & FATTR_FH)
+			err = ftruncate((int)si->fh, si->size);
+		else
+			err = truncate(path, si->size);
+		if (err)
+			return -errno;
+	}
+	if (valid & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) {
+		struct timespec ts[2] = {
+			{ .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT },
+		};
+
+		if (valid & FATTR_ATIME_NOW)
+			ts[0].tv_nsec = UTIME_NOW;
+		else if (valid & FATTR_ATIME)
+			ts[0] = (struct timespec){ si->atime, si->atimensec };
+		if (valid & FATTR_MTIME_NOW)
+			ts[1].tv_nsec = UTIME_NOW;
+		else if (valid & FATTR_MTIME)
+			ts[1] = (struct timespec){ si->mtime, si->mtimensec };
+		if (utimensat(AT_FDCWD, path, ts, 0))
+			return -errno;
+	}
+	err = stat_node(n, &st);
+	if (err)
+		return err;
+	return reply_attr(r, &st);
+}
+
+static ssize_t op_readlink(struct req *r)
+{
+	ssize_t len;
+
+	len = readlinkat(node_of(r->in.nodeid)->fd, "", r->out, MIN(r->outsize, PATH_MAX));
+	return len < 0 ? -errno : len;
+}
+
+static ssize_t op_symlink(struct req *r)
+{
+	struct node *dir = node_of(r->in.nodeid);
+	const char *name = next_name(r);
+	const char *target = next_name(r);
+
+	if (!name || !target)
+		return -EINVAL;
+	if (symlinkat(target, dir->fd, name))
+		return -errno;
+	return reply_new_entry(r, dir, name, false);
+}
+
+static ssize_t op_mknod(struct req *r)
+{
+	const struct fuse_mknod_in *mi = r->arg;
+	struct node *dir = node_of(r->in.nodeid);
+	const char *name = next_name(r);
+
+	if (!name)
+		return -EINVAL;
+	/* the kernel applied the umask already (no FUSE_DONT_MASK) */
+	if (mknodat(dir->fd, name, mi->mode, mi->rdev))
+		return -errno;
+	return reply_new_entry(r, dir, name, false);
+}
+
+static ssize_t op_mkdir(struct req *r)
+{
+	const struct fuse_mkdir_in *mi = r->arg;
+	struct node *dir = node_of(r->in.nodeid);
+	const char *name = next_name(r);
+
+	if (!name)
+		return -EINVAL;
+	if (mkdirat(dir->fd, name, mi->mode))
+		return -errno;
+	return reply_new_entry(r, dir, name, true);
+}
+
+static ssize_t remove_name(struct req *r, int flags)
+{
+	const char *name = next_name(r);
+
+	if (!name)
+		return -EINVAL;
+	return unlinkat(node_of(r->in.nodeid)->fd, name, flags) ? -errno : 0;
+}
+
+static ssize_t op_unlink(struct req *r)
+{
+	return remove_name(r, 0);
+}
+
+static ssize_t op_rmdir(struct req *r)
+{
+	return remove_name(r, AT_REMOVEDIR);
+}
+
+/* RENAME's fuse_rename_in is the start of RENAME2's fuse_rename2_in. */
+static ssize_t do_rename(struct req *r, unsigned int flags)
+{
+	const struct fuse_rename_in *ri = r->arg;
+	const char *from = next_name(r);
+	const char *to = next_name(r);
+
+	if (!from || !to)
+		return -EINVAL;
+	if (renameat2(node_of(r->in.nodeid)->fd, from, node_of(ri->newdir)->fd, to, flags))
+		return -errno;
+	return 0;
+}
+
+static ssize_t op_rename(struct req *r)
+{
+	return do_rename(r, 0);
+}
+
+static ssize_t op_rename2(struct req *r)
+{
+	const struct fuse_rename2_in *ri = r->arg;
+
+	return do_rename(r, ri->flags);
+}
+
+static ssize_t op_link(struct req *r)
+{
+	const struct fuse_link_in *li = r->arg;
+	struct node *dir = node_of(r->in.nodeid);
+	const char *name = next_name(r);
+	struct fuse_entry_out e;
+	struct proc_path pp;
+	int err;
+
+	if (!name)
+		return -EINVAL;
+	/* linkat() of an O_PATH fd: through its /proc link, followed */
+	if (linkat(AT_FDCWD, proc_path(&pp, node_of(li->oldnodeid)->fd), dir->fd, name,
+		   AT_SYMLINK_FOLLOW))
+		return -errno;
+	err = do_entry(dir, name, &e);
+	if (err)
+		return err;
+	return reply_copy(r, &e, sizeof(e));
+}
+
+/*
+ * open(2) flags for the backing file. O_DIRECT and O_APPEND stay with the
+ * client: the kernel turns them into READ/WRITE at explicit offsets, which
+ * the backing fd must follow as they are (an O_APPEND fd ignores pwrite()'s
+ * offset, and O_DIRECT would impose the backing fs's alignment).
+ */
+static int backing_flags(uint32_t flags)
+{
+	return (flags & ~(O_NOCTTY | O_NOFOLLOW | O_DIRECT | O_APPEND)) | O_CLOEXEC;
+}
+
+static ssize_t op_open(struct req *r)
+{
+	const struct fuse_open_in *oi = r->arg;
+	struct fuse_open_out oo = { 0 };
+	struct proc_path pp;
+	int fd;
+
+	fd = open(proc_path(&pp, node_of(r->in.nodeid)->fd),
+		  backing_flags(oi->flags) & ~(O_CREAT | O_EXCL));
+	if (fd < 0)
+		return -errno;
+	oo.fh = fd;
+	return reply_copy(r, &oo, sizeof(oo));
+}
+
+static ssize_t op_create(struct req *r)
+{
+	const struct fuse_create_in *ci = r->arg;
+	struct node *dir = node_of(r->in.nodeid);
+	const char *name = next_name(r);
+	struct {
+		struct fuse_entry_out e;
+		struct fuse_open_out o;
+	} out;
+	int fd, err;
+
+	if (!name)
+		return -EINVAL;
+	fd = openat(dir->fd, name, backing_flags(ci->flags) | O_CREAT, ci->mode & 07777);
+	if (fd < 0)
+		return -errno;
+	err = chown_new(r, dir, name, false);
+	if (!err)
+		err = do_entry(dir, name, &out.e);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	memset(&out.o, 0, sizeof(out.o));
+	out.o.fh = fd;
+	return reply_copy(r, &out, sizeof(out));
+}
+
+static ssize_t op_read(struct req *r)
+{
+	const struct fuse_read_in *ri = r->arg;
+	size_t size = MIN(ri->size, r->outsize), done = 0;
+	ssize_t n;
+
+	while (done < size) {
+		n = pread((int)ri->fh, r->out + done, size - done, ri->offset + done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return done ? (ssize_t)done : -errno;
+		}
+		if (!n)
+			break;
+		done += n;
+	}
+	return done;
+}
+
+static ssize_t op_write(struct req *r)
+{
+	const struct fuse_write_in *wi = r->arg;
+	struct fuse_write_out wo = { 0 };
+	size_t done = 0;
+	ssize_t n;
+
+	if (wi->size > r->datalen)
+		return -EINVAL;
+	while (done < wi->size) {
+		n = pwrite((int)wi->fh, r->data + done, wi->size - done, wi->offset + done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (!done)
+				return -errno;
+			break;
+		}
+		done += n;
+	}
+	wo.size = done;
+	return reply_copy(r, &wo, sizeof(wo));
+}
+
+static ssize_t op_statfs(struct req *r)
+{
+	struct fuse_statfs_out so = { 0 };
+	struct statfs sf;
+
+	if (fstatfs(node_of(r->in.nodeid)->fd, &sf))
+		return -errno;
+	so.st.blocks = sf.f_blocks;
+	so.st.bfree = sf.f_bfree;
+	so.st.bavail = sf.f_bavail;
+	so.st.files = sf.f_files;
+	so.st.ffree = sf.f_ffree;
+	so.st.bsize = sf.f_bsize;
+	so.st.namelen = sf.f_namelen;
+	so.st.frsize = sf.f_frsize;
+	return reply_copy(r, &so, sizeof(so));
+}
+
+static ssize_t op_release(struct req *r)
+{
+	const struct fuse_release_in *ri = r->arg;
+
+	return close((int)ri->fh) ? -errno : 0;
+}
+
+static ssize_t op_fsync(struct req *r)
+{
+	const struct fuse_fsync_in *fi = r->arg;
+	int err;
+
+	if (fi->fsync_flags & FUSE_FSYNC_FDATASYNC)
+		err = fdatasync((int)fi->fh);
+	else
+		err = fsync((int)fi->fh);
+	return err ? -errno : 0;
+}
+
+/* FLUSH (close() of a descriptor of the open file): like close() of a dup. */
+static ssize_t op_flush(struct req *r)
+{
+	const struct fuse_flush_in *fi = r->arg;
+	int fd = dup((int)fi->fh);
+
+	if (fd < 0)
+		return -errno;
+	return close(fd) ? -errno : 0;
+}
+
+static ssize_t op_access(struct req *r)
+{
+	const struct fuse_access_in *ai = r->arg;
+	struct proc_path pp;
+
+	if (faccessat(AT_FDCWD, proc_path(&pp, node_of(r->in.nodeid)->fd), ai->mask, 0))
+		return -errno;
+	return 0;
+}
+
+/* An open directory: READDIR seeks to the kernel's offset and reads on. */
+struct dir_handle {
+	pthread_mutex_t lock;
+	int fd;
+};
+
+static ssize_t op_opendir(struct req *r)
+{
+	struct fuse_open_out oo = { 0 };
+	struct dir_handle *dh;
+	int fd, err;
+
+	fd = openat(node_of(r->in.nodeid)->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	dh = malloc(sizeof(*dh));
+	if (!dh) {
+		close(fd);
+		return -ENOMEM;
+	}
+	err = pthread_mutex_init(&dh->lock, NULL);
+	if (err) {
+		free(dh);
+		close(fd);
+		return -err;
+	}
+	dh->fd = fd;
+	oo.fh = (uintptr_t)dh;
+	return reply_copy(r, &oo, sizeof(oo));
+}
+
+static ssize_t op_releasedir(struct req *r)
+{
+	const struct fuse_release_in *ri = r->arg;
+	struct dir_handle *dh = (void *)(uintptr_t)ri->fh;
+
+	close(dh->fd);
+	pthread_mutex_destroy(&dh->lock);
+	free(dh);
+	return 0;
+}
+
+static ssize_t op_fsyncdir(struct req *r)
+{
+	const struct fuse_fsync_in *fi = r->arg;
+	struct dir_handle *dh = (void *)(uintptr_t)fi->fh;
+
+	return fsync(dh->fd) ? -errno : 0;
+}
+
+static bool is_dot_or_dotdot(const char *name)
+{
+	return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
+}
+
+/*
+ * READDIR / READDIRPLUS: entries from the kernel's offset on (the offset of
+ * an entry is the d_off of the one before it), as many as fit. READDIRPLUS
+ * looks every entry up (but "." and "..", which go without an entry: nodeid
+ * 0) and so takes a lookup reference the kernel later forgets.
+ */
+static ssize_t do_readdir(struct req *r, bool plus)
+{
+	const struct fuse_read_in *ri = r->arg;
+	struct dir_handle *dh = (void *)(uintptr_t)ri->fh;
+	struct node *dir = node_of(r->in.nodeid);
+	size_t size = MIN(ri->size, r->outsize), used = 0;
+	size_t nameoff = plus ? FUSE_NAME_OFFSET_DIRENTPLUS : FUSE_NAME_OFFSET;
+	char buf[16384] __attribute__((aligned(8)));
+	bool full = false;
+	ssize_t n, pos, ret = 0;
+
+	pthread_mutex_lock(&dh->lock);
+	if (lseek(dh->fd, ri->offset, SEEK_SET) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	while (!full) {
+		n = getdents64(dh->fd, buf, sizeof(buf));
+		if (n < 0) {
+			ret = -errno;
+			break;
+		}
+		if (!n)
+			break;
+		for (pos = 0; pos < n; ) {
+			struct dirent64 *d = (void *)(buf + pos);
+			size_t namelen = strlen(d->d_name);
+			size_t reclen = FUSE_DIRENT_ALIGN(nameoff + namelen);
+			struct fuse_dirent *fde;
+
+			if (used + reclen > size) {
+				full = true;
+				break;
+			}
+			memset(r->out + used, 0, reclen);
+			if (plus) {
+				struct fuse_direntplus *dp = (void *)(r->out + used);
+
+				/* an entry that vanished meanwhile goes without attributes */
+				if (!is_dot_or_dotdot(d->d_name) &&
+				    do_entry(dir, d->d_name, &dp->entry_out))
+					memset(&dp->entry_out, 0, sizeof(dp->entry_out));
+				fde = &dp->dirent;
+			} else {
+				fde = (void *)(r->out + used);
+			}
+			fde->ino = d->d_ino;
+			fde->off = d->d_off;
+			fde->namelen = namelen;
+			fde->type = d->d_type;
+			memcpy(fde->name, d->d_name, namelen);
+			used += reclen;
+			pos += d->d_reclen;
+		}
+	}
+out:
+	pthread_mutex_unlock(&dh->lock);
+	if (ret && !used)
+		return ret;
+	return used;
+}
+
+static ssize_t op_readdir(struct req *r)
+{
+	return do_readdir(r, false);
+}
+
+static ssize_t op_readdirplus(struct req *r)
+{
+	return do_readdir(r, true);
+}
+
+/* Interrupts are not acted on: every request here finishes quickly anyway. */
+static ssize_t op_interrupt(struct req *r __maybe_unused)
+{
+	return NO_REPLY;
+}
+
+static ssize_t op_destroy(struct req *r __maybe_unused)
+{
+	return 0;
+}
+
+struct op {
+	const char *name;
+	/* size of the in-struct (the first argument); 0: none */
+	size_t argsize;
+	ssize_t (*fn)(struct req *r);
+};
+
+#define OP(code, arg, fn) [FUSE_##code] = { #code, arg, fn }
+static const struct op ops[] = {
+	OP(LOOKUP, 0, op_lookup),
+	OP(FORGET, sizeof(struct fuse_forget_in), op_forget),
+	OP(GETATTR, sizeof(struct fuse_getattr_in), op_getattr),
+	OP(SETATTR, sizeof(struct fuse_setattr_in), op_setattr),
+	OP(READLINK, 0, op_readlink),
+	OP(SYMLINK, 0, op_symlink),
+	OP(MKNOD, sizeof(struct fuse_mknod_in), op_mknod),
+	OP(MKDIR, sizeof(struct fuse_mkdir_in), op_mkdir),
+	OP(UNLINK, 0, op_unlink),
+	OP(RMDIR, 0, op_rmdir),
+	OP(RENAME, sizeof(struct fuse_rename_in), op_rename),
+	OP(LINK, sizeof(struct fuse_link_in), op_link),
+	OP(OPEN, sizeof(struct fuse_open_in), op_open),
+	OP(READ, sizeof(struct fuse_read_in), op_read),
+	OP(WRITE, sizeof(struct fuse_write_in), op_write),
+	OP(STATFS, 0, op_statfs),
+	OP(RELEASE, sizeof(struct fuse_release_in), op_release),
+	OP(FSYNC, sizeof(struct fuse_fsync_in), op_fsync),
+	OP(FLUSH, sizeof(struct fuse_flush_in), op_flush),
+	OP(OPENDIR, sizeof(struct fuse_open_in), op_opendir),
+	OP(READDIR, sizeof(struct fuse_read_in), op_readdir),
+	OP(RELEASEDIR, sizeof(struct fuse_release_in), op_releasedir),
+	OP(FSYNCDIR, sizeof(struct fuse_fsync_in), op_fsyncdir),
+	OP(ACCESS, sizeof(struct fuse_access_in), op_access),
+	OP(CREATE, sizeof(struct fuse_create_in), op_create),
+	OP(INTERRUPT, sizeof(struct fuse_interrupt_in), op_interrupt),
+	OP(DESTROY, 0, op_destroy),
+	OP(BATCH_FORGET, sizeof(struct fuse_batch_forget_in), op_batch_forget),
+	OP(READDIRPLUS, sizeof(struct fuse_read_in), op_readdirplus),
+	OP(RENAME2, sizeof(struct fuse_rename2_in), op_rename2),
+};
+#undef OP
+
+/* Every in-struct fits the ring header's op_in area. */
+_Static_assert(sizeof(struct fuse_setattr_in) <= FURING_URING_OP_IN_OUT_SZ, "op_in");
+_Static_assert(sizeof(struct furing_uring_req_header) == 288, "req header");
+_Static_assert(sizeof(struct furing_uring_cmd_req) == 40, "cmd req");
+
+static const struct op *op_of(uint32_t opcode)
+{
+	if (opcode < ARRAY_SIZE(ops) && ops[opcode].fn)
+		return &ops[opcode];
+	return NULL;
+}
+
+static bool expects_reply(uint32_t opcode)
+{
+	return opcode != FUSE_FORGET && opcode != FUSE_BATCH_FORGET &&
+	       opcode != FUSE_INTERRUPT;
+}
+
+/*
+ * Runs one request; returns the reply: payload bytes, -errno, or NO_REPLY.
+ * @via: "classic" or "qN", for --debug.
+ */
+static ssize_t handle(struct req *r, const char *via)
+{
+	const struct op *op = op_of(r->in.opcode);
+	ssize_t ret;
+
+	if (opt.crash_after && expects_reply(r->in.opcode) &&
+	    atomic_fetch_add(&nr_counted, 1) >= opt.crash_after) {
+		fprintf(stderr, "furing-server: --crash-after %lu: SIGKILL at %s (unique %" PRIu64 ")\n",
+			opt.crash_after, op ? op->name : "?", (uint64_t)r->in.unique);
+		kill(getpid(), SIGKILL);
+	}
+	ret = op ? op->fn(r) : -ENOSYS;
+	if (opt.debug) {
+		char res[32];
+
+		if (ret == NO_REPLY)
+			snprintf(res, sizeof(res), "no reply");
+		else if (ret < 0)
+			snprintf(res, sizeof(res), "%s", strerrorname_np(-ret) ?: "?");
+		else
+			snprintf(res, sizeof(res), "%zd bytes", ret);
+		fprintf(stderr, "furing-server: %-7s %s(%u) unique %" PRIu64 " node %" PRIu64
+			" data %zu -> %s\n", via, op ? op->name : "?", r->in.opcode,
+			(uint64_t)r->in.unique, (uint64_t)r->in.nodeid, r->datalen, res);
+	}
+	if (ret != NO_REPLY && opt.delay_ms) {
+		struct timespec ts = {
+			.tv_sec = opt.delay_ms / 1000,
+			.tv_nsec = (opt.delay_ms % 1000) * 1000000L,
+		};
+
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+	}
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Classic transport: read() a request, write() its reply. */
+
+static size_t classic_bufsize(void)
+{
+	/* room for fuse_in_header + fuse_write_in + max_write, and two names */
+	return payload_size + 8192;
+}
+
+/* 0, or -errno of a write() that means the connection is gone. */
+static int classic_reply(uint64_t unique, ssize_t ret, const void *out)
+{
+	struct fuse_out_header oh = { .unique = unique };
+	struct iovec iov[2] = { { &oh, sizeof(oh) }, { (void *)out, 0 } };
+
+	if (ret < 0)
+		oh.error = ret;
+	else
+		iov[1].iov_len = ret;
+	oh.len = sizeof(oh) + iov[1].iov_len;
+	if (writev(dev_fd, iov, iov[1].iov_len ? 2 : 1) >= 0)
+		return 0;
+	/* ENOENT: the request was interrupted or aborted meanwhile */
+	if (errno == ENOENT)
+		return 0;
+	return -errno;
+}
+
+static void *classic_thread(void *arg __maybe_unused)
+{
+	size_t bufsize = classic_bufsize();
+	char *in = aligned_alloc(4096, bufsize);
+	char *out = aligned_alloc(4096, payload_size);
+	struct req r;
+	ssize_t n, ret;
+	int err;
+
+	if (!in || !out) {
+		fprintf(stderr, "furing-server: out of memory\n");
+		atomic_store(&failed, 1);
+		goto out;
+	}
+	for (;;) {
+		const struct op *op;
+		size_t argsize;
+
+		n = read(dev_fd, in, bufsize);
+		if (n < 0) {
+			/* ENOENT: a request interrupted before it was read */
+			if (errno == EINTR || errno == EAGAIN || errno == ENOENT)
+				continue;
+			/* ENODEV: unmounted, or the connection was aborted */
+			if (errno != ENODEV) {
+				perror("furing-server: read");
+				atomic_store(&failed, 1);
+			}
+			break;
+		}
+		if ((size_t)n < sizeof(struct fuse_in_header)) {
+			fprintf(stderr, "furing-server: short read of %zd bytes\n", n);
+			continue;
+		}
+		atomic_fetch_add(&nr_classic, 1);
+		memcpy(&r.in, in, sizeof(r.in));
+		op = op_of(r.in.opcode);
+		argsize = op ? op->argsize : 0;
+		if ((size_t)n < sizeof(r.in) + argsize) {
+			ret = -EINVAL;
+		} else {
+			r.arg = in + sizeof(r.in);
+			r.data = in + sizeof(r.in) + argsize;
+			r.datalen = n - sizeof(r.in) - argsize;
+			r.out = out;
+			r.outsize = payload_size;
+			ret = handle(&r, "classic");
+		}
+		if (ret == NO_REPLY)
+			continue;
+		err = classic_reply(r.in.unique, ret, out);
+		if (err == -ENODEV)
+			break;
+		if (err) {
+			fprintf(stderr, "furing-server: write: %s\n", strerror(-err));
+			atomic_store(&failed, 1);
+		}
+	}
+out:
+	free(in);
+	free(out);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* io-uring transport: one thread, ring and set of entries per queue. */
+
+struct ring_ent {
+	struct furing_uring_req_header *hdr;
+	char *payload;
+	struct iovec iov[2];	/* what REGISTER hands the kernel */
+};
+
+struct queue {
+	unsigned int qid;
+	pthread_t thread;
+	bool started;
+	struct io_uring ring;
+	struct ring_ent *ents;
+	unsigned int live;	/* entries the kernel has not ended */
+	atomic_ulong served;
+	/* how the entries ended: CQE results at teardown */
+	unsigned int nr_enotconn, nr_econnaborted, nr_ecanceled, nr_other;
+	int last_other;
+};
+
+static struct queue *queues;
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reg_cond = PTHREAD_COND_INITIALIZER;
+static unsigned int nr_registered;
+
+static void queue_registered(void)
+{
+	pthread_mutex_lock(&reg_lock);
+	nr_registered++;
+	pthread_cond_broadcast(&reg_cond);
+	pthread_mutex_unlock(&reg_lock);
+}
+
+/*
+ * Queues a ring command for @ent. liburing 2.3 has no helper for it: the
+ * 40-byte furing_uring_cmd_req lives in the command area of the 128-byte
+ * SQE; sqe->addr points to the entry's two iovecs (header, payload).
+ */
+static void prep_cmd(struct queue *q, struct ring_ent *ent, uint32_t cmd_op, uint64_t commit_id)
+{
+	struct furing_uring_cmd_req req = { .commit_id = commit_id, .qid = q->qid };
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+	char *slot = (char *)sqe;
+
+	/* the ring has room for every entry's command */
+	if (!sqe)
+		abort();
+	/* an SQE128 spans two struct io_uring_sqe slots */
+	memset(slot, 0, 2 * sizeof(*sqe));
+	sqe->opcode = IORING_OP_URING_CMD;
+	sqe->fd = dev_fd;
+	sqe->cmd_op = cmd_op;
+	sqe->addr = (uintptr_t)ent->iov;
+	sqe->len = ARRAY_SIZE(ent->iov);
+	sqe->user_data = (uintptr_t)ent;
+	memcpy(slot + offsetof(struct io_uring_sqe, cmd), &req, sizeof(req));
+}
+
+/* A CQE with result 0: @ent holds a request. Serve it and commit the reply. */
+static void ring_serve(struct queue *q, struct ring_ent *ent, const char *via)
+{
+	struct furing_uring_req_header *hdr = ent->hdr;
+	struct furing_uring_ent_in_out *eio = &hdr->ring_ent_in_out;
+	uint64_t commit_id = eio->commit_id;
+	struct fuse_out_header oh = { 0 };
+	struct req r;
+	ssize_t ret;
+
+	memcpy(&r.in, hdr->in_out, sizeof(r.in));
+	r.arg = hdr->op_in;
+	r.data = ent->payload;
+	r.datalen = MIN(eio->payload_sz, payload_size);
+	r.out = ent->payload;
+	r.outsize = payload_size;
+	atomic_fetch_add(&q->served, 1);
+	ret = handle(&r, via);
+	/* the kernel never rings no-reply requests; commit them empty anyway */
+	if (ret == NO_REPLY)
+		ret = 0;
+	oh.unique = r.in.unique;
+	if (ret < 0)
+		oh.error = ret;
+	oh.len = sizeof(oh) + (ret > 0 ? ret : 0);
+	memcpy(hdr->in_out, &oh, sizeof(oh));
+	eio->payload_sz = ret > 0 ? ret : 0;
+	prep_cmd(q, ent, FURING_URING_CMD_COMMIT_AND_FETCH, commit_id);
+}
+
+static void ring_complete(struct queue *q, struct ring_ent *ent, int res, const char *via)
+{
+	switch (res) {
+	case 0:
+		ring_serve(q, ent, via);
+		return;
+	case -EAGAIN:
+		/* REGISTER before the kernel processed INIT's reply: retry */
+		usleep(1000);
+		prep_cmd(q, ent, FURING_URING_CMD_REGISTER, 0);
+		return;
+	/* teardown: unmounted, aborted, or the ring is going away */
+	case -ENOTCONN:
+		q->nr_enotconn++;
+		break;
+	case -ECONNABORTED:
+		q->nr_econnaborted++;
+		break;
+	case -ECANCELED:
+		q->nr_ecanceled++;
+		break;
+	default:
+		fprintf(stderr, "furing-server: %s: ring command failed: %s\n", via,
+			strerror(-res));
+		q->nr_other++;
+		q->last_other = res;
+		break;
+	}
+	if (opt.debug)
+		fprintf(stderr, "furing-server: %s: entry %td ended: %s\n", via,
+			ent - q->ents, strerrorname_np(-res) ?: "?");
+	q->live--;
+}
+
+static int queue_setup(struct queue *q)
+{
+	size_t hdr_size = (sizeof(struct furing_uring_req_header) + 4095) & ~4095UL;
+	size_t pl_size = (payload_size + 4095) & ~4095UL;
+	unsigned int i;
+	int ret;
+
+	q->ents = calloc(opt.depth, sizeof(*q->ents));
+	if (!q->ents)
+		return -ENOMEM;
+	for (i = 0; i < opt.depth; i++) {
+		struct ring_ent *ent = &q->ents[i];
+
+		ent->hdr = aligned_alloc(4096, hdr_size);
+		ent->payload = aligned_alloc(4096, pl_size);
+		if (!ent->hdr || !ent->payload)
+			return -ENOMEM;
+		memset(ent->hdr, 0, hdr_size);
+		ent->iov[0] = (struct iovec){ ent->hdr, sizeof(*ent->hdr) };
+		ent->iov[1] = (struct iovec){ ent->payload, payload_size };
+	}
+	ret = io_uring_queue_init(2 * opt.depth, &q->ring, IORING_SETUP_SQE128);
+	if (ret)
+		return ret;
+	return 0;
+}
+
+static void *queue_thread(void *arg)
+{
+	struct queue *q = arg;
+	struct io_uring_cqe *cqe;
+	cpu_set_t cpus;
+	unsigned int i;
+	char via[16];
+	int ret;
+
+	snprintf(via, sizeof(via), "q%u", q->qid);
+	/* the queue serves the clients on CPU qid: stay next to them */
+	CPU_ZERO(&cpus);
+	CPU_SET(q->qid, &cpus);
+	ret = pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
+	if (ret && opt.debug)
+		fprintf(stderr, "furing-server: %s: not pinned to CPU %u: %s\n", via, q->qid,
+			strerror(ret));
+
+	/* the ring belongs to this thread: requests come as task work to it */
+	ret = queue_setup(q);
+	if (ret) {
+		fprintf(stderr, "furing-server: %s: setup: %s\n", via, strerror(-ret));
+		atomic_store(&failed, 1);
+		queue_registered();
+		return NULL;
+	}
+	for (i = 0; i < opt.depth; i++)
+		prep_cmd(q, &q->ents[i], FURING_URING_CMD_REGISTER, 0);
+	q->live = opt.depth;
+	/*
+	 * uring commands are issued inline by io_uring_enter(): once submit
+	 * returns, each REGISTER either parked its entry or posted its error.
+	 */
+	ret = io_uring_submit(&q->ring);
+	if (ret != (int)opt.depth) {
+		fprintf(stderr, "furing-server: %s: submit: %s\n", via,
+			ret < 0 ? strerror(-ret) : "short");
+		atomic_store(&failed, 1);
+		queue_registered();
+		return NULL;
+	}
+	queue_registered();
+
+	while (q->live) {
+		ret = io_uring_submit_and_wait(&q->ring, 1);
+		if (ret < 0 && ret != -EINTR) {
+			fprintf(stderr, "furing-server: %s: io_uring_enter: %s\n", via,
+				strerror(-ret));
+			atomic_store(&failed, 1);
+			break;
+		}
+		while (!io_uring_peek_cqe(&q->ring, &cqe)) {
+			struct ring_ent *ent = (void *)(uintptr_t)cqe->user_data;
+			int res = cqe->res;
+
+			io_uring_cqe_seen(&q->ring, cqe);
+			ring_complete(q, ent, res, via);
+		}
+	}
+	io_uring_queue_exit(&q->ring);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Setup */
+
+/* Number of CPUs in a cpulist ("0-3,5"); 0 when unreadable. */
+static unsigned int cpulist_count(const char *path)
+{
+	char buf[4096], *p, *end;
+	unsigned int count = 0;
+	unsigned long a, b;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return 0;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	for (p = buf; *p && *p != '\n'; p = end) {
+		a = strtoul(p, &end, 10);
+		if (end == p)
+			return 0;
+		b = a;
+		if (*end == '-') {
+			p = end + 1;
+			b = strtoul(p, &end, 10);
+			if (end == p || b < a)
+				return 0;
+		}
+		count += b - a + 1;
+		if (*end == ',')
+			end++;
+	}
+	return count;
+}
+
+/* Reads FUSE_INIT and answers it. 0 or -errno. */
+static int do_init(void)
+{
+	size_t bufsize = classic_bufsize();
+	char *buf = malloc(bufsize);
+	struct fuse_in_header *ih = (void *)buf;
+	struct fuse_init_in *ii = (void *)(ih + 1);
+	struct fuse_init_out io = { 0 };
+	uint64_t offered, want, flags;
+	size_t outsize;
+	ssize_t n;
+	int err;
+
+	if (!buf)
+		return -ENOMEM;
+	do {
+		n = read(dev_fd, buf, bufsize);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		err = -errno;
+		goto out;
+	}
+	err = -EPROTO;
+	if ((size_t)n < sizeof(*ih) + 8 || ih->opcode != FUSE_INIT) {
+		fprintf(stderr, "furing-server: expected FUSE_INIT, got opcode %u\n",
+			(size_t)n >= sizeof(*ih) ? ih->opcode : 0);
+		goto out;
+	}
+	if (ii->major != FUSE_KERNEL_VERSION) {
+		fprintf(stderr, "furing-server: kernel speaks FUSE %u.%u\n", ii->major, ii->minor);
+		classic_reply(ih->unique, -EPROTO, NULL);
+		goto out;
+	}
+	offered = ii->flags;
+	if ((size_t)n >= sizeof(*ih) + sizeof(*ii) && (offered & FUSE_INIT_EXT))
+		offered |= (uint64_t)ii->flags2 << 32;
+	/*
+	 * No FUSE_PASSTHROUGH, no FUSE_HAS_IO_URING_BUFPOOL, no writeback
+	 * cache: every byte goes through the transport under test.
+	 */
+	want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_MAX_PAGES |
+	       FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS |
+	       FUSE_ASYNC_DIO | FUSE_INIT_EXT;
+	if (!opt.no_uring)
+		want |= FUSE_OVER_IO_URING;
+	flags = want & offered;
+	use_uring = flags & FUSE_OVER_IO_URING;
+
+	io.major = FUSE_KERNEL_VERSION;
+	io.minor = MIN(ii->minor, FUSE_KERNEL_MINOR_VERSION);
+	io.max_readahead = ii->max_readahead;
+	io.flags = flags;
+	io.flags2 = flags >> 32;
+	io.max_background = 16;
+	io.congestion_threshold = 12;
+	io.max_write = opt.max_write;
+	io.time_gran = 1;
+	io.max_pages = MIN((opt.max_write + 4095) / 4096, 65535U);
+	if (io.minor < 5)
+		outsize = FUSE_COMPAT_INIT_OUT_SIZE;
+	else if (io.minor < 23)
+		outsize = FUSE_COMPAT_22_INIT_OUT_SIZE;
+	else
+		outsize = sizeof(io);
+	if (opt.debug)
+		fprintf(stderr, "furing-server: INIT: kernel %u.%u flags %#" PRIx64
+			", reply 7.%u flags %#" PRIx64 " max_write %u max_pages %u\n",
+			ii->major, ii->minor, offered, io.minor, flags, io.max_write,
+			io.max_pages);
+	err = classic_reply(ih->unique, outsize, &io);
+	if (err)
+		fprintf(stderr, "furing-server: INIT reply: %s\n", strerror(-err));
+out:
+	free(buf);
+	return err;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: furing-server [options] <backing-dir> <mnt>\n"
+"\n"
+"Mounts a FUSE filesystem at <mnt> that passes everything through to\n"
+"<backing-dir>, serves it until it is unmounted, then exits 0.\n"
+"\n"
+"  --dev PATH          FUSE device: /dev/furing (default; fstype \"furing\") or\n"
+"                      /dev/fuse (fstype \"fuse\")\n"
+"  --no-uring          do not ask for FUSE_OVER_IO_URING: read()/write() only\n"
+"  --queues N          io-uring queues, one thread each, queue i pinned to CPU i\n"
+"                      (default: the number of possible CPUs; the kernel waits\n"
+"                      for a queue on every possible CPU before using the ring)\n"
+"  --depth N           ring entries per queue (default 4)\n"
+"  --crash-after N     SIGKILL itself on receiving request N+1, before replying\n"
+"                      (INIT, FORGET, BATCH_FORGET and INTERRUPT not counted)\n"
+"  --delay-ms N        sleep N ms before every reply\n"
+"  --max-write BYTES   max_write of FUSE_INIT (default 1048576)\n"
+"  --max-read BYTES    add max_read=BYTES to the mount options\n"
+"  --debug             log every request to stderr\n"
+"  -h, --help          this text\n"
+"\n"
+"Prints \"furing-server: ready\" once INIT is answered and the ring entries\n"
+"are registered, and the number of requests served per transport at exit.\n");
+}
+
+static unsigned long parse_num(const char *name, const char *s, unsigned long min,
+			       unsigned long max)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 0);
+	if (errno || end == s || *end || s[0] == '-' || v < min || v > max) {
+		fprintf(stderr, "furing-server: --%s: expected a number in %lu..%lu, not '%s'\n",
+			name, min, max, s);
+		exit(2);
+	}
+	return v;
+}
+
+static void parse_args(int argc, char **argv)
+{
+	enum { O_DEV = 256, O_NO_URING, O_QUEUES, O_DEPTH, O_CRASH, O_DELAY, O_MAX_WRITE,
+	       O_MAX_READ, O_DEBUG };
+	static const struct option lopts[] = {
+		{ "dev", required_argument, NULL, O_DEV },
+		{ "no-uring", no_argument, NULL, O_NO_URING },
+		{ "queues", required_argument, NULL, O_QUEUES },
+		{ "depth", required_argument, NULL, O_DEPTH },
+		{ "crash-after", required_argument, NULL, O_CRASH },
+		{ "delay-ms", required_argument, NULL, O_DELAY },
+		{ "max-write", required_argument, NULL, O_MAX_WRITE },
+		{ "max-read", required_argument, NULL, O_MAX_READ },
+		{ "debug", no_argument, NULL, O_DEBUG },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+		switch (c) {
+		case O_DEV:
+			opt.dev = optarg;
+			break;
+		case O_NO_URING:
+			opt.no_uring = true;
+			break;
+		case O_QUEUES:
+			opt.queues = parse_num("queues", optarg, 1, CPU_SETSIZE);
+			break;
+		case O_DEPTH:
+			opt.depth = parse_num("depth", optarg, 1, 1024);
+			break;
+		case O_CRASH:
+			opt.crash_after = parse_num("crash-after", optarg, 0, ULONG_MAX);
+			break;
+		case O_DELAY:
+			opt.delay_ms = parse_num("delay-ms", optarg, 0, 3600 * 1000);
+			break;
+		case O_MAX_WRITE:
+			opt.max_write = parse_num("max-write", optarg, 4096, 256 << 20);
+			break;
+		case O_MAX_READ:
+			opt.max_read = parse_num("max-read", optarg, 1, UINT_MAX);
+			break;
+		case O_DEBUG:
+			opt.debug = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
+		}
+	}
+	if (argc - optind != 2) {
+		usage(stderr);
+		exit(2);
+	}
+	opt.backing = argv[optind];
+	opt.mnt = argv[optind + 1];
+}
+
+static int do_mount(void)
+{
+	const char *base = strrchr(opt.dev, '/');
+	const char *fstype;
+	char opts[256];
+	int len;
+
+	base = base ? base + 1 : opt.dev;
+	fstype = strcmp(base, "fuse") ? "furing" : "fuse";
+	len = snprintf(opts, sizeof(opts),
+		       "fd=%d,rootmode=40000,user_id=%u,group_id=%u,allow_other,default_permissions",
+		       dev_fd, getuid(), getgid());
+	if (opt.max_read)
+		snprintf(opts + len, sizeof(opts) - len, ",max_read=%u", opt.max_read);
+	if (mount("furing-server", opt.mnt, fstype, 0, opts)) {
+		fprintf(stderr, "furing-server: mount -t %s -o %s furing-server %s: %s\n", fstype,
+			opts, opt.mnt, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	pthread_t classic[2];
+	unsigned int nr_classic_threads, i;
+	unsigned long ring_total = 0;
+	struct stat st;
+	int err;
+
+	parse_args(argc, argv);
+	payload_size = MAX(FUSE_MIN_READ_BUFFER, opt.max_write);
+	payload_size = MAX(payload_size, ((opt.max_write + 4095) / 4096) * 4096UL);
+
+	root.fd = open(opt.backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root.fd < 0 || fstat(root.fd, &st)) {
+		fprintf(stderr, "furing-server: %s: %s\n", opt.backing, strerror(errno));
+		return 1;
+	}
+	root.dev = st.st_dev;
+	root.ino = st.st_ino;
+	root.nlookup = 1;
+	node_hash[node_hashfn(root.dev, root.ino)] = &root;
+
+	dev_fd = open(opt.dev, O_RDWR | O_CLOEXEC);
+	if (dev_fd < 0) {
+		fprintf(stderr, "furing-server: %s: %s\n", opt.dev, strerror(errno));
+		return 1;
+	}
+	if (do_mount())
+		return 1;
+	err = do_init();
+	if (err) {
+		fprintf(stderr, "furing-server: FUSE_INIT failed: %s\n", strerror(-err));
+		umount2(opt.mnt, MNT_DETACH);
+		return 1;
+	}
+
+	nr_classic_threads = use_uring ? 1 : 2;
+	for (i = 0; i < nr_classic_threads; i++) {
+		err = pthread_create(&classic[i], NULL, classic_thread, NULL);
+		if (err) {
+			fprintf(stderr, "furing-server: pthread_create: %s\n", strerror(err));
+			return 1;
+		}
+	}
+
+	if (use_uring) {
+		unsigned int possible = cpulist_count("/sys/devices/system/cpu/possible");
+
+		if (!possible)
+			possible = sysconf(_SC_NPROCESSORS_CONF);
+		if (!opt.queues)
+			opt.queues = possible;
+		else if (opt.queues < possible)
+			fprintf(stderr, "furing-server: %u queues for %u possible CPUs: Linux's "
+				"FUSE io-uring stays unused until every CPU has a queue\n",
+				opt.queues, possible);
+		queues = calloc(opt.queues, sizeof(*queues));
+		if (!queues)
+			return 1;
+		for (i = 0; i < opt.queues; i++) {
+			queues[i].qid = i;
+			err = pthread_create(&queues[i].thread, NULL, queue_thread, &queues[i]);
+			if (err) {
+				fprintf(stderr, "furing-server: pthread_create: %s\n", strerror(err));
+				return 1;
+			}
+			queues[i].started = true;
+		}
+		pthread_mutex_lock(&reg_lock);
+		while (nr_registered < opt.queues)
+			pthread_cond_wait(&reg_cond, &reg_lock);
+		pthread_mutex_unlock(&reg_lock);
+	}
+	printf("furing-server: ready\n");
+	fflush(stdout);
+
+	for (i = 0; i < nr_classic_threads; i++)
+		pthread_join(classic[i], NULL);
+	for (i = 0; use_uring && i < opt.queues; i++) {
+		if (queues[i].started)
+			pthread_join(queues[i].thread, NULL);
+		ring_total += atomic_load(&queues[i].served);
+	}
+
+	printf("furing-server: exit: %lu requests: classic %lu, ring %lu",
+	       atomic_load(&nr_classic) + ring_total, atomic_load(&nr_classic), ring_total);
+	for (i = 0; use_uring && i < opt.queues; i++) {
+		struct queue *q = &queues[i];
+
+		printf("%s q%u %lu", i ? "," : " (", i, atomic_load(&q->served));
+		if (q->nr_enotconn)
+			printf(" ENOTCONN x%u", q->nr_enotconn);
+		if (q->nr_econnaborted)
+			printf(" ECONNABORTED x%u", q->nr_econnaborted);
+		if (q->nr_ecanceled)
+			printf(" ECANCELED x%u", q->nr_ecanceled);
+		if (q->nr_other)
+			printf(" %s x%u", strerrorname_np(-q->last_other) ?: "?", q->nr_other);
+	}
+	printf("%s; %lu nodes left\n", use_uring ? ")" : "", nr_nodes);
+	fflush(stdout);
+	close(dev_fd);
+	return atomic_load(&failed) ? 1 : 0;
+}
