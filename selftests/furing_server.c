@@ -23,8 +23,10 @@
  * Where a request lives in a ring entry (fs/fuse/dev_uring.c,
  * fuse_uring_args_to_ring() / fuse_uring_copy_from_ring()):
  *  - header.in_out: struct fuse_in_header; the reply's struct
- *    fuse_out_header goes to the same place (its len is not used; the
- *    payload size is ring_ent_in_out.payload_sz).
+ *    fuse_out_header goes to the same place (its len is not used: the
+ *    reply's size is ring_ent_in_out.payload_sz, which must match the
+ *    out-arguments exactly unless the last one is of variable size, as
+ *    for READ, READLINK and READDIR).
  *  - header.op_in: the request's first argument, the opcode's in-struct
  *    (e.g. struct fuse_read_in), copied only when it is not empty. LOOKUP,
  *    UNLINK, RMDIR and SYMLINK have an empty first argument (their names
@@ -939,6 +941,7 @@ static bool expects_reply(uint32_t opcode)
 static ssize_t handle(struct req *r, const char *via)
 {
 	const struct op *op = op_of(r->in.opcode);
+	size_t datalen = r->datalen;
 	ssize_t ret;
 
 	if (opt.crash_after && expects_reply(r->in.opcode) &&
@@ -959,7 +962,7 @@ static ssize_t handle(struct req *r, const char *via)
 			snprintf(res, sizeof(res), "%zd bytes", ret);
 		fprintf(stderr, "furing-server: %-7s %s(%u) unique %" PRIu64 " node %" PRIu64
 			" data %zu -> %s\n", via, op ? op->name : "?", r->in.opcode,
-			(uint64_t)r->in.unique, (uint64_t)r->in.nodeid, r->datalen, res);
+			(uint64_t)r->in.unique, (uint64_t)r->in.nodeid, datalen, res);
 	}
 	if (ret != NO_REPLY && opt.delay_ms) {
 		struct timespec ts = {
@@ -1024,8 +1027,11 @@ static void *classic_thread(void *arg __maybe_unused)
 			/* ENOENT: a request interrupted before it was read */
 			if (errno == EINTR || errno == EAGAIN || errno == ENOENT)
 				continue;
-			/* ENODEV: unmounted, or the connection was aborted */
-			if (errno != ENODEV) {
+			/*
+			 * ENODEV: unmounted, or the connection was aborted;
+			 * ECONNABORTED: aborted through fusectl with abort_err
+			 */
+			if (errno != ENODEV && errno != ECONNABORTED) {
 				perror("furing-server: read");
 				atomic_store(&failed, 1);
 			}
@@ -1052,7 +1058,7 @@ static void *classic_thread(void *arg __maybe_unused)
 		if (ret == NO_REPLY)
 			continue;
 		err = classic_reply(r.in.unique, ret, out);
-		if (err == -ENODEV)
+		if (err == -ENODEV || err == -ECONNABORTED)
 			break;
 		if (err) {
 			fprintf(stderr, "furing-server: write: %s\n", strerror(-err));
@@ -1189,12 +1195,24 @@ static void ring_complete(struct queue *q, struct ring_ent *ent, int res, const 
 	q->live--;
 }
 
-static int queue_setup(struct queue *q)
+static void queue_free(struct queue *q)
+{
+	unsigned int i;
+
+	for (i = 0; q->ents && i < opt.depth; i++) {
+		free(q->ents[i].hdr);
+		free(q->ents[i].payload);
+	}
+	free(q->ents);
+	q->ents = NULL;
+}
+
+/* Allocates the entries: a 288-byte header and a payload buffer each. */
+static int queue_alloc(struct queue *q)
 {
 	size_t hdr_size = (sizeof(struct furing_uring_req_header) + 4095) & ~4095UL;
 	size_t pl_size = (payload_size + 4095) & ~4095UL;
 	unsigned int i;
-	int ret;
 
 	q->ents = calloc(opt.depth, sizeof(*q->ents));
 	if (!q->ents)
@@ -1204,15 +1222,14 @@ static int queue_setup(struct queue *q)
 
 		ent->hdr = aligned_alloc(4096, hdr_size);
 		ent->payload = aligned_alloc(4096, pl_size);
-		if (!ent->hdr || !ent->payload)
+		if (!ent->hdr || !ent->payload) {
+			queue_free(q);
 			return -ENOMEM;
+		}
 		memset(ent->hdr, 0, hdr_size);
 		ent->iov[0] = (struct iovec){ ent->hdr, sizeof(*ent->hdr) };
 		ent->iov[1] = (struct iovec){ ent->payload, payload_size };
 	}
-	ret = io_uring_queue_init(2 * opt.depth, &q->ring, IORING_SETUP_SQE128);
-	if (ret)
-		return ret;
 	return 0;
 }
 
@@ -1234,14 +1251,13 @@ static void *queue_thread(void *arg)
 		fprintf(stderr, "furing-server: %s: not pinned to CPU %u: %s\n", via, q->qid,
 			strerror(ret));
 
-	/* the ring belongs to this thread: requests come as task work to it */
-	ret = queue_setup(q);
-	if (ret) {
-		fprintf(stderr, "furing-server: %s: setup: %s\n", via, strerror(-ret));
-		atomic_store(&failed, 1);
-		queue_registered();
-		return NULL;
-	}
+	ret = queue_alloc(q);
+	if (ret)
+		goto fail;
+	/* the ring belongs to this thread: requests reach it as its task work */
+	ret = io_uring_queue_init(2 * opt.depth, &q->ring, IORING_SETUP_SQE128);
+	if (ret)
+		goto fail_free;
 	for (i = 0; i < opt.depth; i++)
 		prep_cmd(q, &q->ents[i], FURING_URING_CMD_REGISTER, 0);
 	q->live = opt.depth;
@@ -1251,11 +1267,8 @@ static void *queue_thread(void *arg)
 	 */
 	ret = io_uring_submit(&q->ring);
 	if (ret != (int)opt.depth) {
-		fprintf(stderr, "furing-server: %s: submit: %s\n", via,
-			ret < 0 ? strerror(-ret) : "short");
-		atomic_store(&failed, 1);
-		queue_registered();
-		return NULL;
+		ret = ret < 0 ? ret : -EIO;
+		goto fail_exit;
 	}
 	queue_registered();
 
@@ -1276,6 +1289,17 @@ static void *queue_thread(void *arg)
 		}
 	}
 	io_uring_queue_exit(&q->ring);
+	queue_free(q);
+	return NULL;
+
+fail_exit:
+	io_uring_queue_exit(&q->ring);
+fail_free:
+	queue_free(q);
+fail:
+	fprintf(stderr, "furing-server: %s: setup: %s\n", via, strerror(-ret));
+	atomic_store(&failed, 1);
+	queue_registered();
 	return NULL;
 }
 
@@ -1528,6 +1552,8 @@ int main(int argc, char **argv)
 	int err;
 
 	parse_args(argc, argv);
+	/* a reader of the ready line may go away; the exit line must not kill us */
+	signal(SIGPIPE, SIG_IGN);
 	payload_size = MAX(FUSE_MIN_READ_BUFFER, opt.max_write);
 	payload_size = MAX(payload_size, ((opt.max_write + 4095) / 4096) * 4096UL);
 
