@@ -45,15 +45,11 @@ FIXTURE(mnt) {
 
 FIXTURE_SETUP(mnt)
 {
-	char opts[128];
 	struct fuse_in_header *ih;
 
 	ASSERT_EQ(0, furing_ensure_loaded());
-	mkdir(MNT, 0755);
-	self->fd = open("/dev/furing", O_RDWR | O_CLOEXEC);
+	self->fd = furing_open_and_mount(MNT);
 	ASSERT_LE(0, self->fd);
-	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", self->fd);
-	ASSERT_EQ(0, mount("furing-test", MNT, "furing", 0, opts));
 	ih = read_req(self->fd, reqbuf, sizeof(reqbuf));
 	ASSERT_NE(NULL, ih);
 	ASSERT_EQ(FUSE_INIT, ih->opcode);
@@ -255,16 +251,12 @@ TEST(mount_cycles)
 {
 	struct fuse_init_in init;
 	struct fuse_in_header *ih;
-	char opts[128];
 	int i, fd;
 
 	ASSERT_EQ(0, furing_ensure_loaded());
-	mkdir(MNT, 0755);
 	for (i = 0; i < 50; i++) {
-		fd = open("/dev/furing", O_RDWR | O_CLOEXEC);
+		fd = furing_open_and_mount(MNT);
 		ASSERT_LE(0, fd);
-		snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", fd);
-		ASSERT_EQ(0, mount("furing-test", MNT, "furing", 0, opts));
 		ih = read_req(fd, reqbuf, sizeof(reqbuf));
 		ASSERT_NE(NULL, ih);
 		memcpy(&init, ih + 1, sizeof(init));

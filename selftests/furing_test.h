@@ -127,6 +127,28 @@ static inline int write_text(const char *path, const char *s)
 }
 
 /*
+ * Opens /dev/furing and mounts a furing filesystem on @mnt served by it;
+ * returns the server's fd or -errno. INIT then waits on the fd.
+ */
+static inline int furing_open_and_mount(const char *mnt)
+{
+	char opts[128];
+	int fd, err;
+
+	mkdir(mnt, 0755);
+	fd = open("/dev/furing", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", fd);
+	if (syscall(SYS_mount, "furing-test", mnt, "furing", 0UL, opts)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/*
  * The FUSE connection id of the mount at @mnt: its device number in the
  * kernel's encoding (names /sys/fs/fuse/connections/N and the furing debugfs
  * directory). Read from /proc/self/mountinfo: a stat() would be a request.

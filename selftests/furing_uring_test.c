@@ -46,14 +46,10 @@ FIXTURE(ring) {
 FIXTURE_SETUP(ring)
 {
 	struct fuse_in_header *ih;
-	char opts[160];
 
 	ASSERT_EQ(0, furing_ensure_loaded());
-	mkdir(MNT, 0755);
-	self->fd = open("/dev/furing", O_RDWR | O_CLOEXEC);
+	self->fd = furing_open_and_mount(MNT);
 	ASSERT_LE(0, self->fd);
-	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", self->fd);
-	ASSERT_EQ(0, mount("furing-test", MNT, "furing", 0, opts));
 	ASSERT_LT(0, read(self->fd, reqbuf, sizeof(reqbuf)));
 	ih = (struct fuse_in_header *)reqbuf;
 	ASSERT_EQ(FUSE_INIT, ih->opcode);
@@ -467,12 +463,9 @@ TEST(server_killed_with_parked_commands)
 					{ payload, PAYLOAD } };
 		struct fuse_in_header *ih = (struct fuse_in_header *)reqbuf;
 		struct io_uring ring;
-		char opts[160];
-		int fd = open("/dev/furing", O_RDWR);
+		int fd = furing_open_and_mount(MNT);
 
-		snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", fd);
-		if (fd < 0 || mount("furing-test", MNT, "furing", 0, opts) ||
-		    read(fd, reqbuf, sizeof(reqbuf)) <= 0 ||
+		if (fd < 0 || read(fd, reqbuf, sizeof(reqbuf)) <= 0 ||
 		    reply(fd, ih->unique, &out, sizeof(out)) ||
 		    io_uring_queue_init(4, &ring, IORING_SETUP_SQE128))
 			_exit(1);
