@@ -132,7 +132,8 @@ static int wait_cqe(struct io_uring *ring, int ms, uint64_t *tag)
 static int cmd(FIXTURE_DATA(ring) *self, uint32_t op, const struct furing_uring_cmd_req *req,
 	       struct iovec *iov, unsigned int nr_iov)
 {
-	prep_cmd(&self->ring, self->fd, op, req, iov, nr_iov, 0);
+	/* Tagged with the queue: a command parked again completes with the next request. */
+	prep_cmd(&self->ring, self->fd, op, req, iov, nr_iov, req->qid);
 	if (io_uring_submit(&self->ring) != 1)
 		return -9999;
 	return wait_cqe(&self->ring, 200, NULL);
@@ -436,6 +437,64 @@ TEST_F(ring, request_over_ring)
 	/* commit_id 0 is never valid. */
 	req.commit_id = 0;
 	EXPECT_EQ(-EINVAL, cmd(self, FURING_URING_CMD_COMMIT_AND_FETCH, &req, self->iov, 2));
+}
+
+/* Waits for the next request on the ring; its in header (and the queue in last_qid). */
+static int next_request(FIXTURE_DATA(ring) *self, struct fuse_in_header *ih)
+{
+	struct furing_uring_req_header *h = self->hdr;
+	uint64_t tag = 0;
+	int res = wait_cqe(&self->ring, 5000, &tag);
+
+	if (res)
+		return res;
+	self->last_qid = tag;
+	memcpy(ih, h->in_out, sizeof(*ih));
+	return 0;
+}
+
+/* Commits a GETATTR reply of @payload_sz bytes (a directory attr) for @ih. */
+static int commit_getattr(FIXTURE_DATA(ring) *self, const struct fuse_in_header *ih,
+			  uint32_t payload_sz)
+{
+	struct furing_uring_req_header *h = self->hdr;
+	struct fuse_out_header oh = { .unique = ih->unique };
+	struct furing_uring_cmd_req req = { .commit_id = ih->unique, .qid = self->last_qid };
+	struct fuse_attr_out *ao = self->payload;
+
+	memset(ao, 0, sizeof(*ao));
+	ao->attr.ino = 1;
+	ao->attr.mode = S_IFDIR | 0700;
+	ao->attr.nlink = 2;
+	memcpy(h->in_out, &oh, sizeof(oh));
+	h->ring_ent_in_out.payload_sz = payload_sz;
+	return cmd(self, FURING_URING_CMD_COMMIT_AND_FETCH, &req, self->iov, 2);
+}
+
+/* A reply of the wrong size fails the request with EIO; the mount keeps working. */
+TEST_F(ring, reply_with_wrong_size)
+{
+	struct fuse_in_header ih;
+	struct stat st;
+	pthread_t th;
+	void *ret;
+
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	ASSERT_LT(0, register_all_one_entry(self));
+	ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread, &st));
+	ASSERT_EQ(0, next_request(self, &ih));
+	ASSERT_EQ(FUSE_GETATTR, ih.opcode);
+	/* One byte short: the entry is parked again all the same. */
+	EXPECT_EQ(NO_CQE, commit_getattr(self, &ih, sizeof(struct fuse_attr_out) - 1));
+	pthread_join(th, &ret);
+	EXPECT_EQ(-EIO, (long)ret);
+	/* The next request works. */
+	ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread, &st));
+	ASSERT_EQ(0, next_request(self, &ih));
+	EXPECT_EQ(NO_CQE, commit_getattr(self, &ih, sizeof(struct fuse_attr_out)));
+	pthread_join(th, &ret);
+	EXPECT_EQ(0, (long)ret);
+	EXPECT_EQ(S_IFDIR | 0700, st.st_mode);
 }
 
 /* A server killed with commands parked leaves a mount that says ENOTCONN. */
