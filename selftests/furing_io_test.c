@@ -307,4 +307,54 @@ TEST_F_TIMEOUT(srv, random_ops, 600)
 		EXPECT_LT(1000, sent);
 }
 
+/*
+ * 50 mount/serve/umount cycles with furing-server over the ring leave nothing:
+ * every server exits 0 and the module unloads (each connection holds it);
+ * the debug kernel's final kmemleak scan covers the memory.
+ */
+FIXTURE(cycles) {};
+FIXTURE_SETUP(cycles) {}
+FIXTURE_TEARDOWN(cycles) { umount2(MNT, MNT_DETACH); }
+
+TEST_F_TIMEOUT(cycles, mount_serve_umount, 600)
+{
+	char line[128];
+	int i, status, pipefd[2], fd;
+	FILE *out;
+	pid_t pid;
+
+	ASSERT_EQ(0, furing_ensure_loaded());
+	mkdir(MNT, 0755);
+	mkdir(BACK, 0755);
+	for (i = 0; i < 50; i++) {
+		ASSERT_EQ(0, pipe(pipefd));
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			signal(SIGPIPE, SIG_IGN);
+			dup2(pipefd[1], 1);
+			close(pipefd[0]);
+			execl("/bin/furing-server", "furing-server", "--dev", "/dev/furing",
+			      "--depth", "2", BACK, MNT, NULL);
+			_exit(127);
+		}
+		close(pipefd[1]);
+		out = fdopen(pipefd[0], "r");
+		ASSERT_NE(NULL, out);
+		ASSERT_NE(NULL, fgets(line, sizeof(line), out));
+		fclose(out);
+		fd = open(MNT "/cycle", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		ASSERT_LE(0, fd);
+		ASSERT_EQ(5, write(fd, "cycle", 5));
+		close(fd);
+		ASSERT_EQ(0, umount2(MNT, 0));
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+			TH_LOG("cycle %d: server status %#x", i, status);
+		}
+	}
+	EXPECT_EQ(0, furing_unload());
+	EXPECT_EQ(0, furing_load());
+}
+
 TEST_HARNESS_MAIN
