@@ -204,12 +204,7 @@ impl Queue {
             }
             Err(err) => {
                 // The entry is gone with its command; the request ends here.
-                let entry = {
-                    let mut inner = self.inner.lock();
-                    let pos = inner.entries.iter().position(|e| e.id() == id);
-                    pos.and_then(|p| inner.entries.remove(p).ok())
-                };
-                drop(entry);
+                drop(self.remove_entry(id));
                 let code = if err == ENOTCONN {
                     ECONNABORTED.to_errno()
                 } else {
@@ -245,17 +240,19 @@ impl Queue {
             }
             None => {
                 // Aborted meanwhile: the core ended the request; the entry goes.
-                let entry = {
-                    let mut inner = self.inner.lock();
-                    let pos = inner.entries.iter().position(|e| e.id() == id);
-                    pos.and_then(|p| inner.entries.remove(p).ok())
-                };
-                drop(entry);
+                drop(self.remove_entry(id));
                 return Err(ENOTCONN);
             }
         }
         self.park_in(id, cmd.park(issue_flags), issue_flags);
         Ok(())
+    }
+
+    /// Takes entry `id` out of the queue (to drop it outside the lock).
+    fn remove_entry(&self, id: u64) -> Option<Entry> {
+        let mut inner = self.inner.lock();
+        let pos = inner.entries.iter().position(|e| e.id() == id)?;
+        inner.entries.remove(pos).ok()
     }
 
     /// Takes the parked command `cmd` out of its entry, if it waits here.
