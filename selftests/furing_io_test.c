@@ -23,44 +23,52 @@ FIXTURE(srv) {
 };
 
 FIXTURE_VARIANT(srv) {
-	const char *args; /* extra server options */
+	const char *args; /* an extra server option, or NULL */
 	int ring;         /* traffic must go over the ring */
 };
 
-FIXTURE_VARIANT_ADD(srv, ring) { .args = "", .ring = 1 };
+FIXTURE_VARIANT_ADD(srv, ring) { .args = NULL, .ring = 1 };
 FIXTURE_VARIANT_ADD(srv, classic) { .args = "--no-uring", .ring = 0 };
 
-FIXTURE_SETUP(srv)
+/*
+ * Starts furing-server on /dev/furing serving BACK at MNT, with @extra (one
+ * option, or NULL), and waits for its "ready" line; its pid, or -1.
+ */
+static pid_t start_server(const char *extra)
 {
 	char line[256];
 	int pipefd[2];
 	FILE *out;
+	pid_t pid;
 
-	ASSERT_EQ(0, furing_ensure_loaded());
 	mkdir(MNT, 0755);
 	mkdir(BACK, 0755);
-	ASSERT_EQ(0, pipe(pipefd));
-	self->pid = fork();
-	ASSERT_LE(0, self->pid);
-	if (self->pid == 0) {
+	if (pipe(pipefd))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
 		/* The "ready" line goes to the test, which stops listening after it. */
 		signal(SIGPIPE, SIG_IGN);
 		dup2(pipefd[1], 1);
 		close(pipefd[0]);
-		if (variant->args[0])
-			execl("/bin/furing-server", "furing-server", "--dev", "/dev/furing",
-			      variant->args, BACK, MNT, NULL);
-		else
-			execl("/bin/furing-server", "furing-server", "--dev", "/dev/furing",
-			      BACK, MNT, NULL);
+		execl("/bin/furing-server", "furing-server", "--dev", "/dev/furing",
+		      extra ? extra : BACK, extra ? BACK : MNT, extra ? MNT : NULL, NULL);
 		_exit(127);
 	}
 	close(pipefd[1]);
 	out = fdopen(pipefd[0], "r");
-	ASSERT_NE(NULL, out);
-	ASSERT_NE(NULL, fgets(line, sizeof(line), out));
-	ASSERT_NE(NULL, strstr(line, "ready"));
-	fclose(out);
+	if (pid < 0 || !out || !fgets(line, sizeof(line), out) || !strstr(line, "ready"))
+		pid = -1;
+	if (out)
+		fclose(out);
+	return pid;
+}
+
+FIXTURE_SETUP(srv)
+{
+	ASSERT_EQ(0, furing_ensure_loaded());
+	self->pid = start_server(variant->args);
+	ASSERT_LT(0, self->pid);
 	self->id = furing_conn_id(MNT);
 	ASSERT_LE(0, self->id);
 }
@@ -318,31 +326,13 @@ FIXTURE_TEARDOWN(cycles) { umount2(MNT, MNT_DETACH); }
 
 TEST_F_TIMEOUT(cycles, mount_serve_umount, 600)
 {
-	char line[128];
-	int i, status, pipefd[2], fd;
-	FILE *out;
+	int i, status, fd;
 	pid_t pid;
 
 	ASSERT_EQ(0, furing_ensure_loaded());
-	mkdir(MNT, 0755);
-	mkdir(BACK, 0755);
 	for (i = 0; i < 50; i++) {
-		ASSERT_EQ(0, pipe(pipefd));
-		pid = fork();
-		ASSERT_LE(0, pid);
-		if (pid == 0) {
-			signal(SIGPIPE, SIG_IGN);
-			dup2(pipefd[1], 1);
-			close(pipefd[0]);
-			execl("/bin/furing-server", "furing-server", "--dev", "/dev/furing",
-			      "--depth", "2", BACK, MNT, NULL);
-			_exit(127);
-		}
-		close(pipefd[1]);
-		out = fdopen(pipefd[0], "r");
-		ASSERT_NE(NULL, out);
-		ASSERT_NE(NULL, fgets(line, sizeof(line), out));
-		fclose(out);
+		pid = start_server("--depth=2");
+		ASSERT_LT(0, pid);
 		fd = open(MNT "/cycle", O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		ASSERT_LE(0, fd);
 		ASSERT_EQ(5, write(fd, "cycle", 5));
