@@ -55,6 +55,10 @@ bool furing_pq_add(struct fuse_dev *fud, struct fuse_req *req)
 		set_bit(FR_SENT, &req->flags);
 	}
 	spin_unlock(&fpq->lock);
+	/* As fuse_dev_do_read(): a signal that came before FR_SENT queued nothing. */
+	smp_mb__after_atomic();
+	if (ok && test_bit(FR_INTERRUPTED, &req->flags))
+		req->chan->iq.ops->send_interrupt(&req->chan->iq, req);
 	return ok;
 }
 

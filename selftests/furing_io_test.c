@@ -30,44 +30,10 @@ FIXTURE_VARIANT(srv) {
 FIXTURE_VARIANT_ADD(srv, ring) { .args = NULL, .ring = 1 };
 FIXTURE_VARIANT_ADD(srv, classic) { .args = "--no-uring", .ring = 0 };
 
-/*
- * Starts furing-server on /dev/furing serving BACK at MNT, with @extra (one
- * option, or NULL), and waits for its "ready" line; its pid, or -1.
- */
-static pid_t start_server(const char *extra)
-{
-	char line[256];
-	int pipefd[2];
-	FILE *out;
-	pid_t pid;
-
-	mkdir(MNT, 0755);
-	mkdir(BACK, 0755);
-	if (pipe(pipefd))
-		return -1;
-	pid = fork();
-	if (pid == 0) {
-		/* The "ready" line goes to the test, which stops listening after it. */
-		signal(SIGPIPE, SIG_IGN);
-		dup2(pipefd[1], 1);
-		close(pipefd[0]);
-		execl("/bin/furing-server", "furing-server", "--dev", "/dev/furing",
-		      extra ? extra : BACK, extra ? BACK : MNT, extra ? MNT : NULL, NULL);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	out = fdopen(pipefd[0], "r");
-	if (pid < 0 || !out || !fgets(line, sizeof(line), out) || !strstr(line, "ready"))
-		pid = -1;
-	if (out)
-		fclose(out);
-	return pid;
-}
-
 FIXTURE_SETUP(srv)
 {
 	ASSERT_EQ(0, furing_ensure_loaded());
-	self->pid = start_server(variant->args);
+	self->pid = furing_server_start(BACK, MNT, variant->args, NULL);
 	ASSERT_LT(0, self->pid);
 	self->id = furing_conn_id(MNT);
 	ASSERT_LE(0, self->id);
@@ -331,7 +297,7 @@ TEST_F_TIMEOUT(cycles, mount_serve_umount, 600)
 
 	ASSERT_EQ(0, furing_ensure_loaded());
 	for (i = 0; i < 50; i++) {
-		pid = start_server("--depth=2");
+		pid = furing_server_start(BACK, MNT, "--depth=2", NULL);
 		ASSERT_LT(0, pid);
 		fd = open(MNT "/cycle", O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		ASSERT_LE(0, fd);

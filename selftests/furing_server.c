@@ -99,10 +99,12 @@ static struct {
 	unsigned int delay_ms;
 	unsigned int max_write;
 	unsigned int max_read;
+	unsigned int max_background;
 } opt = {
 	.dev = "/dev/furing",
 	.depth = 4,
 	.max_write = 1 << 20,
+	.max_background = 16,
 };
 
 static int dev_fd = -1;
@@ -863,10 +865,65 @@ static ssize_t op_readdirplus(struct req *r)
 	return do_readdir(r, true);
 }
 
-/* Interrupts are not acted on: every request here finishes quickly anyway. */
-static ssize_t op_interrupt(struct req *r __maybe_unused)
+/*
+ * FUSE_INTERRUPT: remembers which request the kernel wants interrupted. Only a
+ * request still waiting out --delay-ms acts on it (and answers EINTR); the
+ * others finish quickly anyway. Uniques are never reused, so a late interrupt
+ * for a finished request just stays in the table until overwritten.
+ */
+#define NR_INTR		64
+static pthread_mutex_t intr_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t intr_unique[NR_INTR];
+static unsigned int intr_next;
+static atomic_ulong nr_interrupts;
+
+static ssize_t op_interrupt(struct req *r)
 {
+	const struct fuse_interrupt_in *ii = r->arg;
+
+	pthread_mutex_lock(&intr_lock);
+	intr_unique[intr_next++ % NR_INTR] = ii->unique;
+	pthread_mutex_unlock(&intr_lock);
+	atomic_fetch_add(&nr_interrupts, 1);
 	return NO_REPLY;
+}
+
+/* Whether the kernel asked to interrupt @unique; forgets the request. */
+static bool take_interrupt(uint64_t unique)
+{
+	bool found = false;
+	unsigned int i;
+
+	pthread_mutex_lock(&intr_lock);
+	for (i = 0; i < NR_INTR; i++) {
+		if (intr_unique[i] == unique) {
+			intr_unique[i] = 0;
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&intr_lock);
+	return found;
+}
+
+/*
+ * --delay-ms: waits before running a request that expects a reply, in 10 ms
+ * steps; false when the request was interrupted meanwhile (it is then not run).
+ */
+static bool delay_request(uint64_t unique)
+{
+	unsigned int left = opt.delay_ms;
+
+	while (left) {
+		unsigned int ms = left < 10 ? left : 10;
+		struct timespec ts = { .tv_nsec = ms * 1000000L };
+
+		if (take_interrupt(unique))
+			return false;
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+		left -= ms;
+	}
+	return !take_interrupt(unique);
 }
 
 static ssize_t op_destroy(struct req *r __maybe_unused)
@@ -950,7 +1007,10 @@ static ssize_t handle(struct req *r, const char *via)
 			opt.crash_after, op ? op->name : "?", (uint64_t)r->in.unique);
 		kill(getpid(), SIGKILL);
 	}
-	ret = op ? op->fn(r) : -ENOSYS;
+	if (opt.delay_ms && expects_reply(r->in.opcode) && !delay_request(r->in.unique))
+		ret = -EINTR;
+	else
+		ret = op ? op->fn(r) : -ENOSYS;
 	if (opt.debug) {
 		char res[32];
 
@@ -963,15 +1023,6 @@ static ssize_t handle(struct req *r, const char *via)
 		fprintf(stderr, "furing-server: %-7s %s(%u) unique %" PRIu64 " node %" PRIu64
 			" data %zu -> %s\n", via, op ? op->name : "?", r->in.opcode,
 			(uint64_t)r->in.unique, (uint64_t)r->in.nodeid, datalen, res);
-	}
-	if (ret != NO_REPLY && opt.delay_ms) {
-		struct timespec ts = {
-			.tv_sec = opt.delay_ms / 1000,
-			.tv_nsec = (opt.delay_ms % 1000) * 1000000L,
-		};
-
-		while (nanosleep(&ts, &ts) && errno == EINTR)
-			;
 	}
 	return ret;
 }
@@ -1390,8 +1441,8 @@ static int do_init(void)
 	io.max_readahead = ii->max_readahead;
 	io.flags = flags;
 	io.flags2 = flags >> 32;
-	io.max_background = 16;
-	io.congestion_threshold = 12;
+	io.max_background = opt.max_background;
+	io.congestion_threshold = opt.max_background * 3 / 4 ?: 1;
 	io.max_write = opt.max_write;
 	io.time_gran = 1;
 	io.max_pages = MIN((opt.max_write + 4095) / 4096, 65535U);
@@ -1431,9 +1482,12 @@ static void usage(FILE *f)
 "  --depth N           ring entries per queue (default 4)\n"
 "  --crash-after N     SIGKILL itself on receiving request N+1, before replying\n"
 "                      (INIT, FORGET, BATCH_FORGET and INTERRUPT not counted)\n"
-"  --delay-ms N        sleep N ms before every reply\n"
+"  --delay-ms N        wait N ms before running each request (an interrupted one\n"
+"                      then fails with EINTR)\n"
 "  --max-write BYTES   max_write of FUSE_INIT (default 1048576)\n"
 "  --max-read BYTES    add max_read=BYTES to the mount options\n"
+"  --max-background N  FUSE_INIT reply's max_background (default 16; the\n"
+"                      congestion threshold is 3/4 of it)\n"
 "  --debug             log every request to stderr\n"
 "  -h, --help          this text\n"
 "\n"
@@ -1460,7 +1514,7 @@ static unsigned long parse_num(const char *name, const char *s, unsigned long mi
 static void parse_args(int argc, char **argv)
 {
 	enum { O_DEV = 256, O_NO_URING, O_QUEUES, O_DEPTH, O_CRASH, O_DELAY, O_MAX_WRITE,
-	       O_MAX_READ, O_DEBUG };
+	       O_MAX_READ, O_MAX_BG, O_DEBUG };
 	static const struct option lopts[] = {
 		{ "dev", required_argument, NULL, O_DEV },
 		{ "no-uring", no_argument, NULL, O_NO_URING },
@@ -1470,6 +1524,7 @@ static void parse_args(int argc, char **argv)
 		{ "delay-ms", required_argument, NULL, O_DELAY },
 		{ "max-write", required_argument, NULL, O_MAX_WRITE },
 		{ "max-read", required_argument, NULL, O_MAX_READ },
+		{ "max-background", required_argument, NULL, O_MAX_BG },
 		{ "debug", no_argument, NULL, O_DEBUG },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1498,6 +1553,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case O_MAX_WRITE:
 			opt.max_write = parse_num("max-write", optarg, 4096, 256 << 20);
+			break;
+		case O_MAX_BG:
+			opt.max_background = parse_num("max-background", optarg, 1, 65535);
 			break;
 		case O_MAX_READ:
 			opt.max_read = parse_num("max-read", optarg, 1, UINT_MAX);
@@ -1644,7 +1702,8 @@ int main(int argc, char **argv)
 		if (q->nr_other)
 			printf(" %s x%u", strerrorname_np(-q->last_other) ?: "?", q->nr_other);
 	}
-	printf("%s; %lu nodes left\n", use_uring ? ")" : "", nr_nodes);
+	printf("%s; %lu interrupts; %lu nodes left\n", use_uring ? ")" : "",
+	       atomic_load(&nr_interrupts), nr_nodes);
 	fflush(stdout);
 	close(dev_fd);
 	return atomic_load(&failed) ? 1 : 0;

@@ -8,6 +8,8 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,12 +177,13 @@ static inline long furing_conn_id(const char *mnt)
 
 /*
  * Reads /sys/kernel/debug/furing/@id/queues: requests that went the classic
- * way, and those sent over the ring (all queues); 0 or -errno.
+ * way, those sent over the ring and those in the server's hands now (all
+ * queues; @inflight may be NULL); 0 or -errno.
  */
-static inline int furing_stats(long id, long *classic, long *sent)
+static inline int furing_queue_stats(long id, long *classic, long *sent, long *inflight)
 {
 	char path[128], buf[4096], *line;
-	long qid, entries, qsent, inflight;
+	long qid, entries, qsent, qinflight;
 	int n;
 
 	snprintf(path, sizeof(path), "/sys/kernel/debug/furing/%ld/queues", id);
@@ -189,13 +192,67 @@ static inline int furing_stats(long id, long *classic, long *sent)
 		return n;
 	*classic = -1;
 	*sent = 0;
+	if (inflight)
+		*inflight = 0;
 	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
 		if (sscanf(line, "classic %ld", classic) == 1)
 			continue;
-		if (sscanf(line, "%ld %ld %ld %ld", &qid, &entries, &qsent, &inflight) == 4)
+		if (sscanf(line, "%ld %ld %ld %ld", &qid, &entries, &qsent, &qinflight) == 4) {
 			*sent += qsent;
+			if (inflight)
+				*inflight += qinflight;
+		}
 	}
 	return *classic < 0 ? -EINVAL : 0;
+}
+
+static inline int furing_stats(long id, long *classic, long *sent)
+{
+	return furing_queue_stats(id, classic, sent, NULL);
+}
+
+/*
+ * Starts /bin/furing-server on /dev/furing serving @back at @mnt, with the
+ * extra options that follow (NULL-terminated), and waits for its "ready"
+ * line; its pid, or -1.
+ */
+static inline pid_t furing_server_start(const char *back, const char *mnt, ...)
+{
+	const char *argv[24] = { "furing-server", "--dev", "/dev/furing" };
+	int argc = 3, pipefd[2];
+	char line[256];
+	const char *a;
+	va_list ap;
+	FILE *out;
+	pid_t pid;
+
+	va_start(ap, mnt);
+	while ((a = va_arg(ap, const char *)) && argc < 21)
+		argv[argc++] = a;
+	va_end(ap);
+	argv[argc++] = back;
+	argv[argc++] = mnt;
+	argv[argc] = NULL;
+	mkdir(mnt, 0755);
+	mkdir(back, 0755);
+	if (pipe(pipefd))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		/* The "ready" line goes to the test, which stops listening after it. */
+		signal(SIGPIPE, SIG_IGN);
+		dup2(pipefd[1], 1);
+		close(pipefd[0]);
+		execv("/bin/furing-server", (char **)argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	out = fdopen(pipefd[0], "r");
+	if (pid < 0 || !out || !fgets(line, sizeof(line), out) || !strstr(line, "ready"))
+		pid = -1;
+	if (out)
+		fclose(out);
+	return pid;
 }
 
 #endif /* _FURING_TEST_H */

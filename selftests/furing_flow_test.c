@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Flow control and interrupts on a furing mount served by furing-server over
+ * the ring. The server waits --delay-ms before running each request, so
+ * requests stay in its hands long enough to be seen in debugfs ("in_flight":
+ * entries the server holds) and to be interrupted.
+ *  - bg: background requests (an O_DIRECT read split into 1 MiB async READs)
+ *    never exceed the server's max_background in flight; with a high limit the
+ *    same read shows them side by side, so the check can see a violation.
+ *  - slow: a signal to a client waiting on a request reaches the server as
+ *    FUSE_INTERRUPT and the request ends with EINTR, also when the request was
+ *    still queued for a ring entry when the signal came; SIGKILL of a client
+ *    mid-request does not wait the request out; the mount keeps working.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <time.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include "furing_test.h"
+#include "kselftest_harness.h"
+
+#define MNT "/tmp/furing-flow-mnt"
+#define BACK "/tmp/furing-flow-back"
+#define DELAY_MS 1000
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Requests the server of connection @id holds now, or -1. */
+static long in_flight(long id)
+{
+	long classic, sent, inflight;
+
+	if (furing_queue_stats(id, &classic, &sent, &inflight))
+		return -1;
+	return inflight;
+}
+
+/* Waits (up to 10 s) until the server holds at least @n requests. */
+static int wait_in_flight(long id, long n)
+{
+	long end = now_ms() + 10000;
+
+	while (in_flight(id) < n) {
+		if (now_ms() > end)
+			return -1;
+		sleep_ms(5);
+	}
+	return 0;
+}
+
+/* Waits (up to 10 s) until every entry is back waiting for a request. */
+static int wait_idle(long id)
+{
+	long end = now_ms() + 10000;
+
+	while (in_flight(id) != 0) {
+		if (now_ms() > end)
+			return -1;
+		sleep_ms(5);
+	}
+	return 0;
+}
+
+static void stop_server(struct __test_metadata *_metadata, pid_t pid)
+{
+	int status;
+
+	umount2(MNT, 0);
+	if (pid > 0) {
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+			TH_LOG("server status %#x", status);
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ */
+
+#define BG_CHUNK (1 << 20)	/* the server's max_write: one READ each */
+#define BG_CHUNKS 8
+
+FIXTURE(bg) {
+	pid_t pid;
+	long id;
+};
+
+FIXTURE_VARIANT(bg) {
+	const char *max_bg;
+	long max_in_flight;	/* at most this many READs in flight */
+	long min_in_flight;	/* and at some moment at least this many */
+};
+
+FIXTURE_VARIANT_ADD(bg, limit_2) {
+	.max_bg = "--max-background=2", .max_in_flight = 2, .min_in_flight = 1,
+};
+
+FIXTURE_VARIANT_ADD(bg, limit_16) {
+	.max_bg = "--max-background=16", .max_in_flight = BG_CHUNKS, .min_in_flight = 4,
+};
+
+FIXTURE_SETUP(bg)
+{
+	char *buf = malloc(BG_CHUNK);
+	int fd, i;
+
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(0, furing_ensure_loaded());
+	mkdir(BACK, 0755);
+	fd = open(BACK "/big", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ASSERT_LE(0, fd);
+	for (i = 0; i < BG_CHUNKS; i++) {
+		memset(buf, 'a' + i, BG_CHUNK);
+		ASSERT_EQ(BG_CHUNK, write(fd, buf, BG_CHUNK));
+	}
+	close(fd);
+	free(buf);
+	self->pid = furing_server_start(BACK, MNT, variant->max_bg, "--delay-ms=200",
+					"--depth=16", NULL);
+	ASSERT_LT(0, self->pid);
+	self->id = furing_conn_id(MNT);
+	ASSERT_LE(0, self->id);
+}
+
+FIXTURE_TEARDOWN(bg)
+{
+	stop_server(_metadata, self->pid);
+}
+
+struct bg_read {
+	int fd;
+	char *buf;
+	ssize_t ret;
+	int done;
+};
+
+static void *bg_read_thread(void *arg)
+{
+	struct bg_read *r = arg;
+
+	r->ret = pread(r->fd, r->buf, BG_CHUNKS * BG_CHUNK, 0);
+	__atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * One O_DIRECT read of 8 MiB: the server negotiated FUSE_ASYNC_DIO, so the
+ * kernel sends it as eight 1 MiB READs in the background; in flight at most
+ * max_background of them.
+ */
+TEST_F_TIMEOUT(bg, max_background, 120)
+{
+	struct bg_read r = { .ret = -1 };
+	long n, max = 0, classic, sent0, sent;
+	pthread_t th;
+	int i;
+
+	r.fd = open(MNT "/big", O_RDONLY | O_DIRECT);
+	ASSERT_LE(0, r.fd);
+	ASSERT_EQ(0, posix_memalign((void **)&r.buf, 4096, BG_CHUNKS * BG_CHUNK));
+	ASSERT_EQ(0, furing_stats(self->id, &classic, &sent0));
+	ASSERT_EQ(0, pthread_create(&th, NULL, bg_read_thread, &r));
+	while (!__atomic_load_n(&r.done, __ATOMIC_ACQUIRE)) {
+		n = in_flight(self->id);
+		if (n > max)
+			max = n;
+		sleep_ms(2);
+	}
+	pthread_join(th, NULL);
+	ASSERT_EQ(BG_CHUNKS * BG_CHUNK, r.ret);
+	for (i = 0; i < BG_CHUNKS; i++) {
+		EXPECT_EQ('a' + i, r.buf[i * BG_CHUNK]);
+		EXPECT_EQ('a' + i, r.buf[(i + 1) * BG_CHUNK - 1]);
+	}
+	ASSERT_EQ(0, furing_stats(self->id, &classic, &sent));
+	TH_LOG("%ld requests over the ring, at most %ld in flight", sent - sent0, max);
+	EXPECT_LE(BG_CHUNKS, sent - sent0);
+	EXPECT_LE(max, variant->max_in_flight);
+	EXPECT_GE(max, variant->min_in_flight);
+	close(r.fd);
+	free(r.buf);
+}
+
+/* ------------------------------------------------------------------ */
+
+FIXTURE(slow) {
+	pid_t pid;
+	long id;
+};
+
+FIXTURE_SETUP(slow)
+{
+	ASSERT_EQ(0, furing_ensure_loaded());
+	/* One entry per queue: a second request on the same CPU waits for it. */
+	self->pid = furing_server_start(BACK, MNT, "--delay-ms=1000", "--depth=1", NULL);
+	ASSERT_LT(0, self->pid);
+	self->id = furing_conn_id(MNT);
+	ASSERT_LE(0, self->id);
+}
+
+FIXTURE_TEARDOWN(slow)
+{
+	stop_server(_metadata, self->pid);
+}
+
+static void on_sigusr1(int sig __attribute__((unused)))
+{
+}
+
+struct client {
+	const char *path;
+	int cpu;
+	long start, took;
+	int ret, err;
+};
+
+/*
+ * stat()s @path on @cpu: a GETATTR of the root (its attributes are not
+ * cached) and a LOOKUP, each delayed DELAY_MS by the server.
+ */
+static void *client_thread(void *arg)
+{
+	struct client *c = arg;
+	cpu_set_t set;
+	struct stat st;
+
+	CPU_ZERO(&set);
+	CPU_SET(c->cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+	c->start = now_ms();
+	c->ret = stat(c->path, &st);
+	c->err = errno;
+	c->took = now_ms() - c->start;
+	return NULL;
+}
+
+static void catch_sigusr1(void)
+{
+	struct sigaction sa = { .sa_handler = on_sigusr1 };	/* no SA_RESTART */
+
+	sigaction(SIGUSR1, &sa, NULL);
+}
+
+/* A signal to a client whose request the server holds: FUSE_INTERRUPT, EINTR. */
+TEST_F_TIMEOUT(slow, interrupt_in_server, 60)
+{
+	struct client c = { .path = MNT "/a" };
+	struct stat st;
+	pthread_t th;
+	long t;
+
+	catch_sigusr1();
+	ASSERT_EQ(0, pthread_create(&th, NULL, client_thread, &c));
+	ASSERT_EQ(0, wait_in_flight(self->id, 1));
+	ASSERT_EQ(0, pthread_kill(th, SIGUSR1));
+	pthread_join(th, NULL);
+	EXPECT_EQ(-1, c.ret);
+	EXPECT_EQ(EINTR, c.err);
+	/* The server answered the interrupt, not the request after its delay. */
+	EXPECT_GT(DELAY_MS - 100, c.took) {
+		TH_LOG("stat took %ld ms", c.took);
+	}
+	/* The mount still works: the same lookup now runs to its end. */
+	t = now_ms();
+	EXPECT_EQ(-1, stat(MNT "/a", &st));
+	EXPECT_EQ(ENOENT, errno);
+	EXPECT_LE(DELAY_MS, now_ms() - t);
+	EXPECT_EQ(0, wait_idle(self->id));
+}
+
+/*
+ * A signal to a client whose request still waits for the queue's one entry:
+ * no FUSE_INTERRUPT can go yet; it goes when the request reaches the server,
+ * which then ends it at once instead of after its delay.
+ */
+TEST_F_TIMEOUT(slow, interrupt_while_queued, 60)
+{
+	struct client a = { .path = MNT "/a" }, b = { .path = MNT "/b" };
+	pthread_t ta, tb;
+
+	catch_sigusr1();
+	ASSERT_EQ(0, pthread_create(&ta, NULL, client_thread, &a));
+	ASSERT_EQ(0, wait_in_flight(self->id, 1));
+	ASSERT_EQ(0, pthread_create(&tb, NULL, client_thread, &b));
+	sleep_ms(200);	/* b's LOOKUP queued behind a's (both on CPU 0) */
+	ASSERT_EQ(0, pthread_kill(tb, SIGUSR1));
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	EXPECT_EQ(-1, a.ret);
+	EXPECT_EQ(ENOENT, a.err);
+	EXPECT_EQ(-1, b.ret);
+	EXPECT_EQ(EINTR, b.err);
+	/* b waited for a's entry (~1 s), then was interrupted at once (a goes on). */
+	TH_LOG("a took %ld ms, b took %ld ms", a.took, b.took);
+	EXPECT_LT(b.took, 2 * DELAY_MS - 200);
+	EXPECT_EQ(0, wait_idle(self->id));
+}
+
+/* SIGKILL of a client mid-request: it dies at once; the mount keeps working. */
+TEST_F_TIMEOUT(slow, client_killed, 60)
+{
+	struct stat st;
+	int status;
+	pid_t pid;
+	long t;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		stat(MNT "/a", &st);
+		_exit(0);
+	}
+	ASSERT_EQ(0, wait_in_flight(self->id, 1));
+	t = now_ms();
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	EXPECT_GT(DELAY_MS - 100, now_ms() - t);
+	EXPECT_EQ(0, mkdir(MNT "/d", 0755));
+	EXPECT_EQ(0, stat(MNT "/d", &st));
+	EXPECT_EQ(0, rmdir(MNT "/d"));
+}
+
+TEST_HARNESS_MAIN
