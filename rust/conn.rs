@@ -15,11 +15,11 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     bindings,
     ffi::{c_int, c_uint, c_void},
-    impl_has_work, new_work,
+    impl_has_work, new_mutex, new_work,
     prelude::*,
-    sync::{Arc, ArcBorrow},
+    sync::{Arc, ArcBorrow, Mutex},
     types::{ForeignOwnable, Opaque},
-    workqueue::{self, Work, WorkItem},
+    workqueue::{Work, WorkItem},
 };
 
 /// The end callback of a request's `fuse_args`.
@@ -34,8 +34,10 @@ pub(crate) struct Conn {
     server_uring: AtomicBool,
     /// The per-CPU queues of the server's entries.
     ring: Arc<Ring>,
-    /// `furing/<conn>/queues` in debugfs, once the connection has its device number.
-    stats: kernel::sync::SetOnce<crate::stats::StatsFile>,
+    /// `furing/<conn>/queues` in debugfs, from `fill_super` (the connection has its device
+    /// number then) to `kill_sb` (the number may be reused by the next mount at once).
+    #[pin]
+    stats: Mutex<Option<crate::stats::StatsFile>>,
     /// The iqueue; valid while `abort_wait` is on its wait queue (until `fiq_release`).
     fiq: *mut raw::fuse_iqueue,
     /// On `fiq->waitq`: the core has no abort callback, but `fuse_chan_abort()` clears
@@ -138,7 +140,7 @@ pub(crate) unsafe fn install(fch: *mut raw::fuse_chan) -> Result {
             classic,
             server_uring: AtomicBool::new(false),
             ring,
-            stats: kernel::sync::SetOnce::new(),
+            stats <- new_mutex!(None),
             fiq,
             abort_wait <- Opaque::ffi_init(|wq| {
                 // SAFETY: `wq` is the entry being initialised, pinned inside the Arc.
@@ -169,9 +171,18 @@ pub(crate) unsafe fn install(fch: *mut raw::fuse_chan) -> Result {
 pub(crate) unsafe fn publish_stats(fch: *mut raw::fuse_chan, conn_id: u32) {
     // SAFETY: Caller's guarantee.
     let conn = unsafe { conn_of(&raw mut (*fch).iq) };
-    if let Some(file) = crate::stats::create(conn_id, conn.ring.clone()) {
-        conn.stats.populate(file);
-    }
+    *conn.stats.lock() = crate::stats::create(conn_id, conn.ring.clone());
+}
+
+/// Removes the statistics of the connection of `fch` (its superblock goes).
+///
+/// # Safety
+///
+/// `fch` must be a channel set up by [`install`], not yet released.
+pub(crate) unsafe fn unpublish_stats(fch: *mut raw::fuse_chan) {
+    // SAFETY: Caller's guarantee.
+    let conn = unsafe { conn_of(&raw mut (*fch).iq) };
+    drop(conn.stats.lock().take());
 }
 
 /// Wake function of `abort_wait`: runs on every wake-up of `fiq->waitq` (with its lock
@@ -195,7 +206,7 @@ unsafe extern "C" fn abort_wake(
         // SAFETY: `conn` lives in an `Arc` (made by `install`), which it is borrowed from.
         let conn: Arc<Conn> = unsafe { ArcBorrow::from_raw(conn) }.into();
         // Already queued means the teardown is coming anyway.
-        let _ = workqueue::system().enqueue(conn);
+        let _ = ffi::system_dfl_wq().enqueue(conn);
     }
     // Never an exclusive wake-up: readers of the device still get theirs.
     0

@@ -15,10 +15,13 @@ pub(crate) enum EntryState {
     /// A request is on its way to the server: task work copies it and completes the
     /// parked command (which must not be completed any other way meanwhile).
     Sending(FuseReq),
+    /// Task work copies the request into the entry's buffers.
+    Copying,
     /// The server holds the request `commit_id` (hashed on the device's processing
     /// queue, where an abort finds it).
     Userspace(u64),
-    /// A reply is being committed, or the command is being parked again.
+    /// Being registered, or a reply is being committed (the request ends meanwhile), or
+    /// the command is being parked again.
     Busy,
 }
 
@@ -86,6 +89,14 @@ impl Entry {
     /// Moves the entry to `state`, returning the previous one.
     pub(crate) fn set_state(&mut self, state: EntryState) -> EntryState {
         core::mem::replace(&mut self.state, state)
+    }
+
+    /// Whether a request is on its way to the server or in its hands.
+    pub(crate) fn has_request(&self) -> bool {
+        matches!(
+            self.state,
+            EntryState::Sending(_) | EntryState::Copying | EntryState::Userspace(_)
+        )
     }
 
     /// Whether the entry waits for a request with a parked command.

@@ -772,3 +772,10 @@ pub(crate) fn pq_release(fud: *mut raw::fuse_dev, req: FuseReq, err: i32) {
     // SAFETY: As for `pq_take`.
     unsafe { raw::furing_pq_release(fud, req.as_ptr(), err) };
 }
+
+/// The system's default unbound work queue (`system_dfl_wq`); the kernel crate of 7.3 only
+/// offers the deprecated `system_wq`.
+pub(crate) fn system_dfl_wq() -> &'static kernel::workqueue::Queue {
+    // SAFETY: `system_dfl_wq` is a C global set up at boot, never freed.
+    unsafe { kernel::workqueue::Queue::from_raw(bindings::system_dfl_wq) }
+}

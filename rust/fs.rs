@@ -398,6 +398,10 @@ unsafe extern "C" fn kill_sb(sb: *mut bindings::super_block) {
     // `fuse_mount`, set when the superblock was made (even if fill_super failed).
     unsafe {
         let fm = (*sb).s_fs_info.cast::<raw::fuse_mount>();
+        if !(*sb).s_root.is_null() {
+            // `fill_super` succeeded: the connection and its furing channel are alive.
+            crate::conn::unpublish_stats((*(*fm).fc).chan);
+        }
         if !(*sb).s_root.is_null() && raw::fuse_mount_remove(fm) {
             raw::fuse_conn_destroy(fm);
         }

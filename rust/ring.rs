@@ -169,7 +169,7 @@ impl Queue {
         };
         let stopped = inner.stopped;
         let e = &mut inner.entries[i];
-        let EntryState::Sending(req) = e.set_state(EntryState::Busy) else {
+        let EntryState::Sending(req) = e.set_state(EntryState::Copying) else {
             return true;
         };
         let (header, payload) = (e.header, e.payload);
@@ -294,11 +294,7 @@ impl Queue {
     /// Registered entries, and those whose request is with the server (or on its way).
     pub(crate) fn counts(&self) -> (usize, usize) {
         let inner = self.inner.lock();
-        let busy = inner
-            .entries
-            .iter()
-            .filter(|e| !matches!(e.state(), EntryState::Available))
-            .count();
+        let busy = inner.entries.iter().filter(|e| e.has_request()).count();
         (inner.entries.len(), busy)
     }
 

@@ -32,6 +32,7 @@ done
 stage rustfmt make -s -C "$FURING_TOP" rustfmtcheck
 src=$(kernel_src)
 stage selftests make -s -C "$FURING_TOP/selftests" KSRC="$src" OUT="$work/tests"
+stage libfuse "$here/libfuse.sh" "$work/tests/extra"
 
 # The accelerator: KVM only if a short probe boots; TCG otherwise.
 first=${variants%% *}

@@ -13,6 +13,22 @@ pkgs=(rustc-web rust-web-src rust-web-clippy clang-19 lld-19 llvm-19 libclang-19
       liburing-dev fio make gcc xz-utils python3
       meson ninja-build pkg-config libnuma-dev g++ dpkg-dev)
 
+# libfuse 3.18 (the fuse3 source package, for passthrough_hp) is only in sid: a
+# deb-src line for it, sources only, so no binary package ever comes from sid.
+sid_src=/etc/apt/sources.list.d/furing-sid-src.sources
+need_update=0
+if [[ ! -f $sid_src ]]; then
+	say "apt: adding deb-src for sid (fuse3 3.18 source package) in $sid_src"
+	cat >"$sid_src" <<-'SRC'
+	Types: deb-src
+	URIs: http://deb.debian.org/debian
+	Suites: sid
+	Components: main
+	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+	SRC
+	need_update=1
+fi
+
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,6 +37,7 @@ if ((${#missing[@]})); then
 	say "apt: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
+	need_update=0
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
 	say "apt: all ${#pkgs[@]} packages present"
@@ -32,4 +49,7 @@ else
 	say "cargo: installing bindgen-cli 0.72.1 (~2 min)"
 	command -v cargo >/dev/null || { echo "cargo not found: install rustup's cargo first" >&2; exit 1; }
 	cargo install --locked --quiet --root "$(dirname "$(dirname "$BINDGEN")")" bindgen-cli --version 0.72.1
+fi
+if ((need_update)); then
+	apt-get update -qq
 fi

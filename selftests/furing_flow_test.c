@@ -44,11 +44,11 @@ static void sleep_ms(long ms)
 /* Requests the server of connection @id holds now, or -1. */
 static long in_flight(long id)
 {
-	long classic, sent, inflight;
+	struct furing_qstats st;
 
-	if (furing_queue_stats(id, &classic, &sent, &inflight))
+	if (furing_queue_stats(id, &st))
 		return -1;
-	return inflight;
+	return st.inflight;
 }
 
 /* Waits (up to 10 s) until the server holds at least @n requests. */

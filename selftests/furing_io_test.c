@@ -292,6 +292,7 @@ FIXTURE_TEARDOWN(cycles) { umount2(MNT, MNT_DETACH); }
 
 TEST_F_TIMEOUT(cycles, mount_serve_umount, 600)
 {
+	long classic, sent;
 	int i, status, fd;
 	pid_t pid;
 
@@ -303,6 +304,9 @@ TEST_F_TIMEOUT(cycles, mount_serve_umount, 600)
 		ASSERT_LE(0, fd);
 		ASSERT_EQ(5, write(fd, "cycle", 5));
 		close(fd);
+		/* This connection's statistics, though the last one had the same id. */
+		ASSERT_EQ(0, furing_stats(furing_conn_id(MNT), &classic, &sent));
+		ASSERT_LT(0, sent);
 		ASSERT_EQ(0, umount2(MNT, 0));
 		ASSERT_EQ(pid, waitpid(pid, &status, 0));
 		ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) {

@@ -6,7 +6,8 @@
  * the kernel's own /dev/fuse (fstype "fuse"), answering requests either with
  * read()/write() on the device fd ("classic") or through io_uring
  * IORING_OP_URING_CMD ring entries (REGISTER / COMMIT_AND_FETCH, basic mode:
- * the same bytes for furing and for Linux 7.3's FUSE io-uring).
+ * the same bytes for furing and for Linux 7.3's FUSE io-uring, or with
+ * --bufring furing's buffer-ring queues).
  *
  * Threads:
  *  - main: mounts, answers FUSE_INIT, starts the others, waits for the
@@ -41,6 +42,28 @@
  * argument sits: handlers get it as struct req.arg and the rest as
  * (data, datalen). In ring mode data and out are the same buffer, so a
  * handler consumes its input before it writes its output.
+ *
+ * Buffer-ring queues (--bufring: FURING_URING_BUFRING, furing only; see
+ * "Buffer-ring queues" in <linux/furing.h>):
+ *  - each queue thread mmap()s two regions: the headers, --depth slots of
+ *    struct furing_uring_req_header (288 bytes) back to back, and the
+ *    payload buffers, --bufs buffers of --buf-size bytes, buffer b at
+ *    b * --buf-size. Both start on a page and are mapped in whole pages.
+ *    Their iovecs give the exact size (depth * 288, bufs * buf_size), or,
+ *    for a region pinned with --pin-headers / --pin-buffers
+ *    (FURING_URING_PINNED_HEADERS / _BUFFERS), the whole pages, as the
+ *    kernel wants a pinned region page aligned.
+ *  - entry i REGISTERs with sqe->buf_index = i and, like every entry of
+ *    the queue, the queue's flags, init.queue_depth = --depth,
+ *    init.buf_size = --buf-size and the same two iovecs.
+ *  - when entry i completes, its request is in header slot i as in basic
+ *    mode, and its payload (payload_sz bytes) in the buffer that
+ *    ring_ent_in_out.buf_id names; the handler writes the reply's payload
+ *    into that same buffer. A request with buf_id FURING_URING_NO_BUF has
+ *    no payload and its reply must have none either: a handler that
+ *    produces one anyway is a bug, answered with EIO. A buf_id or
+ *    payload_sz out of range is the kernel's bug: the request fails with
+ *    EIO. Both are logged and make the exit status 1.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -60,6 +83,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -100,6 +124,10 @@ static struct {
 	unsigned int max_write;
 	unsigned int max_read;
 	unsigned int max_background;
+	/* --bufring: FURING_URING_* flags of every queue; 0: basic mode */
+	uint64_t ring_flags;
+	unsigned int bufs;
+	unsigned int buf_size;
 } opt = {
 	.dev = "/dev/furing",
 	.depth = 4,
@@ -1126,9 +1154,11 @@ out:
 /* io-uring transport: one thread, ring and set of entries per queue. */
 
 struct ring_ent {
+	/* basic mode: allocated per entry; bufring: slot i of the queue's headers */
 	struct furing_uring_req_header *hdr;
-	char *payload;
-	struct iovec iov[2];	/* what REGISTER hands the kernel */
+	char *payload;		/* basic mode only */
+	struct iovec iov[2];	/* basic mode: what REGISTER hands the kernel */
+	uint32_t cmd_op;	/* the command in flight, for error messages */
 };
 
 struct queue {
@@ -1137,11 +1167,21 @@ struct queue {
 	bool started;
 	struct io_uring ring;
 	struct ring_ent *ents;
+	/* bufring: the two regions (mmap()ed) and what REGISTER says of them */
+	struct furing_uring_req_header *hdrs;
+	size_t hdrs_len;
+	char *bufs;
+	size_t bufs_len;
+	struct iovec iov[2];
+	unsigned int nr_bufs;	/* buffers the kernel carves: iov[1].iov_len / buf_size */
+	char *nobuf;		/* handlers' output for requests without a buffer */
 	unsigned int live;	/* entries the kernel has not ended */
 	atomic_ulong served;
 	/* how the entries ended: CQE results at teardown */
 	unsigned int nr_enotconn, nr_econnaborted, nr_ecanceled, nr_other;
 	int last_other;
+	/* bufring: requests failed with EIO for a bad buf_id / payload_sz */
+	unsigned int nr_bad;
 };
 
 static struct queue *queues;
@@ -1157,10 +1197,25 @@ static void queue_registered(void)
 	pthread_mutex_unlock(&reg_lock);
 }
 
+static const char *cmd_name(uint32_t cmd_op)
+{
+	switch (cmd_op) {
+	case FURING_URING_CMD_REGISTER:
+		return "REGISTER";
+	case FURING_URING_CMD_COMMIT_AND_FETCH:
+		return "COMMIT_AND_FETCH";
+	default:
+		return "?";
+	}
+}
+
 /*
  * Queues a ring command for @ent. liburing 2.3 has no helper for it: the
  * 40-byte furing_uring_cmd_req lives in the command area of the 128-byte
- * SQE; sqe->addr points to the entry's two iovecs (header, payload).
+ * SQE; sqe->addr points to two iovecs: basic mode the entry's (header,
+ * payload), bufring the queue's (headers region, payload region), with the
+ * entry's index in sqe->buf_index. A bufring REGISTER also carries the
+ * queue's flags and geometry; COMMIT_AND_FETCH has flags 0 in both modes.
  */
 static void prep_cmd(struct queue *q, struct ring_ent *ent, uint32_t cmd_op, uint64_t commit_id)
 {
@@ -1176,10 +1231,37 @@ static void prep_cmd(struct queue *q, struct ring_ent *ent, uint32_t cmd_op, uin
 	sqe->opcode = IORING_OP_URING_CMD;
 	sqe->fd = dev_fd;
 	sqe->cmd_op = cmd_op;
-	sqe->addr = (uintptr_t)ent->iov;
-	sqe->len = ARRAY_SIZE(ent->iov);
+	if (opt.ring_flags) {
+		sqe->addr = (uintptr_t)q->iov;
+		sqe->len = ARRAY_SIZE(q->iov);
+		sqe->buf_index = ent - q->ents;
+		if (cmd_op == FURING_URING_CMD_REGISTER) {
+			req.flags = opt.ring_flags;
+			req.init.queue_depth = opt.depth;
+			req.init.buf_size = opt.buf_size;
+		}
+	} else {
+		sqe->addr = (uintptr_t)ent->iov;
+		sqe->len = ARRAY_SIZE(ent->iov);
+	}
 	sqe->user_data = (uintptr_t)ent;
 	memcpy(slot + offsetof(struct io_uring_sqe, cmd), &req, sizeof(req));
+	ent->cmd_op = cmd_op;
+}
+
+/* Logs a bufring request that fails with EIO for a bug; exit status 1. */
+static void ring_bad(struct queue *q, struct ring_ent *ent, const struct req *r,
+		     const char *via, const char *what)
+{
+	const struct furing_uring_ent_in_out *eio = &ent->hdr->ring_ent_in_out;
+	const struct op *op = op_of(r->in.opcode);
+
+	fprintf(stderr, "furing-server: %s: entry %td: %s(%u) unique %" PRIu64 ": %s "
+		"(buf_id %#x payload_sz %u; %u buffers of %u bytes): EIO\n", via,
+		ent - q->ents, op ? op->name : "?", r->in.opcode, (uint64_t)r->in.unique,
+		what, eio->buf_id, eio->payload_sz, q->nr_bufs, opt.buf_size);
+	q->nr_bad++;
+	atomic_store(&failed, 1);
 }
 
 /* A CQE with result 0: @ent holds a request. Serve it and commit the reply. */
@@ -1188,21 +1270,67 @@ static void ring_serve(struct queue *q, struct ring_ent *ent, const char *via)
 	struct furing_uring_req_header *hdr = ent->hdr;
 	struct furing_uring_ent_in_out *eio = &hdr->ring_ent_in_out;
 	uint64_t commit_id = eio->commit_id;
+	uint32_t buf_id = eio->buf_id;
+	size_t datalen = eio->payload_sz;
 	struct fuse_out_header oh = { 0 };
+	char *buf = ent->payload;
+	size_t bufsize = payload_size;
+	char bvia[32];
 	struct req r;
 	ssize_t ret;
 
 	memcpy(&r.in, hdr->in_out, sizeof(r.in));
-	r.arg = hdr->op_in;
-	r.data = ent->payload;
-	r.datalen = MIN(eio->payload_sz, payload_size);
-	r.out = ent->payload;
-	r.outsize = payload_size;
 	atomic_fetch_add(&q->served, 1);
+	if (!opt.ring_flags) {
+		datalen = MIN(datalen, payload_size);
+	} else {
+		bufsize = opt.buf_size;
+		if (buf_id == FURING_URING_NO_BUF) {
+			/* a handler's payload lands here, to be refused below */
+			buf = q->nobuf;
+			if (datalen) {
+				ring_bad(q, ent, &r, via, "payload without a buffer");
+				ret = -EIO;
+				goto reply;
+			}
+		} else if (buf_id >= q->nr_bufs) {
+			ring_bad(q, ent, &r, via, "buf_id out of range");
+			ret = -EIO;
+			goto reply;
+		} else {
+			buf = q->bufs + (size_t)buf_id * opt.buf_size;
+			if (datalen > bufsize) {
+				ring_bad(q, ent, &r, via, "payload_sz above buf_size");
+				ret = -EIO;
+				goto reply;
+			}
+		}
+		if (opt.debug) {
+			if (buf_id == FURING_URING_NO_BUF)
+				snprintf(bvia, sizeof(bvia), "%s/-", via);
+			else
+				snprintf(bvia, sizeof(bvia), "%s/b%u", via, buf_id);
+			via = bvia;
+		}
+	}
+	r.arg = hdr->op_in;
+	r.data = buf;
+	r.datalen = datalen;
+	r.out = buf;
+	r.outsize = bufsize;
 	ret = handle(&r, via);
 	/* the kernel never rings no-reply requests; commit them empty anyway */
 	if (ret == NO_REPLY)
 		ret = 0;
+	if (ret > 0 && opt.ring_flags && buf_id == FURING_URING_NO_BUF) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "bug: %zd bytes of reply payload without a buffer",
+			 ret);
+		ring_bad(q, ent, &r, via, what);
+		ret = -EIO;
+	}
+reply:
 	oh.unique = r.in.unique;
 	if (ret < 0)
 		oh.error = ret;
@@ -1234,8 +1362,12 @@ static void ring_complete(struct queue *q, struct ring_ent *ent, int res, const 
 		q->nr_ecanceled++;
 		break;
 	default:
-		fprintf(stderr, "furing-server: %s: ring command failed: %s\n", via,
+		fprintf(stderr, "furing-server: %s: entry %td: %s: %s (%s)\n", via,
+			ent - q->ents, cmd_name(ent->cmd_op), strerrorname_np(-res) ?: "?",
 			strerror(-res));
+		/* the ring is not what was asked for */
+		if (ent->cmd_op == FURING_URING_CMD_REGISTER)
+			atomic_store(&failed, 1);
 		q->nr_other++;
 		q->last_other = res;
 		break;
@@ -1250,12 +1382,71 @@ static void queue_free(struct queue *q)
 {
 	unsigned int i;
 
-	for (i = 0; q->ents && i < opt.depth; i++) {
+	for (i = 0; q->ents && !opt.ring_flags && i < opt.depth; i++) {
 		free(q->ents[i].hdr);
 		free(q->ents[i].payload);
 	}
 	free(q->ents);
 	q->ents = NULL;
+	if (q->hdrs)
+		munmap(q->hdrs, q->hdrs_len);
+	if (q->bufs)
+		munmap(q->bufs, q->bufs_len);
+	q->hdrs = NULL;
+	q->bufs = NULL;
+	free(q->nobuf);
+	q->nobuf = NULL;
+}
+
+/* Anonymous memory in whole pages, page aligned; NULL on failure. */
+static void *map_region(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/*
+ * Bufring: maps the headers and payload regions and points entry i at
+ * header slot i. A pinned region's iovec spans its whole pages.
+ */
+static int queue_alloc_bufring(struct queue *q)
+{
+	size_t page = sysconf(_SC_PAGESIZE);
+	size_t hdrs_sz = (size_t)opt.depth * sizeof(struct furing_uring_req_header);
+	size_t bufs_sz = (size_t)opt.bufs * opt.buf_size;
+	unsigned int i;
+	int err;
+
+	q->ents = calloc(opt.depth, sizeof(*q->ents));
+	if (!q->ents)
+		return -ENOMEM;
+	q->hdrs_len = (hdrs_sz + page - 1) / page * page;
+	q->bufs_len = (bufs_sz + page - 1) / page * page;
+	q->hdrs = map_region(q->hdrs_len);
+	if (!q->hdrs)
+		goto fail;
+	q->bufs = map_region(q->bufs_len);
+	if (!q->bufs)
+		goto fail;
+	q->nobuf = malloc(opt.buf_size);
+	if (!q->nobuf)
+		goto fail;
+	if (opt.ring_flags & FURING_URING_PINNED_HEADERS)
+		hdrs_sz = q->hdrs_len;
+	if (opt.ring_flags & FURING_URING_PINNED_BUFFERS)
+		bufs_sz = q->bufs_len;
+	q->iov[0] = (struct iovec){ q->hdrs, hdrs_sz };
+	q->iov[1] = (struct iovec){ q->bufs, bufs_sz };
+	q->nr_bufs = bufs_sz / opt.buf_size;
+	for (i = 0; i < opt.depth; i++)
+		q->ents[i].hdr = &q->hdrs[i];
+	return 0;
+
+fail:
+	err = -errno ?: -ENOMEM;
+	queue_free(q);
+	return err;
 }
 
 /* Allocates the entries: a 288-byte header and a payload buffer each. */
@@ -1265,6 +1456,8 @@ static int queue_alloc(struct queue *q)
 	size_t pl_size = (payload_size + 4095) & ~4095UL;
 	unsigned int i;
 
+	if (opt.ring_flags)
+		return queue_alloc_bufring(q);
 	q->ents = calloc(opt.depth, sizeof(*q->ents));
 	if (!q->ents)
 		return -ENOMEM;
@@ -1480,6 +1673,17 @@ static void usage(FILE *f)
 "                      (default: the number of possible CPUs; the kernel waits\n"
 "                      for a queue on every possible CPU before using the ring)\n"
 "  --depth N           ring entries per queue (default 4)\n"
+"  --bufring           buffer-ring queues (FURING_URING_BUFRING; /dev/furing):\n"
+"                      one headers region and one payload region per queue,\n"
+"                      a payload buffer picked per request\n"
+"  --pin-headers       the kernel pins the headers region\n"
+"                      (FURING_URING_PINNED_HEADERS; needs --bufring)\n"
+"  --pin-buffers       the kernel pins the payload region\n"
+"                      (FURING_URING_PINNED_BUFFERS; needs --bufring)\n"
+"  --bufs N            payload buffers per queue (needs --bufring; default:\n"
+"                      --depth)\n"
+"  --buf-size BYTES    size of a payload buffer (needs --bufring; default: the\n"
+"                      largest request, max(max_write, 8192) rounded up to 4096)\n"
 "  --crash-after N     SIGKILL itself on receiving request N+1, before replying\n"
 "                      (INIT, FORGET, BATCH_FORGET and INTERRUPT not counted)\n"
 "  --delay-ms N        wait N ms before running each request (an interrupted one\n"
@@ -1514,12 +1718,18 @@ static unsigned long parse_num(const char *name, const char *s, unsigned long mi
 static void parse_args(int argc, char **argv)
 {
 	enum { O_DEV = 256, O_NO_URING, O_QUEUES, O_DEPTH, O_CRASH, O_DELAY, O_MAX_WRITE,
-	       O_MAX_READ, O_MAX_BG, O_DEBUG };
+	       O_MAX_READ, O_MAX_BG, O_DEBUG, O_BUFRING, O_PIN_HEADERS, O_PIN_BUFFERS, O_BUFS,
+	       O_BUF_SIZE };
 	static const struct option lopts[] = {
 		{ "dev", required_argument, NULL, O_DEV },
 		{ "no-uring", no_argument, NULL, O_NO_URING },
 		{ "queues", required_argument, NULL, O_QUEUES },
 		{ "depth", required_argument, NULL, O_DEPTH },
+		{ "bufring", no_argument, NULL, O_BUFRING },
+		{ "pin-headers", no_argument, NULL, O_PIN_HEADERS },
+		{ "pin-buffers", no_argument, NULL, O_PIN_BUFFERS },
+		{ "bufs", required_argument, NULL, O_BUFS },
+		{ "buf-size", required_argument, NULL, O_BUF_SIZE },
 		{ "crash-after", required_argument, NULL, O_CRASH },
 		{ "delay-ms", required_argument, NULL, O_DELAY },
 		{ "max-write", required_argument, NULL, O_MAX_WRITE },
@@ -1529,6 +1739,7 @@ static void parse_args(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	uint64_t flags = 0;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
@@ -1543,7 +1754,22 @@ static void parse_args(int argc, char **argv)
 			opt.queues = parse_num("queues", optarg, 1, CPU_SETSIZE);
 			break;
 		case O_DEPTH:
-			opt.depth = parse_num("depth", optarg, 1, 1024);
+			opt.depth = parse_num("depth", optarg, 1, FURING_URING_MAX_QUEUE_DEPTH);
+			break;
+		case O_BUFRING:
+			flags |= FURING_URING_BUFRING;
+			break;
+		case O_PIN_HEADERS:
+			flags |= FURING_URING_PINNED_HEADERS;
+			break;
+		case O_PIN_BUFFERS:
+			flags |= FURING_URING_PINNED_BUFFERS;
+			break;
+		case O_BUFS:
+			opt.bufs = parse_num("bufs", optarg, 1, 65536);
+			break;
+		case O_BUF_SIZE:
+			opt.buf_size = parse_num("buf-size", optarg, 1, 1U << 30);
 			break;
 		case O_CRASH:
 			opt.crash_after = parse_num("crash-after", optarg, 0, ULONG_MAX);
@@ -1571,6 +1797,22 @@ static void parse_args(int argc, char **argv)
 			exit(2);
 		}
 	}
+	if (!(flags & FURING_URING_BUFRING)) {
+		const char *what = flags & FURING_URING_PINNED_HEADERS ? "--pin-headers" :
+				   flags & FURING_URING_PINNED_BUFFERS ? "--pin-buffers" :
+				   opt.bufs ? "--bufs" : opt.buf_size ? "--buf-size" : NULL;
+
+		if (what) {
+			fprintf(stderr, "furing-server: %s needs --bufring\n", what);
+			exit(2);
+		}
+	} else if (opt.no_uring) {
+		fprintf(stderr, "furing-server: --bufring and --no-uring exclude each other\n");
+		exit(2);
+	}
+	opt.ring_flags = flags;
+	if (flags && !opt.bufs)
+		opt.bufs = opt.depth;
 	if (argc - optind != 2) {
 		usage(stderr);
 		exit(2);
@@ -1614,6 +1856,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	payload_size = MAX(FUSE_MIN_READ_BUFFER, opt.max_write);
 	payload_size = MAX(payload_size, ((opt.max_write + 4095) / 4096) * 4096UL);
+	if (opt.ring_flags && !opt.buf_size)
+		opt.buf_size = (payload_size + 4095) / 4096 * 4096;
 
 	root.fd = open(opt.backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root.fd < 0 || fstat(root.fd, &st)) {
@@ -1639,6 +1883,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	if (opt.ring_flags && !use_uring)
+		fprintf(stderr, "furing-server: --bufring: no FUSE_OVER_IO_URING from the "
+			"kernel: read()/write() only\n");
 	nr_classic_threads = use_uring ? 1 : 2;
 	for (i = 0; i < nr_classic_threads; i++) {
 		err = pthread_create(&classic[i], NULL, classic_thread, NULL);
@@ -1653,6 +1900,12 @@ int main(int argc, char **argv)
 
 		if (!possible)
 			possible = sysconf(_SC_NPROCESSORS_CONF);
+		if (opt.ring_flags)
+			fprintf(stderr, "furing-server: bufring%s%s: %u entries, %u buffers of %u "
+				"bytes per queue\n",
+				opt.ring_flags & FURING_URING_PINNED_HEADERS ? ", pinned headers" : "",
+				opt.ring_flags & FURING_URING_PINNED_BUFFERS ? ", pinned buffers" : "",
+				opt.depth, opt.bufs, opt.buf_size);
 		if (!opt.queues)
 			opt.queues = possible;
 		else if (opt.queues < possible)
@@ -1701,6 +1954,8 @@ int main(int argc, char **argv)
 			printf(" ECANCELED x%u", q->nr_ecanceled);
 		if (q->nr_other)
 			printf(" %s x%u", strerrorname_np(-q->last_other) ?: "?", q->nr_other);
+		if (q->nr_bad)
+			printf(" bad-buf x%u", q->nr_bad);
 	}
 	printf("%s; %lu interrupts; %lu nodes left\n", use_uring ? ")" : "",
 	       atomic_load(&nr_interrupts), nr_nodes);

@@ -41,6 +41,30 @@ static inline int furing_unload(void)
 	return syscall(SYS_delete_module, "furing", O_NONBLOCK) ? -errno : 0;
 }
 
+/*
+ * Waits up to @secs seconds until nothing holds the module (no open
+ * /dev/furing, no mount, no connection); 0, or -ETIMEDOUT. A killed server's
+ * io_uring releases its files from a work item, a little after it is reaped.
+ */
+static inline int furing_wait_unused(int secs)
+{
+	char buf[32];
+	int fd, i;
+	ssize_t n;
+
+	for (i = 0; i < secs * 100; i++) {
+		fd = open("/sys/module/furing/refcnt", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n > 0 && atoi(buf) == 0)
+			return 0;
+		usleep(10000);
+	}
+	return -ETIMEDOUT;
+}
+
 static inline int furing_loaded(void)
 {
 	return access("/sys/module/furing", F_OK) == 0;
@@ -175,40 +199,50 @@ static inline long furing_conn_id(const char *mnt)
 	return id;
 }
 
-/*
- * Reads /sys/kernel/debug/furing/@id/queues: requests that went the classic
- * way, those sent over the ring and those in the server's hands now (all
- * queues; @inflight may be NULL); 0 or -errno.
- */
-static inline int furing_queue_stats(long id, long *classic, long *sent, long *inflight)
+/* What /sys/kernel/debug/furing/<id>/queues says, summed over the queues. */
+struct furing_qstats {
+	long classic;	/* requests that went the classic way */
+	long sent;	/* requests sent over the ring */
+	long inflight;	/* requests handed to the ring and not yet answered */
+	long entries;	/* registered ring entries */
+	long queues;	/* queues with at least one entry */
+};
+
+/* Reads the debugfs queue statistics of connection @id; 0 or -errno. */
+static inline int furing_queue_stats(long id, struct furing_qstats *st)
 {
 	char path[128], buf[4096], *line;
-	long qid, entries, qsent, qinflight;
+	long qid, entries, sent, inflight;
 	int n;
 
 	snprintf(path, sizeof(path), "/sys/kernel/debug/furing/%ld/queues", id);
 	n = read_text(path, buf, sizeof(buf));
 	if (n < 0)
 		return n;
-	*classic = -1;
-	*sent = 0;
-	if (inflight)
-		*inflight = 0;
+	memset(st, 0, sizeof(*st));
+	st->classic = -1;
 	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-		if (sscanf(line, "classic %ld", classic) == 1)
+		if (sscanf(line, "classic %ld", &st->classic) == 1)
 			continue;
-		if (sscanf(line, "%ld %ld %ld %ld", &qid, &entries, &qsent, &qinflight) == 4) {
-			*sent += qsent;
-			if (inflight)
-				*inflight += qinflight;
+		if (sscanf(line, "%ld %ld %ld %ld", &qid, &entries, &sent, &inflight) == 4) {
+			st->sent += sent;
+			st->inflight += inflight;
+			st->entries += entries;
+			st->queues += entries > 0;
 		}
 	}
-	return *classic < 0 ? -EINVAL : 0;
+	return st->classic < 0 ? -EINVAL : 0;
 }
 
+/* Requests that went the classic way and over the ring; 0 or -errno. */
 static inline int furing_stats(long id, long *classic, long *sent)
 {
-	return furing_queue_stats(id, classic, sent, NULL);
+	struct furing_qstats st;
+	int ret = furing_queue_stats(id, &st);
+
+	*classic = st.classic;
+	*sent = st.sent;
+	return ret;
 }
 
 /*

@@ -35,6 +35,38 @@
  *       272 u32 payload_sz  bytes of payload in the payload buffer
  *       276 u32 buf_id      bufring: payload buffer of this request
  *       280 u64 reserved
+ *
+ * Buffer-ring queues (FURING_URING_BUFRING in flags):
+ *  - Every REGISTER of the queue carries the same flags, init.queue_depth,
+ *    init.buf_size and the same two iovecs (sqe->addr, sqe->len == 2):
+ *      iov[0]  headers region: queue_depth slots of struct
+ *              furing_uring_req_header (288 bytes each, back to back);
+ *      iov[1]  payload region: carved into iov[1].iov_len / buf_size buffers
+ *              of buf_size bytes, buffer i at offset i * buf_size.
+ *    The first REGISTER sets the queue up from them; later ones only add
+ *    their entry (their init and iovecs are not read again).
+ *  - sqe->buf_index is the entry's id, 0 .. queue_depth - 1: its header slot
+ *    is at iov[0] + buf_index * 288, and with zero-copy it is also where the
+ *    request's pages are registered in the ring's buffer table.
+ *  - A request with payload (arguments after the op header, or a reply with
+ *    output arguments) gets a free buffer: ring_ent_in_out.buf_id names it
+ *    and the server writes its reply's payload into the same buffer. A
+ *    request without payload gets buf_id FURING_URING_NO_BUF. The buffer is
+ *    free again once the reply is committed (or the request ends). With fewer
+ *    buffers than entries, requests wait for a buffer; they do not fail.
+ *  - FURING_URING_PINNED_HEADERS / _PINNED_BUFFERS: that region's address and
+ *    length must be page aligned; it is pinned and mapped into the kernel once,
+ *    at the first REGISTER, and charged to the server's RLIMIT_MEMLOCK
+ *    (CAP_IPC_LOCK bypasses the limit); the kernel then copies with memcpy.
+ *
+ * REGISTER errors: EINVAL for unknown flags, PINNED_* without BUFRING,
+ * flags other than the queue's first REGISTER, queue_depth 0 or above
+ * FURING_URING_MAX_QUEUE_DEPTH, a headers region smaller than queue_depth
+ * slots, buf_size smaller than the largest request payload (max_write),
+ * no whole buffer, buf_index >= queue_depth, or a pinned region that is not
+ * page aligned; EEXIST for a buf_index already registered; EFAULT for a
+ * region that is not mapped writable; ENOMEM when pinning would exceed
+ * RLIMIT_MEMLOCK.
  */
 #ifndef _UAPI_LINUX_FURING_H
 #define _UAPI_LINUX_FURING_H
@@ -78,6 +110,12 @@ enum furing_uring_cmd {
 					 FURING_URING_PINNED_HEADERS | \
 					 FURING_URING_PINNED_BUFFERS | \
 					 FURING_URING_ZERO_COPY)
+
+/* Largest init.queue_depth of a buffer-ring queue. */
+#define FURING_URING_MAX_QUEUE_DEPTH	1024
+
+/* furing_uring_ent_in_out.buf_id of a request that has no payload buffer. */
+#define FURING_URING_NO_BUF		0xffffffffU
 
 /* furing_uring_ent_in_out.flags: the payload was zero-copied. */
 #define FURING_URING_ENT_ZERO_COPY	(1ULL << 0)

@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * An unmodified libfuse 3.18 server on furing: example/passthrough_hp (built
+ * from the fuse3 source package with io-uring on, scripts/libfuse.sh) runs
+ * under furing-launch with "-o io_uring", serving a tmpfs directory. A file
+ * workload goes through the mount; debugfs proves the ring carried every
+ * request; umount ends the server with status 0; kill -9 of the server leaves
+ * the launcher to detach the mount.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <time.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include "furing_test.h"
+#include "kselftest_harness.h"
+
+#define MNT "/tmp/furing-hp-mnt"
+#define BACK "/tmp/furing-hp-back"
+#define LOG "/tmp/furing-hp.log"
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Prints the launcher's and the server's output. */
+static void dump_log(struct __test_metadata *_metadata)
+{
+	char buf[4096];
+	int n = read_text(LOG, buf, sizeof(buf));
+
+	if (n > 0)
+		TH_LOG("server output:\n%s", buf);
+}
+
+FIXTURE(hp) {
+	pid_t pid;	/* furing-launch */
+	long id;
+};
+
+FIXTURE_SETUP(hp)
+{
+	long ncpus = sysconf(_SC_NPROCESSORS_CONF);
+	struct furing_qstats st = { 0 };
+	int i, fd;
+
+	ASSERT_EQ(0, furing_ensure_loaded());
+	mkdir(MNT, 0755);
+	mkdir(BACK, 0755);
+	self->pid = fork();
+	ASSERT_LE(0, self->pid);
+	if (self->pid == 0) {
+		fd = open(LOG, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl("/bin/furing-launch", "furing-launch", "-o", "default_permissions", MNT,
+		      "passthrough_hp", "--foreground", "--nopassthrough", "-o", "io_uring",
+		      BACK, "@fd", NULL);
+		_exit(127);
+	}
+	/* Mounted, then every CPU's queue registered (libfuse: one per CPU, 8 deep). */
+	for (i = 0; i < 2000 && (self->id = furing_conn_id(MNT)) < 0; i++)
+		sleep_ms(10);
+	ASSERT_LE(0, self->id);
+	for (i = 0; i < 2000; i++) {
+		if (!furing_queue_stats(self->id, &st) && st.queues == ncpus)
+			break;
+		sleep_ms(10);
+	}
+	ASSERT_EQ(ncpus, st.queues) {
+		dump_log(_metadata);
+	}
+	TH_LOG("passthrough_hp registered %ld entries on %ld queues", st.entries, st.queues);
+}
+
+FIXTURE_TEARDOWN(hp)
+{
+	int status;
+
+	umount2(MNT, 0);
+	if (self->pid > 0 && waitpid(self->pid, &status, 0) == self->pid &&
+	    !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+		TH_LOG("launcher status %#x", status);
+		dump_log(_metadata);
+		_metadata->exit_code = KSFT_FAIL;
+	}
+	/* The server's ring, device and connection are all gone. */
+	EXPECT_EQ(0, furing_wait_unused(10));
+}
+
+static void fill(char *buf, size_t len, unsigned int seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		seed = seed * 1103515245 + 12345;
+		buf[i] = seed >> 16;
+	}
+}
+
+/* @len bytes written at @off through the mount read back the same both ways. */
+static int roundtrip(const char *name, size_t len, off_t off, int direct)
+{
+	char mpath[256], bpath[256], *w, *r;
+	int fd, ok = 0;
+
+	snprintf(mpath, sizeof(mpath), MNT "/%s", name);
+	snprintf(bpath, sizeof(bpath), BACK "/%s", name);
+	if (posix_memalign((void **)&w, 4096, len + 4096) ||
+	    posix_memalign((void **)&r, 4096, len + 4096))
+		return 0;
+	fill(w, len, len ^ off);
+	fd = open(mpath, O_RDWR | O_CREAT | O_TRUNC | (direct ? O_DIRECT : 0), 0644);
+	if (fd < 0)
+		goto out;
+	if (pwrite(fd, w, len, off) != (ssize_t)len || fsync(fd) ||
+	    pread(fd, r, len, off) != (ssize_t)len || memcmp(w, r, len)) {
+		close(fd);
+		goto out;
+	}
+	close(fd);
+	fd = open(bpath, O_RDONLY);
+	if (fd < 0)
+		goto out;
+	memset(r, 0, len);
+	ok = pread(fd, r, len, off) == (ssize_t)len && !memcmp(w, r, len);
+	close(fd);
+out:
+	free(w);
+	free(r);
+	return ok;
+}
+
+TEST_F_TIMEOUT(hp, file_workload, 300)
+{
+	struct furing_qstats before, after;
+	char path[256], target[64];
+	struct statfs sfs;
+	struct dirent *de;
+	struct stat st;
+	int i, n, fd;
+	DIR *d;
+
+	ASSERT_EQ(0, furing_queue_stats(self->id, &before));
+
+	EXPECT_TRUE(roundtrip("small", 1, 0, 0));
+	EXPECT_TRUE(roundtrip("page", 4097, 4095, 0));
+	EXPECT_TRUE(roundtrip("big", 4 << 20, 0, 0));
+	EXPECT_TRUE(roundtrip("direct", 1 << 20, 8192, 1));
+	EXPECT_TRUE(roundtrip("direct-big", 3 << 20, 0, 1));
+
+	ASSERT_EQ(0, mkdir(MNT "/dir", 0755));
+	for (i = 0; i < 100; i++) {
+		snprintf(path, sizeof(path), MNT "/dir/f%03d", i);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		ASSERT_LE(0, fd);
+		ASSERT_EQ(4, write(fd, "data", 4));
+		close(fd);
+	}
+	d = opendir(MNT "/dir");
+	ASSERT_NE(NULL, d);
+	for (n = 0; (de = readdir(d));)
+		n += de->d_name[0] == 'f';
+	closedir(d);
+	EXPECT_EQ(100, n);
+	EXPECT_EQ(0, rename(MNT "/dir/f000", MNT "/dir/g000"));
+	EXPECT_EQ(0, stat(MNT "/dir/g000", &st));
+	EXPECT_EQ(4, st.st_size);
+	EXPECT_EQ(0, symlink("g000", MNT "/dir/link"));
+	EXPECT_EQ(4, readlink(MNT "/dir/link", target, sizeof(target)));
+	EXPECT_EQ(0, link(MNT "/dir/g000", MNT "/dir/hard"));
+	EXPECT_EQ(0, stat(MNT "/dir/hard", &st));
+	EXPECT_EQ(2, st.st_nlink);
+	EXPECT_EQ(0, truncate(MNT "/dir/hard", 1));
+	EXPECT_EQ(0, statfs(MNT, &sfs));
+	EXPECT_EQ(0x65735546, sfs.f_type); /* FUSE_SUPER_MAGIC */
+	for (i = 1; i < 100; i++) {
+		snprintf(path, sizeof(path), MNT "/dir/f%03d", i);
+		ASSERT_EQ(0, unlink(path));
+	}
+	EXPECT_EQ(0, unlink(MNT "/dir/g000"));
+	EXPECT_EQ(0, unlink(MNT "/dir/hard"));
+	EXPECT_EQ(0, unlink(MNT "/dir/link"));
+	EXPECT_EQ(0, rmdir(MNT "/dir"));
+	EXPECT_EQ(-1, stat(BACK "/dir", &st));
+
+	/* Every request of the workload went over the ring. */
+	ASSERT_EQ(0, furing_queue_stats(self->id, &after));
+	TH_LOG("workload: %ld requests over the ring, %ld classic",
+	       after.sent - before.sent, after.classic - before.classic);
+	EXPECT_LE(400, after.sent - before.sent);
+	EXPECT_EQ(before.classic, after.classic);
+}
+
+/* The first child of @parent found in /proc, or -1. */
+static pid_t child_of(pid_t parent)
+{
+	char path[300], buf[512], *p;
+	struct dirent *de;
+	pid_t found = -1;
+	int ppid;
+	DIR *d = opendir("/proc");
+
+	while (d && found < 0 && (de = readdir(d))) {
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		if (de->d_name[0] < '1' || de->d_name[0] > '9' ||
+		    read_text(path, buf, sizeof(buf)) <= 0)
+			continue;
+		/* pid (comm) state ppid ...; comm may hold spaces and parentheses */
+		p = strrchr(buf, ')');
+		if (p && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == parent)
+			found = atoi(de->d_name);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* kill -9 of the server: the launcher sees it and detaches the dead mount. */
+TEST_F_TIMEOUT(hp, server_killed, 120)
+{
+	int status;
+	pid_t srv;
+
+	srv = child_of(self->pid);
+	ASSERT_LT(0, srv);
+	ASSERT_EQ(0, kill(srv, SIGKILL));
+	ASSERT_EQ(self->pid, waitpid(self->pid, &status, 0));
+	self->pid = 0;
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGKILL) {
+		TH_LOG("launcher status %#x", status);
+	}
+	EXPECT_EQ(-1, furing_conn_id(MNT));
+}
+
+TEST_HARNESS_MAIN
