@@ -61,6 +61,10 @@ void furing_cmd_send_in_task(struct io_uring_cmd *cmd);
 /* The Rust side of the task-work callback. */
 void furing_send_in_task(struct io_uring_cmd *cmd, bool cancel, unsigned int issue_flags);
 
+/* vmap(@pages, @n, VM_MAP, PAGE_KERNEL) / vunmap(). */
+void *furing_vmap(struct page **pages, unsigned int n);
+void furing_vunmap(const void *addr);
+
 /* kmap_local_folio() / kunmap_local(). */
 void *furing_kmap_folio(struct folio *folio, size_t offset);
 void furing_kunmap(void *addr);

@@ -5,13 +5,18 @@
 //! the op slot, every other argument packed into the payload buffer).
 //!
 //! The walk over a request's arguments is written once; where the bytes go is a
-//! [`RingBuf`]: the server's memory through `copy_to_user` (basic mode) now, a kernel
-//! address for pinned regions later.
+//! [`RingBuf`]: the server's memory through `copy_to_user` ([`UserBuf`]), or a pinned
+//! region through its kernel address ([`Buf::Kernel`]), chosen per region from the
+//! queue's flags.
 
 use crate::entry::UserBuf;
 use crate::ffi::{raw, with_folio_chunks, ArgPiece, FuseReq};
+use crate::pinned::PinnedRegion;
 use crate::uapi::{furing_uring_ent_in_out, IN_OUT_HEADER_SZ, OP_IN_OUT_SZ};
-use kernel::{prelude::*, uaccess::UserSlice};
+use kernel::{
+    prelude::*,
+    uaccess::{UserPtr, UserSlice},
+};
 
 /// Offset of `furing_uring_ent_in_out` in a request header.
 const ENT_IN_OUT: usize = IN_OUT_HEADER_SZ + OP_IN_OUT_SZ;
@@ -50,6 +55,56 @@ impl RingBuf for UserBuf {
     }
 }
 
+/// A header slot or payload buffer: in the server's memory, or `len` bytes at `off` of a
+/// pinned region.
+pub(crate) enum Buf<'a> {
+    User(UserBuf),
+    Kernel(&'a PinnedRegion, usize, usize),
+}
+
+impl Buf<'_> {
+    /// No buffer: every access fails.
+    pub(crate) fn empty() -> Self {
+        Self::User(UserBuf {
+            addr: UserPtr::from_addr(0),
+            len: 0,
+        })
+    }
+}
+
+impl RingBuf for Buf<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Self::User(u) => u.len,
+            Self::Kernel(_, _, len) => *len,
+        }
+    }
+
+    fn write_at(&self, off: usize, src: &[u8]) -> Result {
+        match self {
+            Self::User(u) => u.write_at(off, src),
+            Self::Kernel(p, base, len) => {
+                if off.checked_add(src.len()).is_none_or(|end| end > *len) {
+                    return Err(EINVAL);
+                }
+                p.write_at(base + off, src)
+            }
+        }
+    }
+
+    fn read_at(&self, off: usize, dst: &mut [u8]) -> Result {
+        match self {
+            Self::User(u) => u.read_at(off, dst),
+            Self::Kernel(p, base, len) => {
+                if off.checked_add(dst.len()).is_none_or(|end| end > *len) {
+                    return Err(EINVAL);
+                }
+                p.read_at(base + off, dst)
+            }
+        }
+    }
+}
+
 /// A plain C struct of integers: every byte is initialised and any bytes are a value.
 ///
 /// # Safety
@@ -75,11 +130,13 @@ fn bytes_of_mut<T: Plain>(v: &mut T) -> &mut [u8] {
     unsafe { core::slice::from_raw_parts_mut(core::ptr::from_mut(v).cast(), size_of::<T>()) }
 }
 
-/// Copies `req` into an entry: header slots and payload. Returns the payload size.
+/// Copies `req` into an entry: header slots and payload (buffer `buf_id` of a buffer
+/// ring, or `FURING_URING_NO_BUF`). Returns the payload size.
 pub(crate) fn request_to_ring(
     req: FuseReq,
     header: &impl RingBuf,
     payload: &impl RingBuf,
+    buf_id: u32,
 ) -> Result<u32> {
     header.write_at(0, bytes_of(&req.in_header()))?;
     if let Some((ptr, len)) = req.op_header() {
@@ -111,6 +168,7 @@ pub(crate) fn request_to_ring(
     let ent = furing_uring_ent_in_out {
         commit_id: req.unique(),
         payload_sz,
+        buf_id,
         ..Default::default()
     };
     header.write_at(ENT_IN_OUT, bytes_of(&ent))?;

@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A ring entry: one request slot of the server (a header buffer and a payload buffer in
-//! the server's memory) and, while it waits for a request, the server's parked command.
+//! A ring entry: one request slot of the server and, while it waits for a request, the
+//! server's parked command. In basic mode the slot is the entry's own header and payload
+//! buffers in the server's memory; in a buffer-ring queue it is header slot `buf_index`
+//! of the queue's headers region plus, per request, a payload buffer of the ring.
 
+use crate::bufring::BufRing;
+use crate::copy::Buf;
 use crate::ffi::{FuseReq, ParkedCmd, Sqe, UringCmd};
-
 use crate::ring::{Limits, HEADER_SIZE};
-use kernel::{prelude::*, uaccess::UserPtr};
+use crate::uapi::FURING_URING_NO_BUF;
+use kernel::{prelude::*, sync::Arc, uaccess::UserPtr};
 
 /// Where an entry is in its life.
 pub(crate) enum EntryState {
@@ -32,18 +36,49 @@ pub(crate) struct UserBuf {
     pub(crate) len: usize,
 }
 
+// SAFETY: A `UserBuf` is an address and a length, only dereferenced through uaccess in the
+// server's own task (which checks it); passing the numbers between threads is harmless.
+unsafe impl Send for UserBuf {}
+// SAFETY: As above; shared access only reads the numbers.
+unsafe impl Sync for UserBuf {}
+
+/// Where an entry's request goes.
+#[derive(Clone)]
+pub(crate) enum EntryIo {
+    /// Basic mode: the entry's own buffers.
+    Basic { header: UserBuf, payload: UserBuf },
+    /// Buffer ring: header slot `slot`, and payload buffer `buf` while a request holds one.
+    Ring {
+        br: Arc<BufRing>,
+        slot: u32,
+        buf: Option<u32>,
+    },
+}
+
+impl EntryIo {
+    /// The header slot, the payload buffer and the `buf_id` the server is told.
+    pub(crate) fn bufs(&self) -> (Buf<'_>, Buf<'_>, u32) {
+        match self {
+            Self::Basic { header, payload } => (Buf::User(*header), Buf::User(*payload), 0),
+            Self::Ring { br, slot, buf } => (
+                br.header(*slot),
+                br.buffer(*buf),
+                buf.unwrap_or(FURING_URING_NO_BUF),
+            ),
+        }
+    }
+}
+
 /// One entry.
 pub(crate) struct Entry {
     id: u64,
     state: EntryState,
     cmd: Option<ParkedCmd>,
-    #[allow(dead_code)]
-    pub(crate) header: UserBuf,
-    pub(crate) payload: UserBuf,
+    io: EntryIo,
 }
 
 impl Entry {
-    /// Validates a REGISTER's buffers (basic mode: two iovecs, a header slot and a payload
+    /// Validates a basic-mode REGISTER's buffers (two iovecs, a header slot and a payload
     /// buffer large enough for any request) and makes an entry for them.
     pub(crate) fn new(sqe: &Sqe, limits: Limits) -> Result<Self> {
         if sqe.len != 2 {
@@ -57,13 +92,53 @@ impl Entry {
         // clear the entry's in/out slot and probe both ends of the payload.
         crate::ffi::probe_user_writable(header.addr, HEADER_SIZE)?;
         crate::ffi::probe_user_writable(payload.addr, payload.len)?;
-        Ok(Self {
+        Ok(Self::with_io(EntryIo::Basic { header, payload }))
+    }
+
+    /// An entry of a buffer-ring queue, in header slot `slot` (< the ring's depth).
+    pub(crate) fn new_in_ring(br: Arc<BufRing>, slot: u32) -> Self {
+        Self::with_io(EntryIo::Ring {
+            br,
+            slot,
+            buf: None,
+        })
+    }
+
+    fn with_io(io: EntryIo) -> Self {
+        Self {
             id: 0,
             state: EntryState::Available,
             cmd: None,
-            header,
-            payload,
-        })
+            io,
+        }
+    }
+
+    /// Where the entry's request goes (cloned, to copy outside the queue's lock).
+    pub(crate) fn io(&self) -> EntryIo {
+        self.io.clone()
+    }
+
+    /// The header slot of a buffer-ring entry.
+    pub(crate) fn slot(&self) -> Option<u32> {
+        match &self.io {
+            EntryIo::Ring { slot, .. } => Some(*slot),
+            EntryIo::Basic { .. } => None,
+        }
+    }
+
+    /// Gives the entry payload buffer `buf` of its ring.
+    pub(crate) fn set_buf(&mut self, id: u32) {
+        if let EntryIo::Ring { buf, .. } = &mut self.io {
+            *buf = Some(id);
+        }
+    }
+
+    /// Takes the entry's payload buffer back (to free it).
+    pub(crate) fn take_buf(&mut self) -> Option<u32> {
+        match &mut self.io {
+            EntryIo::Ring { buf, .. } => buf.take(),
+            EntryIo::Basic { .. } => None,
+        }
     }
 
     /// The entry's id within its queue.

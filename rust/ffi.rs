@@ -4,6 +4,7 @@
 //! against the kernel the module is built for) and the few raw calls the rest of the crate
 //! makes, each wrapped in a safe function or type.
 
+use kernel::ffi::{c_int, c_ulong};
 use kernel::{bindings, error::to_result, fs::LocalFile, prelude::*, str::CStr, sync::aref::ARef};
 
 /// Items generated from the FUSE core, io_uring and the furing headers.
@@ -377,6 +378,14 @@ impl Drop for ModuleRef {
 /// What a furing command's SQE says (copied while the command is issued).
 pub(crate) type Sqe = raw::furing_sqe;
 
+/// The `init` part of a REGISTER command: `(queue_depth, buf_size)`.
+pub(crate) fn sqe_init(sqe: &Sqe) -> (u32, u32) {
+    // SAFETY: Both members of the union are plain integers over the same 16 bytes, all of
+    // them copied from the SQE: any bytes are a valid `init`.
+    let init = unsafe { sqe.req.__bindgen_anon_1.init.as_ref() };
+    (init.queue_depth, init.buf_size)
+}
+
 /// An io_uring command while its `uring_cmd` call runs.
 pub(crate) struct UringCmd(core::ptr::NonNull<raw::io_uring_cmd>);
 
@@ -688,6 +697,14 @@ impl FuseReq {
         Ok(())
     }
 
+    /// Whether the request has payload in a ring entry: input arguments after the op
+    /// header, or output arguments (every reply argument goes to the payload buffer).
+    pub(crate) fn has_payload(&self) -> bool {
+        // SAFETY: The request's args are valid while we own it.
+        let args = unsafe { &*self.r().args };
+        args.in_numargs > 1 || args.out_numargs > 0
+    }
+
     /// Input argument 0 (the opcode's in-struct), if any.
     pub(crate) fn op_header(&self) -> Option<(*const u8, usize)> {
         // SAFETY: The request's args are valid while we own it.
@@ -778,4 +795,161 @@ pub(crate) fn pq_release(fud: *mut raw::fuse_dev, req: FuseReq, err: i32) {
 pub(crate) fn system_dfl_wq() -> &'static kernel::workqueue::Queue {
     // SAFETY: `system_dfl_wq` is a C global set up at boot, never freed.
     unsafe { kernel::workqueue::Queue::from_raw(bindings::system_dfl_wq) }
+}
+
+/// Pages of the current task's memory, pinned for writing with `FOLL_LONGTERM`; unpinned
+/// (and marked dirty: the kernel wrote to them) when dropped.
+pub(crate) struct PinnedPages {
+    pages: KVVec<*mut bindings::page>,
+}
+
+// SAFETY: The page pointers are pinned pages, usable from any thread; unpinning may happen
+// on another thread than pinning.
+unsafe impl Send for PinnedPages {}
+// SAFETY: Shared access only reads the pointers.
+unsafe impl Sync for PinnedPages {}
+
+impl PinnedPages {
+    /// Pins `nr` pages of the current task's memory from `addr` (page aligned). `EFAULT`
+    /// when a page is not mapped or not writable.
+    pub(crate) fn pin(addr: usize, nr: usize) -> Result<Self> {
+        let n = c_int::try_from(nr).map_err(|_| EINVAL)?;
+        let mut pages = KVVec::with_capacity(nr, GFP_KERNEL)?;
+        // SAFETY: `pages` has room for `nr` pointers, and pin_user_pages_fast() writes at
+        // most `nr`; it only touches the current task's memory.
+        let got = unsafe {
+            bindings::pin_user_pages_fast(
+                addr as c_ulong,
+                n,
+                bindings::FOLL_WRITE | bindings::FOLL_LONGTERM,
+                pages.as_mut_ptr(),
+            )
+        };
+        if got < 0 {
+            return Err(Error::from_errno(got));
+        }
+        // SAFETY: pin_user_pages_fast() initialised the first `got` (<= `nr`) pointers.
+        unsafe { pages.inc_len(got as usize) };
+        // From here on, dropping `this` unpins what was pinned.
+        let this = Self { pages };
+        if this.pages.len() != nr {
+            return Err(EFAULT);
+        }
+        Ok(this)
+    }
+
+    /// How many pages are pinned.
+    pub(crate) fn len(&self) -> usize {
+        self.pages.len()
+    }
+}
+
+impl Drop for PinnedPages {
+    fn drop(&mut self) {
+        kernel::task::might_sleep();
+        // SAFETY: Every pointer in `pages` is a page this object pinned and still holds.
+        unsafe {
+            bindings::unpin_user_pages_dirty_lock(
+                self.pages.as_mut_ptr(),
+                self.pages.len() as c_ulong,
+                true,
+            )
+        };
+    }
+}
+
+/// A kernel mapping (`vmap`) of pinned pages, for `memcpy` to and from them.
+///
+/// # Invariants
+///
+/// `addr` maps `len` bytes: the pages of a [`PinnedPages`] that outlives this mapping.
+pub(crate) struct Vmap {
+    addr: core::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: The mapping is kernel memory usable from any thread.
+unsafe impl Send for Vmap {}
+// SAFETY: Copies through `&Vmap` go to memory the server shares anyway (see `write_at`).
+unsafe impl Sync for Vmap {}
+
+impl Vmap {
+    /// Maps `pages` into the kernel. The caller keeps `pages` alive (and pinned) for as long
+    /// as the mapping lives: drop the mapping first.
+    pub(crate) fn new(pages: &mut PinnedPages) -> Result<Self> {
+        let n = u32::try_from(pages.len()).map_err(|_| EINVAL)?;
+        // SAFETY: `pages` holds `n` pinned pages.
+        let addr = unsafe { raw::furing_vmap(pages.pages.as_mut_ptr(), n) };
+        let addr = core::ptr::NonNull::new(addr.cast::<u8>()).ok_or(ENOMEM)?;
+        Ok(Self {
+            addr,
+            len: pages.len() * kernel::page::PAGE_SIZE,
+        })
+    }
+
+    /// Copies `src` to `off`.
+    ///
+    /// The server may touch the same bytes at the same time (its own buffers); as with
+    /// `copy_to_user`, it then sees torn data, which is its own doing.
+    pub(crate) fn write_at(&self, off: usize, src: &[u8]) -> Result {
+        if off.checked_add(src.len()).is_none_or(|end| end > self.len) {
+            return Err(EINVAL);
+        }
+        // SAFETY: `off + src.len()` is within the mapping (checked above, invariant), which
+        // cannot overlap `src` (a kernel buffer or a client page, never the server's).
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), self.addr.as_ptr().add(off), src.len())
+        };
+        Ok(())
+    }
+
+    /// Copies from `off` into `dst`.
+    pub(crate) fn read_at(&self, off: usize, dst: &mut [u8]) -> Result {
+        if off.checked_add(dst.len()).is_none_or(|end| end > self.len) {
+            return Err(EINVAL);
+        }
+        // SAFETY: As in `write_at`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.addr.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
+        };
+        Ok(())
+    }
+}
+
+impl Drop for Vmap {
+    fn drop(&mut self) {
+        kernel::task::might_sleep();
+        // SAFETY: `addr` came from furing_vmap() and is unmapped once, here.
+        unsafe { raw::furing_vunmap(self.addr.as_ptr().cast()) };
+    }
+}
+
+/// Pages charged to the locked memory of the current task's mm (RLIMIT_MEMLOCK, which
+/// CAP_IPC_LOCK bypasses); uncharged when dropped.
+pub(crate) struct MemlockCharge {
+    mm: ARef<kernel::mm::Mm>,
+    pages: usize,
+}
+
+impl MemlockCharge {
+    /// Charges `pages`; `ENOMEM` over the limit, `EFAULT` for a task without memory.
+    pub(crate) fn new(pages: usize) -> Result<Self> {
+        let mm: ARef<kernel::mm::Mm> = {
+            let cur = kernel::current!();
+            let mm: &kernel::mm::Mm = cur.mm().ok_or(EFAULT)?;
+            mm.into()
+        };
+        // SAFETY: `mm` is a live mm (we hold an mmgrab reference).
+        to_result(unsafe { bindings::account_locked_vm(mm.as_raw(), pages as c_ulong, true) })?;
+        Ok(Self { mm, pages })
+    }
+}
+
+impl Drop for MemlockCharge {
+    fn drop(&mut self) {
+        kernel::task::might_sleep();
+        // SAFETY: `mm` is alive (mmgrab); this undoes the charge made in `new`. Uncharging
+        // never fails.
+        unsafe { bindings::account_locked_vm(self.mm.as_raw(), self.pages as c_ulong, false) };
+    }
 }

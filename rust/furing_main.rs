@@ -7,12 +7,14 @@
 
 use kernel::prelude::*;
 
+mod bufring;
 mod conn;
 mod copy;
 mod device;
 mod entry;
 mod ffi;
 mod fs;
+mod pinned;
 mod ring;
 mod stats;
 mod uapi;

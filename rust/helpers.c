@@ -3,6 +3,7 @@
  * furing: the few lines of C that Rust cannot reach (macros, static inlines)
  * and compile-time checks of the UAPI against Linux 7.3's fuse.h.
  */
+#include <linux/vmalloc.h>
 #include <linux/build_bug.h>
 #include <linux/stddef.h>
 #include <linux/highmem.h>
@@ -105,6 +106,16 @@ static void furing_tw_cb(struct io_tw_req tw_req, io_tw_token_t tw)
 void furing_cmd_send_in_task(struct io_uring_cmd *cmd)
 {
 	io_uring_cmd_complete_in_task(cmd, furing_tw_cb);
+}
+
+void *furing_vmap(struct page **pages, unsigned int n)
+{
+	return vmap(pages, n, VM_MAP, PAGE_KERNEL);
+}
+
+void furing_vunmap(const void *addr)
+{
+	vunmap(addr);
 }
 
 void *furing_kmap_folio(struct folio *folio, size_t offset)

@@ -8,12 +8,17 @@
 //! (from task work in the server's task), with an error at teardown (umount, server exit,
 //! fusectl abort), or through io_uring's cancel callback when the server's ring goes away.
 
+use crate::bufring::BufRing;
 use crate::copy;
 use crate::entry::{Entry, EntryState};
 use crate::ffi::{self, FuseReq, ParkedCmd, UringCmd};
 use crate::uapi;
 use core::sync::atomic::{AtomicU64, Ordering};
-use kernel::{new_spinlock, prelude::*, sync::SpinLock};
+use kernel::{
+    new_spinlock,
+    prelude::*,
+    sync::{Arc, SpinLock},
+};
 
 /// Which queue of a connection a command is for, and the queue's limits.
 #[derive(Clone, Copy)]
@@ -35,30 +40,78 @@ pub(crate) struct Queue {
 struct QueueInner {
     /// Entries, in registration order.
     entries: KVec<Entry>,
-    /// Requests waiting for an entry, oldest first.
+    /// Requests waiting for an entry (or a payload buffer), oldest first.
     waiting: KVec<FuseReq>,
     /// Id of the next entry registered.
     next_id: u64,
     /// Set at teardown: no new entries, no new requests.
     stopped: bool,
+    /// The queue flags of the first REGISTER; every later one must match.
+    flags: Option<u64>,
+    /// Buffer-ring queues: the ring, set up by the first REGISTER.
+    br: Option<Arc<BufRing>>,
+    /// Payload buffers no request holds (room for all of them is reserved up front).
+    free_bufs: KVec<u32>,
+    /// Most requests seen waiting for a payload buffer at once.
+    buf_wait_max: usize,
 }
 
 impl QueueInner {
-    /// Gives a waiting request to entry `i` if there is one, else leaves it available.
-    /// Returns whether task work must be scheduled on the entry's command.
-    fn feed(&mut self, i: usize) -> bool {
-        if self.waiting.is_empty() {
-            return false;
-        }
-        let Ok(req) = self.waiting.remove(0) else {
-            return false;
-        };
-        match self.entries.get_mut(i) {
-            Some(e) => {
-                e.set_state(EntryState::Sending(req));
-                true
+    /// Hands waiting requests, oldest first, to available entries -- with a payload
+    /// buffer when the queue has a buffer ring and the request has payload -- and
+    /// schedules their task work. Stops at the first request that cannot go yet.
+    fn pump(&mut self) {
+        while let Some(req) = self.waiting.first() {
+            let Some(i) = self.entries.iter().position(Entry::is_available) else {
+                return;
+            };
+            let buf = if self.br.is_some() && req.has_payload() {
+                let Some(buf) = self.free_bufs.pop() else {
+                    self.buf_wait_max = self.buf_wait_max.max(self.waiting.len());
+                    return;
+                };
+                Some(buf)
+            } else {
+                None
+            };
+            let Ok(req) = self.waiting.remove(0) else {
+                return;
+            };
+            let e = &mut self.entries[i];
+            if let Some(buf) = buf {
+                e.set_buf(buf);
             }
-            None => false,
+            e.set_state(EntryState::Sending(req));
+            if let Some(cmd) = e.cmd() {
+                cmd.send_in_task();
+            }
+        }
+    }
+
+    /// Takes entry `i` out (freeing its payload buffer). When it was the last entry of a
+    /// buffer-ring queue, the ring goes too -- its pinned memory with the server's
+    /// io_uring, not only with the connection -- and the next REGISTER sets the queue up
+    /// afresh. Both are for the caller to drop after the lock.
+    fn take_entry(&mut self, i: usize) -> (Option<Entry>, Option<Arc<BufRing>>) {
+        self.free_buf(i);
+        let entry = self.entries.remove(i).ok();
+        let br = if self.entries.is_empty() && self.br.is_some() {
+            self.flags = None;
+            self.free_bufs = KVec::new();
+            self.br.take()
+        } else {
+            None
+        };
+        (entry, br)
+    }
+
+    /// Frees the payload buffer of entry `i`, if it holds one, and lets waiting requests
+    /// have it.
+    fn free_buf(&mut self, i: usize) {
+        if let Some(buf) = self.entries.get_mut(i).and_then(Entry::take_buf) {
+            // Never allocates: `free_bufs` has room for every buffer of the ring.
+            let _ = self.free_bufs.push_within_capacity(buf);
+            self.pump();
         }
     }
 }
@@ -73,6 +126,10 @@ impl Queue {
                 waiting: KVec::new(),
                 next_id: 0,
                 stopped: false,
+                flags: None,
+                br: None,
+                free_bufs: KVec::new(),
+                buf_wait_max: 0,
             }),
         })
     }
@@ -88,34 +145,39 @@ impl Queue {
             return;
         };
         if stopped {
-            let entry = inner.entries.remove(i).ok();
+            let gone = inner.take_entry(i);
             drop(inner);
-            drop(entry);
+            drop(gone);
             parked.complete(ENOTCONN.to_errno(), issue_flags);
             return;
         }
-        let send = {
-            let e = &mut inner.entries[i];
-            e.set_cmd(parked);
-            e.set_state(EntryState::Available);
-            inner.feed(i)
-        };
-        if send {
-            if let Some(cmd) = inner.entries[i].cmd() {
-                cmd.send_in_task();
-            }
-        }
+        let e = &mut inner.entries[i];
+        e.set_cmd(parked);
+        e.set_state(EntryState::Available);
+        inner.pump();
     }
 
     /// Registers `entry` and parks `cmd` in it until a request comes.
     ///
     /// Parking marks the command cancelable, which may sleep, so it happens between two
     /// critical sections.
-    fn register(&self, mut entry: Entry, cmd: UringCmd, issue_flags: u32) -> Result {
+    ///
+    /// `entry` is dropped after the lock on failure (it may hold the last reference on a
+    /// buffer ring).
+    fn register(&self, mut entry: Entry, flags: u64, cmd: UringCmd, issue_flags: u32) -> Result {
         let id = {
             let mut inner = self.inner.lock();
             if inner.stopped {
                 return Err(ENOTCONN);
+            }
+            match inner.flags {
+                Some(f) if f != flags => return Err(EINVAL),
+                _ => inner.flags = Some(flags),
+            }
+            if let Some(slot) = entry.slot() {
+                if inner.entries.iter().any(|e| e.slot() == Some(slot)) {
+                    return Err(EEXIST);
+                }
             }
             let id = inner.next_id;
             inner.next_id += 1;
@@ -128,27 +190,55 @@ impl Queue {
         Ok(())
     }
 
-    /// Hands `req` to an available entry, or queues it; gives it back when the queue
-    /// cannot take it (stopped, no entries, no memory).
+    /// Queues `req` behind the requests already waiting and hands out what can go; gives
+    /// it back when the queue cannot take it (stopped, no entries, no memory).
     fn send(&self, req: FuseReq) -> core::result::Result<(), FuseReq> {
         let mut inner = self.inner.lock();
         if inner.stopped || inner.entries.is_empty() {
             return Err(req);
         }
-        if let Some(i) = inner.entries.iter().position(Entry::is_available) {
-            req.clear_flag(ffi::raw::fuse_req_flag_FR_PENDING);
-            let e = &mut inner.entries[i];
-            e.set_state(EntryState::Sending(req));
-            if let Some(cmd) = e.cmd() {
-                cmd.send_in_task();
-            }
-            return Ok(());
-        }
         if inner.waiting.push(req, GFP_ATOMIC).is_err() {
             return Err(req);
         }
         req.clear_flag(ffi::raw::fuse_req_flag_FR_PENDING);
+        inner.pump();
         Ok(())
+    }
+
+    /// The buffer ring of the queue, if it has one and `flags` are the queue's flags;
+    /// `EINVAL` when the queue was registered with other flags.
+    fn bufring(&self, flags: u64) -> Result<Option<Arc<BufRing>>> {
+        let inner = self.inner.lock();
+        match inner.flags {
+            Some(f) if f != flags => Err(EINVAL),
+            _ => Ok(inner.br.clone()),
+        }
+    }
+
+    /// Installs `br` (with `free`, every buffer id) as the queue's buffer ring, unless a
+    /// concurrent REGISTER was first: returns the ring the queue has. An unused `br` is
+    /// dropped after the lock (dropping unpins, which sleeps).
+    fn install_bufring(&self, br: Arc<BufRing>, free: KVec<u32>) -> Result<Arc<BufRing>> {
+        let mut unused = Some(br);
+        let mut inner = self.inner.lock();
+        if inner.stopped {
+            return Err(ENOTCONN);
+        }
+        if let Some(cur) = &inner.br {
+            return match &unused {
+                Some(new) if new.flags() == cur.flags() => Ok(cur.clone()),
+                _ => Err(EINVAL),
+            };
+        }
+        if inner.flags.is_some() {
+            // Basic entries came first.
+            return Err(EINVAL);
+        }
+        let br = unused.take().ok_or(EINVAL)?;
+        inner.flags = Some(br.flags());
+        inner.free_bufs = free;
+        inner.br = Some(br.clone());
+        Ok(br)
     }
 
     /// Whether the queue has entries.
@@ -172,7 +262,7 @@ impl Queue {
         let EntryState::Sending(req) = e.set_state(EntryState::Copying) else {
             return true;
         };
-        let (header, payload) = (e.header, e.payload);
+        let io = e.io();
         let Some(parked) = e.take_cmd() else {
             return true;
         };
@@ -182,7 +272,8 @@ impl Queue {
         let res = if cancel || stopped {
             Err(ENOTCONN)
         } else {
-            copy::request_to_ring(req, &header, &payload)
+            let (header, payload, buf_id) = io.bufs();
+            copy::request_to_ring(req, &header, &payload, buf_id)
         };
         let res = res.and_then(|_| {
             // Hash the request where an abort finds it before the server can see it.
@@ -221,7 +312,7 @@ impl Queue {
     /// `COMMIT_AND_FETCH`: ends the request `commit_id` with the server's reply and parks
     /// `cmd` in the entry again.
     fn commit_and_fetch(&self, cmd: UringCmd, commit_id: u64, issue_flags: u32) -> Result {
-        let (id, header, payload) = {
+        let (id, io) = {
             let mut inner = self.inner.lock();
             let e = inner
                 .entries
@@ -229,13 +320,15 @@ impl Queue {
                 .find(|e| matches!(e.state(), EntryState::Userspace(c) if *c == commit_id))
                 .ok_or(ENOENT)?;
             e.set_state(EntryState::Busy);
-            (e.id(), e.header, e.payload)
+            (e.id(), e.io())
         };
         let fud = ffi::fud_of_file(cmd.file());
         match ffi::pq_take(fud, commit_id) {
             Some(req) => {
+                let (header, payload, _) = io.bufs();
                 let res = copy::reply_from_ring(req, &header, &payload);
                 ffi::pq_release(fud, req, res.err().map_or(0, |e| e.to_errno()));
+                self.free_buf(id);
                 req.end(0);
             }
             None => {
@@ -248,32 +341,50 @@ impl Queue {
         Ok(())
     }
 
-    /// Takes entry `id` out of the queue (to drop it outside the lock).
-    fn remove_entry(&self, id: u64) -> Option<Entry> {
+    /// Frees the payload buffer of entry `id`, if it holds one.
+    fn free_buf(&self, id: u64) {
         let mut inner = self.inner.lock();
-        let pos = inner.entries.iter().position(|e| e.id() == id)?;
-        inner.entries.remove(pos).ok()
+        if let Some(i) = inner.entries.iter().position(|e| e.id() == id) {
+            inner.free_buf(i);
+        }
+    }
+
+    /// Takes entry `id` out of the queue (see [`QueueInner::take_entry`]), to drop what
+    /// comes back outside the lock.
+    fn remove_entry(&self, id: u64) -> (Option<Entry>, Option<Arc<BufRing>>) {
+        let mut inner = self.inner.lock();
+        match inner.entries.iter().position(|e| e.id() == id) {
+            Some(pos) => inner.take_entry(pos),
+            None => (None, None),
+        }
     }
 
     /// Takes the parked command `cmd` out of its entry, if it waits here.
     fn take_parked(&self, cmd: &UringCmd) -> Option<ParkedCmd> {
-        let mut inner = self.inner.lock();
-        let pos = inner
-            .entries
-            .iter()
-            .position(|e| e.is_available() && e.holds(cmd))?;
-        // The entry goes with its command: a cancelled entry cannot be used again.
-        let mut entry = inner.entries.remove(pos).ok()?;
-        entry.take_cmd()
+        // The entry goes with its command (a cancelled entry cannot be used again), and is
+        // dropped after the lock.
+        let (entry, _br) = {
+            let mut inner = self.inner.lock();
+            let pos = inner
+                .entries
+                .iter()
+                .position(|e| e.is_available() && e.holds(cmd))?;
+            inner.take_entry(pos)
+        };
+        entry?.take_cmd()
     }
 
     /// Stops the queue: returns the entries that can go now (their parked commands
     /// complete with `-ENOTCONN` when dropped) and the waiting requests. Entries with
     /// task work pending stay; the task work finishes them.
-    fn stop(&self) -> (KVec<Entry>, KVec<FuseReq>) {
+    ///
+    /// The queue's reference on its buffer ring is returned too, to drop in process
+    /// context; entries still busy keep the ring alive until they go.
+    fn stop(&self) -> (KVec<Entry>, KVec<FuseReq>, Option<Arc<BufRing>>) {
         let mut inner = self.inner.lock();
         inner.stopped = true;
         let waiting = core::mem::take(&mut inner.waiting);
+        let br = inner.br.take();
         let mut gone = KVec::new();
         let mut i = 0;
         while i < inner.entries.len() {
@@ -288,7 +399,7 @@ impl Queue {
                 }
             }
         }
-        (gone, waiting)
+        (gone, waiting, br)
     }
 
     /// Registered entries, and those whose request is with the server (or on its way).
@@ -296,6 +407,23 @@ impl Queue {
         let inner = self.inner.lock();
         let busy = inner.entries.iter().filter(|e| e.has_request()).count();
         (inner.entries.len(), busy)
+    }
+
+    /// Buffer-ring state: queue flags, buffers, buffers held by requests, bytes pinned,
+    /// and the most requests seen waiting for a buffer at once.
+    pub(crate) fn bufring_counts(&self) -> (u64, u32, u32, usize, usize) {
+        let inner = self.inner.lock();
+        let flags = inner.flags.unwrap_or(0);
+        match &inner.br {
+            Some(br) => (
+                flags,
+                br.nr_bufs(),
+                br.nr_bufs() - inner.free_bufs.len() as u32,
+                br.pinned_bytes(),
+                inner.buf_wait_max,
+            ),
+            None => (flags, 0, 0, 0, inner.buf_wait_max),
+        }
     }
 
     /// Requests sent to the server through this queue.
@@ -346,13 +474,35 @@ impl Ring {
         limits: Limits,
         issue_flags: u32,
     ) -> Result {
-        if sqe.req.flags != 0 {
-            // Buffer rings, pinned memory and zero-copy are not implemented yet.
+        let flags = sqe.req.flags;
+        let bufring = flags & uapi::FURING_URING_BUFRING != 0;
+        if flags & !uapi::FURING_URING_FLAGS_ALL != 0
+            || (!bufring && flags != 0)
+            // Zero-copy is not implemented yet.
+            || flags & uapi::FURING_URING_ZERO_COPY != 0
+        {
             return Err(EINVAL);
         }
         let queue = self.queue(sqe.req.qid)?;
-        let entry = Entry::new(sqe, limits)?;
-        queue.register(entry, cmd, issue_flags)
+        if !bufring {
+            return queue.register(Entry::new(sqe, limits)?, flags, cmd, issue_flags);
+        }
+        let br = match queue.bufring(flags)? {
+            Some(br) => br,
+            None => {
+                let br = BufRing::new(sqe, limits)?;
+                let mut free = KVec::with_capacity(br.nr_bufs() as usize, GFP_KERNEL)?;
+                for id in (0..br.nr_bufs()).rev() {
+                    free.push(id, GFP_KERNEL)?;
+                }
+                queue.install_bufring(Arc::new(br, GFP_KERNEL)?, free)?
+            }
+        };
+        let slot = u32::from(sqe.buf_index);
+        if slot >= br.depth() {
+            return Err(EINVAL);
+        }
+        queue.register(Entry::new_in_ring(br, slot), flags, cmd, issue_flags)
     }
 
     /// `FURING_URING_CMD_COMMIT_AND_FETCH`: commits the reply of `commit_id`.
@@ -429,8 +579,9 @@ impl Ring {
     /// ends the waiting requests. Process context only (completing may sleep).
     pub(crate) fn stop(&self) {
         for queue in self.queues.iter() {
-            let (entries, waiting) = queue.stop();
+            let (entries, waiting, br) = queue.stop();
             drop(entries);
+            drop(br);
             for req in waiting {
                 req.end(ECONNABORTED.to_errno());
             }

@@ -5,9 +5,13 @@
 //!
 //! ```text
 //! classic 3
-//! qid entries sent in_flight
-//! 0 4 120 1
+//! qid entries sent in_flight flags bufs bufs_used pinned_bytes buf_wait_max
+//! 0 4 120 1 0x7 2 1 9437184 3
 //! ```
+//!
+//! `flags` are the queue's REGISTER flags; `bufs` and `bufs_used` the payload buffers of
+//! a buffer ring and those held by requests; `pinned_bytes` what its pinned regions hold;
+//! `buf_wait_max` the most requests seen waiting for a payload buffer at once.
 
 use crate::ring::Ring;
 use core::fmt;
@@ -40,11 +44,27 @@ pub(crate) type StatsFile = Pin<KBox<File<Arc<Ring>>>>;
 
 fn show(ring: &Arc<Ring>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "classic {}", ring.classic_count())?;
-    writeln!(f, "qid entries sent in_flight")?;
+    writeln!(
+        f,
+        "qid entries sent in_flight flags bufs bufs_used pinned_bytes buf_wait_max"
+    )?;
     for q in ring.queues() {
         let (entries, in_flight) = q.counts();
         if entries > 0 || q.sent() > 0 {
-            writeln!(f, "{} {} {} {}", q.qid(), entries, q.sent(), in_flight)?;
+            let (flags, bufs, used, pinned, wait_max) = q.bufring_counts();
+            writeln!(
+                f,
+                "{} {} {} {} {:#x} {} {} {} {}",
+                q.qid(),
+                entries,
+                q.sent(),
+                in_flight,
+                flags,
+                bufs,
+                used,
+                pinned,
+                wait_max
+            )?;
         }
     }
     Ok(())

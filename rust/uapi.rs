@@ -12,11 +12,30 @@ pub(crate) use raw::{furing_uring_cmd_req, furing_uring_ent_in_out, furing_uring
 pub(crate) const IN_OUT_HEADER_SZ: usize = raw::FURING_URING_IN_OUT_HEADER_SZ as usize;
 pub(crate) const OP_IN_OUT_SZ: usize = raw::FURING_URING_OP_IN_OUT_SZ as usize;
 
+/// Queue flags of a REGISTER (`furing_uring_cmd_req.flags`).
+pub(crate) const FURING_URING_BUFRING: u64 = raw::FURING_URING_BUFRING as u64;
+pub(crate) const FURING_URING_PINNED_HEADERS: u64 = raw::FURING_URING_PINNED_HEADERS as u64;
+pub(crate) const FURING_URING_PINNED_BUFFERS: u64 = raw::FURING_URING_PINNED_BUFFERS as u64;
+pub(crate) const FURING_URING_ZERO_COPY: u64 = raw::FURING_URING_ZERO_COPY as u64;
+pub(crate) const FURING_URING_FLAGS_ALL: u64 = FURING_URING_BUFRING
+    | FURING_URING_PINNED_HEADERS
+    | FURING_URING_PINNED_BUFFERS
+    | FURING_URING_ZERO_COPY;
+/// Largest queue depth of a buffer-ring queue.
+pub(crate) const FURING_URING_MAX_QUEUE_DEPTH: u32 = raw::FURING_URING_MAX_QUEUE_DEPTH;
+/// `buf_id` of a request without a payload buffer.
+pub(crate) const FURING_URING_NO_BUF: u32 = raw::FURING_URING_NO_BUF;
+
 // The documented byte layout.
 const _: () = {
     assert!(size_of::<furing_uring_cmd_req>() == 40);
     assert!(offset_of!(furing_uring_cmd_req, commit_id) == 8);
     assert!(offset_of!(furing_uring_cmd_req, qid) == 16);
+    assert!(offset_of!(furing_uring_cmd_req, __bindgen_anon_1) == 24);
+    assert!(FURING_URING_BUFRING == 1 << 0);
+    assert!(FURING_URING_PINNED_HEADERS == 1 << 1);
+    assert!(FURING_URING_PINNED_BUFFERS == 1 << 2);
+    assert!(FURING_URING_ZERO_COPY == 1 << 3);
     assert!(size_of::<furing_uring_ent_in_out>() == 32);
     assert!(offset_of!(furing_uring_ent_in_out, payload_sz) == 16);
     assert!(offset_of!(furing_uring_ent_in_out, buf_id) == 20);

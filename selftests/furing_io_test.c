@@ -11,6 +11,7 @@
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include "furing_test.h"
+#include <linux/furing.h>
 #include "kselftest_harness.h"
 
 #define MNT "/tmp/furing-io-mnt"
@@ -23,20 +24,44 @@ FIXTURE(srv) {
 };
 
 FIXTURE_VARIANT(srv) {
-	const char *args; /* an extra server option, or NULL */
-	int ring;         /* traffic must go over the ring */
+	const char *args[4]; /* server options (NULL-terminated) */
+	int ring;            /* traffic must go over the ring */
+	uint64_t flags;      /* the queues' REGISTER flags */
 };
 
-FIXTURE_VARIANT_ADD(srv, ring) { .args = NULL, .ring = 1 };
-FIXTURE_VARIANT_ADD(srv, classic) { .args = "--no-uring", .ring = 0 };
+FIXTURE_VARIANT_ADD(srv, ring) { .args = { NULL }, .ring = 1 };
+FIXTURE_VARIANT_ADD(srv, classic) { .args = { "--no-uring" }, .ring = 0 };
+FIXTURE_VARIANT_ADD(srv, bufring) {
+	.args = { "--bufring" }, .ring = 1, .flags = FURING_URING_BUFRING,
+};
+FIXTURE_VARIANT_ADD(srv, pinned_headers) {
+	.args = { "--bufring", "--pin-headers" }, .ring = 1,
+	.flags = FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS,
+};
+FIXTURE_VARIANT_ADD(srv, pinned_buffers) {
+	.args = { "--bufring", "--pin-buffers" }, .ring = 1,
+	.flags = FURING_URING_BUFRING | FURING_URING_PINNED_BUFFERS,
+};
+FIXTURE_VARIANT_ADD(srv, pinned) {
+	.args = { "--bufring", "--pin-headers", "--pin-buffers" }, .ring = 1,
+	.flags = FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS | FURING_URING_PINNED_BUFFERS,
+};
 
 FIXTURE_SETUP(srv)
 {
 	ASSERT_EQ(0, furing_ensure_loaded());
-	self->pid = furing_server_start(BACK, MNT, variant->args, NULL);
+	self->pid = furing_server_start(BACK, MNT, variant->args[0], variant->args[1],
+				       variant->args[2], variant->args[3], NULL);
 	ASSERT_LT(0, self->pid);
 	self->id = furing_conn_id(MNT);
 	ASSERT_LE(0, self->id);
+	if (variant->ring) {
+		struct furing_qstats st;
+
+		/* Every queue registered, in the variant's mode. */
+		ASSERT_EQ(0, furing_wait_queues(self->id, &st));
+		ASSERT_EQ(variant->flags, st.flags);
+	}
 }
 
 FIXTURE_TEARDOWN(srv)

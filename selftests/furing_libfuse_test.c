@@ -44,7 +44,6 @@ FIXTURE(hp) {
 
 FIXTURE_SETUP(hp)
 {
-	long ncpus = sysconf(_SC_NPROCESSORS_CONF);
 	struct furing_qstats st = { 0 };
 	int i, fd;
 
@@ -66,12 +65,7 @@ FIXTURE_SETUP(hp)
 	for (i = 0; i < 2000 && (self->id = furing_conn_id(MNT)) < 0; i++)
 		sleep_ms(10);
 	ASSERT_LE(0, self->id);
-	for (i = 0; i < 2000; i++) {
-		if (!furing_queue_stats(self->id, &st) && st.queues == ncpus)
-			break;
-		sleep_ms(10);
-	}
-	ASSERT_EQ(ncpus, st.queues) {
+	ASSERT_EQ(0, furing_wait_queues(self->id, &st)) {
 		dump_log(_metadata);
 	}
 	TH_LOG("passthrough_hp registered %ld entries on %ld queues", st.entries, st.queues);

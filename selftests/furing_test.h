@@ -206,13 +206,19 @@ struct furing_qstats {
 	long inflight;	/* requests handed to the ring and not yet answered */
 	long entries;	/* registered ring entries */
 	long queues;	/* queues with at least one entry */
+	unsigned long flags;	/* REGISTER flags of the queues, or-ed */
+	long bufs;	/* buffer rings: payload buffers */
+	long bufs_used;	/* ... held by requests now */
+	long pinned;	/* bytes pinned */
+	long buf_wait_max;	/* most requests that waited for a buffer at once (max) */
 };
 
 /* Reads the debugfs queue statistics of connection @id; 0 or -errno. */
 static inline int furing_queue_stats(long id, struct furing_qstats *st)
 {
+	long qid, entries, sent, inflight, bufs, used, pinned, wait_max;
 	char path[128], buf[4096], *line;
-	long qid, entries, sent, inflight;
+	unsigned long flags;
 	int n;
 
 	snprintf(path, sizeof(path), "/sys/kernel/debug/furing/%ld/queues", id);
@@ -224,11 +230,18 @@ static inline int furing_queue_stats(long id, struct furing_qstats *st)
 	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
 		if (sscanf(line, "classic %ld", &st->classic) == 1)
 			continue;
-		if (sscanf(line, "%ld %ld %ld %ld", &qid, &entries, &sent, &inflight) == 4) {
+		if (sscanf(line, "%ld %ld %ld %ld %lx %ld %ld %ld %ld", &qid, &entries, &sent,
+			   &inflight, &flags, &bufs, &used, &pinned, &wait_max) == 9) {
 			st->sent += sent;
 			st->inflight += inflight;
 			st->entries += entries;
 			st->queues += entries > 0;
+			st->flags |= flags;
+			st->bufs += bufs;
+			st->bufs_used += used;
+			st->pinned += pinned;
+			if (wait_max > st->buf_wait_max)
+				st->buf_wait_max = wait_max;
 		}
 	}
 	return st->classic < 0 ? -EINVAL : 0;
@@ -243,6 +256,23 @@ static inline int furing_stats(long id, long *classic, long *sent)
 	*classic = st.classic;
 	*sent = st.sent;
 	return ret;
+}
+
+/*
+ * Waits up to 10 s until every possible CPU's queue of connection @id has an
+ * entry; 0 with the statistics in @st, or -ETIMEDOUT.
+ */
+static inline int furing_wait_queues(long id, struct furing_qstats *st)
+{
+	long ncpus = sysconf(_SC_NPROCESSORS_CONF);
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		if (!furing_queue_stats(id, st) && st->queues == ncpus)
+			return 0;
+		usleep(10000);
+	}
+	return -ETIMEDOUT;
 }
 
 /*

@@ -14,24 +14,14 @@
 #include <sys/mount.h>
 #include <sys/uio.h>
 #include "furing_test.h"
-#include <linux/furing.h>
-#include FUSE_KERNEL_H
+#include "furing_ring.h"
 #include "kselftest_harness.h"
 
 #define MNT "/tmp/furing-uring-test"
 #define MAX_WRITE (1 << 20)
 #define PAYLOAD (MAX_WRITE + 4096)
-#define NO_CQE 1 /* wait_cqe(): nothing arrived in time */
 
 static char reqbuf[PAYLOAD];
-
-static int reply(int fd, uint64_t unique, const void *payload, size_t len)
-{
-	struct fuse_out_header oh = { .len = sizeof(oh) + len, .unique = unique };
-	struct iovec iov[2] = { { &oh, sizeof(oh) }, { (void *)payload, len } };
-
-	return writev(fd, iov, 2) < 0 ? -errno : 0;
-}
 
 FIXTURE(ring) {
 	int fd;
@@ -75,68 +65,18 @@ FIXTURE_TEARDOWN(ring)
 /* Answers INIT; @uring: whether the server asks for io-uring. */
 static int answer_init(struct __test_metadata *_metadata, FIXTURE_DATA(ring) *self, int uring)
 {
-	struct fuse_init_out out = {
-		.major = FUSE_KERNEL_VERSION,
-		.minor = self->init.minor,
-		.max_readahead = self->init.max_readahead,
-		.flags = FUSE_INIT_EXT | FUSE_MAX_PAGES,
-		.flags2 = uring ? FUSE_OVER_IO_URING >> 32 : 0,
-		.max_background = 16,
-		.congestion_threshold = 12,
-		.max_write = MAX_WRITE,
-		.max_pages = MAX_WRITE / 4096,
-	};
-
-	return reply(self->fd, self->init_unique, &out, sizeof(out));
+	return furing_answer_init(self->fd, &self->init, self->init_unique, uring, MAX_WRITE);
 }
 
-/* Queues one furing command on @ring. */
-static void prep_cmd(struct io_uring *ring, int fd, uint32_t op,
-		     const struct furing_uring_cmd_req *req, struct iovec *iov,
-		     unsigned int nr_iov, uint64_t tag)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-
-	/* An SQE128 is two SQE slots; the command area runs into the second. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Warray-bounds"
-#pragma GCC diagnostic ignored "-Wstringop-overflow"
-	memset(sqe, 0, 2 * sizeof(*sqe));
-	sqe->opcode = IORING_OP_URING_CMD;
-	sqe->fd = fd;
-	sqe->cmd_op = op;
-	sqe->addr = (uintptr_t)iov;
-	sqe->len = nr_iov;
-	sqe->user_data = tag;
-	memcpy(sqe->cmd, req, sizeof(*req));
-#pragma GCC diagnostic pop
-}
-
-/* Waits up to @ms for a CQE; its result, or NO_CQE. */
-static int wait_cqe(struct io_uring *ring, int ms, uint64_t *tag)
-{
-	struct __kernel_timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-	struct io_uring_cqe *cqe;
-	int res;
-
-	if (io_uring_wait_cqe_timeout(ring, &cqe, &ts))
-		return NO_CQE;
-	res = cqe->res;
-	if (tag)
-		*tag = cqe->user_data;
-	io_uring_cqe_seen(ring, cqe);
-	return res;
-}
-
-/* Submits one command and returns its result (NO_CQE when it was parked). */
+/* Submits one command and returns its result (FURING_NO_CQE when it was parked). */
 static int cmd(FIXTURE_DATA(ring) *self, uint32_t op, const struct furing_uring_cmd_req *req,
 	       struct iovec *iov, unsigned int nr_iov)
 {
 	/* Tagged with the queue: a command parked again completes with the next request. */
-	prep_cmd(&self->ring, self->fd, op, req, iov, nr_iov, req->qid);
+	furing_prep_cmd(&self->ring, self->fd, op, req, iov, nr_iov, req->qid);
 	if (io_uring_submit(&self->ring) != 1)
 		return -9999;
-	return wait_cqe(&self->ring, 200, NULL);
+	return furing_wait_cqe(&self->ring, 200, NULL);
 }
 
 static int do_register(FIXTURE_DATA(ring) *self, uint16_t qid)
@@ -150,7 +90,7 @@ TEST_F(ring, register_before_init)
 {
 	EXPECT_EQ(-EAGAIN, do_register(self, 0));
 	ASSERT_EQ(0, answer_init(_metadata, self, 1));
-	EXPECT_EQ(NO_CQE, do_register(self, 0));
+	EXPECT_EQ(FURING_NO_CQE, do_register(self, 0));
 }
 
 TEST_F(ring, io_uring_not_negotiated)
@@ -208,7 +148,7 @@ TEST_F(ring, bad_inputs_then_register)
 	req.commit_id = 12345;
 	EXPECT_EQ(-ENOENT, cmd(self, FURING_URING_CMD_COMMIT_AND_FETCH, &req, self->iov, 2));
 	/* After all that, a good REGISTER still parks. */
-	EXPECT_EQ(NO_CQE, do_register(self, 0));
+	EXPECT_EQ(FURING_NO_CQE, do_register(self, 0));
 }
 
 TEST_F(ring, needs_sqe128)
@@ -218,9 +158,9 @@ TEST_F(ring, needs_sqe128)
 
 	ASSERT_EQ(0, answer_init(_metadata, self, 1));
 	ASSERT_EQ(0, io_uring_queue_init(4, &small, 0));
-	prep_cmd(&small, self->fd, FURING_URING_CMD_REGISTER, &req, self->iov, 2, 0);
+	furing_prep_cmd(&small, self->fd, FURING_URING_CMD_REGISTER, &req, self->iov, 2, 0);
 	ASSERT_EQ(1, io_uring_submit(&small));
-	EXPECT_EQ(-EINVAL, wait_cqe(&small, 1000, NULL));
+	EXPECT_EQ(-EINVAL, furing_wait_cqe(&small, 1000, NULL));
 	io_uring_queue_exit(&small);
 }
 
@@ -230,9 +170,9 @@ TEST_F(ring, unmounted_fd)
 	int fd = open("/dev/furing", O_RDWR);
 
 	ASSERT_LE(0, fd);
-	prep_cmd(&self->ring, fd, FURING_URING_CMD_REGISTER, &req, self->iov, 2, 0);
+	furing_prep_cmd(&self->ring, fd, FURING_URING_CMD_REGISTER, &req, self->iov, 2, 0);
 	ASSERT_EQ(1, io_uring_submit(&self->ring));
-	EXPECT_EQ(-EPERM, wait_cqe(&self->ring, 1000, NULL));
+	EXPECT_EQ(-EPERM, furing_wait_cqe(&self->ring, 1000, NULL));
 	close(fd);
 }
 
@@ -246,14 +186,14 @@ static int register_all(FIXTURE_DATA(ring) *self, int n)
 	for (q = 0; q < cpus; q++) {
 		for (i = 0; i < n; i++) {
 			req.qid = q;
-			prep_cmd(&self->ring, self->fd, FURING_URING_CMD_REGISTER, &req,
+			furing_prep_cmd(&self->ring, self->fd, FURING_URING_CMD_REGISTER, &req,
 				 self->iov, 2, 100 + q * n + i);
 			parked++;
 		}
 	}
 	if (io_uring_submit(&self->ring) != parked)
 		return -1;
-	return wait_cqe(&self->ring, 200, NULL) == NO_CQE ? parked : -1;
+	return furing_wait_cqe(&self->ring, 200, NULL) == FURING_NO_CQE ? parked : -1;
 }
 
 /* Registers one entry per queue, all sharing the fixture's buffers. */
@@ -265,7 +205,7 @@ static int register_all_one_entry(FIXTURE_DATA(ring) *self)
 
 	for (q = 0; q < cpus; q++) {
 		req.qid = q;
-		prep_cmd(&self->ring, self->fd, FURING_URING_CMD_REGISTER, &req, self->iov, 2, q);
+		furing_prep_cmd(&self->ring, self->fd, FURING_URING_CMD_REGISTER, &req, self->iov, 2, q);
 	}
 	if (io_uring_submit(&self->ring) != cpus)
 		return -1;
@@ -278,13 +218,13 @@ static int expect_notconn(struct __test_metadata *_metadata, struct io_uring *ri
 	int i, res;
 
 	for (i = 0; i < n; i++) {
-		res = wait_cqe(ring, 5000, NULL);
+		res = furing_wait_cqe(ring, 5000, NULL);
 		if (res != -ENOTCONN) {
 			TH_LOG("CQE %d of %d: %d", i, n, res);
 			return -1;
 		}
 	}
-	return wait_cqe(ring, 100, NULL) == NO_CQE ? 0 : -1;
+	return furing_wait_cqe(ring, 100, NULL) == FURING_NO_CQE ? 0 : -1;
 }
 
 TEST_F(ring, umount_completes_parked)
@@ -398,7 +338,7 @@ TEST_F(ring, request_over_ring)
 	n = register_all_one_entry(self);
 	ASSERT_LT(0, n);
 	ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread, &st));
-	ASSERT_EQ(0, wait_cqe(&self->ring, 5000, &tag));
+	ASSERT_EQ(0, furing_wait_cqe(&self->ring, 5000, &tag));
 	self->last_qid = tag;
 	memcpy(&ih, h->in_out, sizeof(ih));
 	EXPECT_EQ(FUSE_GETATTR, ih.opcode);
@@ -422,7 +362,7 @@ TEST_F(ring, request_over_ring)
 	req.commit_id = ih.unique;
 	/* Commit on the queue that got it (the completed REGISTER's tag). */
 	req.qid = self->last_qid;
-	EXPECT_EQ(NO_CQE, cmd(self, FURING_URING_CMD_COMMIT_AND_FETCH, &req, self->iov, 2));
+	EXPECT_EQ(FURING_NO_CQE, cmd(self, FURING_URING_CMD_COMMIT_AND_FETCH, &req, self->iov, 2));
 	pthread_join(th, &ret);
 	EXPECT_EQ(0, (long)ret);
 	EXPECT_EQ(S_IFDIR | 0750, st.st_mode);
@@ -444,7 +384,7 @@ static int next_request(FIXTURE_DATA(ring) *self, struct fuse_in_header *ih)
 {
 	struct furing_uring_req_header *h = self->hdr;
 	uint64_t tag = 0;
-	int res = wait_cqe(&self->ring, 5000, &tag);
+	int res = furing_wait_cqe(&self->ring, 5000, &tag);
 
 	if (res)
 		return res;
@@ -485,13 +425,13 @@ TEST_F(ring, reply_with_wrong_size)
 	ASSERT_EQ(0, next_request(self, &ih));
 	ASSERT_EQ(FUSE_GETATTR, ih.opcode);
 	/* One byte short: the entry is parked again all the same. */
-	EXPECT_EQ(NO_CQE, commit_getattr(self, &ih, sizeof(struct fuse_attr_out) - 1));
+	EXPECT_EQ(FURING_NO_CQE, commit_getattr(self, &ih, sizeof(struct fuse_attr_out) - 1));
 	pthread_join(th, &ret);
 	EXPECT_EQ(-EIO, (long)ret);
 	/* The next request works. */
 	ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread, &st));
 	ASSERT_EQ(0, next_request(self, &ih));
-	EXPECT_EQ(NO_CQE, commit_getattr(self, &ih, sizeof(struct fuse_attr_out)));
+	EXPECT_EQ(FURING_NO_CQE, commit_getattr(self, &ih, sizeof(struct fuse_attr_out)));
 	pthread_join(th, &ret);
 	EXPECT_EQ(0, (long)ret);
 	EXPECT_EQ(S_IFDIR | 0700, st.st_mode);
@@ -525,10 +465,10 @@ TEST(server_killed_with_parked_commands)
 		int fd = furing_open_and_mount(MNT);
 
 		if (fd < 0 || read(fd, reqbuf, sizeof(reqbuf)) <= 0 ||
-		    reply(fd, ih->unique, &out, sizeof(out)) ||
+		    furing_reply(fd, ih->unique, &out, sizeof(out)) ||
 		    io_uring_queue_init(4, &ring, IORING_SETUP_SQE128))
 			_exit(1);
-		prep_cmd(&ring, fd, FURING_URING_CMD_REGISTER, &req, iov, 2, 1);
+		furing_prep_cmd(&ring, fd, FURING_URING_CMD_REGISTER, &req, iov, 2, 1);
 		io_uring_submit(&ring);
 		if (write(pipefd[1], "r", 1) != 1)
 			_exit(1);

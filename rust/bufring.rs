@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A queue's buffer ring (`FURING_URING_BUFRING`): one headers region with a
+//! `furing_uring_req_header` slot per entry, and one payload region carved into `buf_size`
+//! buffers that requests take on demand and give back when they end.
+//!
+//! Each region is either the server's memory, reached with `copy_to_user`, or pinned and
+//! mapped into the kernel ([`PinnedRegion`]) when the queue has the matching PINNED flag.
+//! Which buffers are free is the queue's business (under its lock); this type only knows
+//! the layout and how to reach the bytes.
+
+use crate::copy::Buf;
+use crate::entry::UserBuf;
+use crate::ffi::Sqe;
+use crate::pinned::PinnedRegion;
+use crate::ring::{Limits, HEADER_SIZE};
+use crate::uapi;
+use kernel::prelude::*;
+
+/// Most buffers a queue's payload region may be carved into.
+pub(crate) const MAX_BUFS: usize = 65536;
+
+/// Where a region's bytes are.
+enum Region {
+    /// In the server's memory.
+    User(UserBuf),
+    /// Pinned and mapped.
+    Pinned(PinnedRegion),
+}
+
+impl Region {
+    /// Sets a region up: pins it when `pinned`, else checks it is mapped writable.
+    fn new(iov: UserBuf, used: usize, pinned: bool) -> Result<Self> {
+        if pinned {
+            let addr = iov.addr.as_const_ptr() as usize;
+            Ok(Self::Pinned(PinnedRegion::new(addr, iov.len)?))
+        } else {
+            crate::ffi::probe_user_writable(iov.addr, used)?;
+            Ok(Self::User(iov))
+        }
+    }
+
+    /// `len` bytes at `off` (the caller keeps within the region).
+    fn slice(&self, off: usize, len: usize) -> Buf<'_> {
+        match self {
+            Self::User(u) => Buf::User(UserBuf {
+                addr: u.addr.wrapping_byte_add(off),
+                len,
+            }),
+            Self::Pinned(p) => Buf::Kernel(p, off, len),
+        }
+    }
+
+    /// Bytes pinned for this region.
+    fn pinned_bytes(&self) -> usize {
+        match self {
+            Self::User(_) => 0,
+            Self::Pinned(p) => p.len(),
+        }
+    }
+}
+
+/// The layout of one queue's buffer ring, as its first REGISTER set it up.
+pub(crate) struct BufRing {
+    flags: u64,
+    depth: u32,
+    buf_size: usize,
+    nr_bufs: u32,
+    headers: Region,
+    payload: Region,
+}
+
+impl BufRing {
+    /// Sets up the buffer ring of a queue from its first REGISTER (see the UAPI header for
+    /// the rules and their errors). Pins and maps the regions the flags ask for: process
+    /// context, no locks held.
+    pub(crate) fn new(sqe: &Sqe, limits: Limits) -> Result<Self> {
+        let flags = sqe.req.flags;
+        let (depth, buf_size) = crate::ffi::sqe_init(sqe);
+        let buf_size = buf_size as usize;
+        if sqe.len != 2 || depth == 0 || depth > uapi::FURING_URING_MAX_QUEUE_DEPTH {
+            return Err(EINVAL);
+        }
+        let [headers, payload] = crate::ffi::read_iovecs::<2>(sqe.addr)?;
+        let headers_len = HEADER_SIZE * depth as usize;
+        if headers.len < headers_len || buf_size == 0 || buf_size < limits.max_payload {
+            return Err(EINVAL);
+        }
+        let nr_bufs = payload.len / buf_size;
+        if nr_bufs == 0 || nr_bufs > MAX_BUFS {
+            return Err(EINVAL);
+        }
+        let headers = Region::new(
+            headers,
+            headers_len,
+            flags & uapi::FURING_URING_PINNED_HEADERS != 0,
+        )?;
+        let payload = Region::new(
+            payload,
+            nr_bufs * buf_size,
+            flags & uapi::FURING_URING_PINNED_BUFFERS != 0,
+        )?;
+        Ok(Self {
+            flags,
+            depth,
+            buf_size,
+            nr_bufs: nr_bufs as u32,
+            headers,
+            payload,
+        })
+    }
+
+    /// The queue flags.
+    pub(crate) fn flags(&self) -> u64 {
+        self.flags
+    }
+
+    /// Entries the queue may have (ids `0..depth`).
+    pub(crate) fn depth(&self) -> u32 {
+        self.depth
+    }
+
+    /// How many payload buffers there are.
+    pub(crate) fn nr_bufs(&self) -> u32 {
+        self.nr_bufs
+    }
+
+    /// Bytes pinned for this ring.
+    pub(crate) fn pinned_bytes(&self) -> usize {
+        self.headers.pinned_bytes() + self.payload.pinned_bytes()
+    }
+
+    /// The header slot of entry `slot` (< depth).
+    pub(crate) fn header(&self, slot: u32) -> Buf<'_> {
+        self.headers
+            .slice(slot.min(self.depth - 1) as usize * HEADER_SIZE, HEADER_SIZE)
+    }
+
+    /// Payload buffer `id` (< nr_bufs), or an empty buffer for a request without payload.
+    pub(crate) fn buffer(&self, id: Option<u32>) -> Buf<'_> {
+        match id {
+            Some(id) if id < self.nr_bufs => self
+                .payload
+                .slice(id as usize * self.buf_size, self.buf_size),
+            _ => Buf::empty(),
+        }
+    }
+}

@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Buffer-ring queues (FURING_URING_BUFRING) and pinned regions
+ * (FURING_URING_PINNED_HEADERS / _PINNED_BUFFERS), set up by hand: every bad
+ * REGISTER gets its documented errno; pinned regions are charged to the
+ * server's locked memory and pinned once, and every teardown (umount, fusectl
+ * abort, io_uring exit) gives back both the charge and the pins.
+ */
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <linux/capability.h>
+#include "furing_test.h"
+#include "furing_ring.h"
+#include "kselftest_harness.h"
+
+#define MNT "/tmp/furing-bufring-test"
+#define MAX_WRITE (1 << 20)
+#define BUF_SIZE MAX_WRITE	/* the smallest legal buf_size */
+#define HDR_SZ sizeof(struct furing_uring_req_header)
+#define HDRS_LEN 4096		/* room for 14 header slots, one page */
+#define PAYLOAD_LEN (2 * BUF_SIZE)
+#define DEPTH 4
+#define ALL_PINNED (FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS | \
+		    FURING_URING_PINNED_BUFFERS)
+
+static char reqbuf[MAX_WRITE + 4096];
+
+/* The locked memory of this process (VmLck), in KiB; -1 on error. */
+static long vmlck_kb(void)
+{
+	char buf[4096], *p;
+
+	if (read_text("/proc/self/status", buf, sizeof(buf)) < 0)
+		return -1;
+	p = strstr(buf, "VmLck:");
+	return p ? strtol(p + 6, NULL, 10) : -1;
+}
+
+/*
+ * FOLL_PIN pins held system-wide, nr_foll_pin_acquired - nr_foll_pin_released,
+ * from the baseline taken when the fixture was set up.
+ */
+static long pins_base;
+
+static long pins_now(void)
+{
+	char buf[8192], *a, *r;
+
+	/* Fold the per-CPU counter deltas in first. */
+	write_text("/proc/sys/vm/stat_refresh", "1");
+	if (read_text("/proc/vmstat", buf, sizeof(buf)) < 0)
+		return -1;
+	a = strstr(buf, "nr_foll_pin_acquired ");
+	r = strstr(buf, "nr_foll_pin_released ");
+	if (!a || !r)
+		return -1;
+	return strtol(a + 21, NULL, 10) - strtol(r + 21, NULL, 10);
+}
+
+static long pins_held(void)
+{
+	return pins_now() - pins_base;
+}
+
+FIXTURE(br) {
+	int fd;
+	long id;
+	struct io_uring ring;
+	void *hdrs, *payload;
+	struct iovec iov[2];
+};
+
+FIXTURE_SETUP(br)
+{
+	struct fuse_in_header *ih;
+
+	ASSERT_EQ(0, furing_ensure_loaded());
+	/* The last test's connection and rings are gone (their pins with them). */
+	ASSERT_EQ(0, furing_wait_unused(10));
+	pins_base = pins_now();
+	self->fd = furing_open_and_mount(MNT);
+	ASSERT_LE(0, self->fd);
+	self->id = furing_conn_id(MNT);
+	ASSERT_LE(0, self->id);
+	ASSERT_LT(0, read(self->fd, reqbuf, sizeof(reqbuf)));
+	ih = (struct fuse_in_header *)reqbuf;
+	ASSERT_EQ(FUSE_INIT, ih->opcode);
+	ASSERT_EQ(0, furing_answer_init(self->fd, (struct fuse_init_in *)(ih + 1), ih->unique, 1,
+					MAX_WRITE));
+	ASSERT_EQ(0, io_uring_queue_init(64, &self->ring, IORING_SETUP_SQE128));
+	self->hdrs = mmap(NULL, HDRS_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	self->payload = mmap(NULL, PAYLOAD_LEN, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, self->hdrs);
+	ASSERT_NE(MAP_FAILED, self->payload);
+	self->iov[0] = (struct iovec){ self->hdrs, HDRS_LEN };
+	self->iov[1] = (struct iovec){ self->payload, PAYLOAD_LEN };
+}
+
+FIXTURE_TEARDOWN(br)
+{
+	io_uring_queue_exit(&self->ring);
+	umount2(MNT, MNT_DETACH);
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+/*
+ * REGISTER of entry @slot of queue 0 with @flags, @depth, @buf_size and
+ * @iov; the command's result, or FURING_NO_CQE when it was parked.
+ */
+static int reg(FIXTURE_DATA(br) *self, uint64_t flags, uint32_t depth, uint32_t buf_size,
+	       uint16_t slot, struct iovec *iov)
+{
+	struct furing_uring_cmd_req req = {
+		.flags = flags,
+		.init = { .queue_depth = depth, .buf_size = buf_size },
+	};
+	struct io_uring_sqe *sqe;
+
+	sqe = furing_prep_cmd(&self->ring, self->fd, FURING_URING_CMD_REGISTER, &req, iov, 2, slot);
+	sqe->buf_index = slot;
+	if (io_uring_submit(&self->ring) != 1)
+		return -9999;
+	return furing_wait_cqe(&self->ring, 200, NULL);
+}
+
+/* The default REGISTER: entry @slot of a DEPTH-deep ring with @flags. */
+static int reg_ok(FIXTURE_DATA(br) *self, uint64_t flags, uint16_t slot)
+{
+	return reg(self, flags, DEPTH, BUF_SIZE, slot, self->iov);
+}
+
+TEST_F(br, flags)
+{
+	/* Unknown bits. */
+	EXPECT_EQ(-EINVAL, reg_ok(self, FURING_URING_BUFRING | 1ULL << 4, 0));
+	EXPECT_EQ(-EINVAL, reg_ok(self, 1ULL << 63, 0));
+	/* PINNED_* without BUFRING. */
+	EXPECT_EQ(-EINVAL, reg_ok(self, FURING_URING_PINNED_HEADERS, 0));
+	EXPECT_EQ(-EINVAL, reg_ok(self, FURING_URING_PINNED_BUFFERS, 0));
+	/* Zero-copy is not there yet, even with everything it needs. */
+	EXPECT_EQ(-EINVAL, reg_ok(self, ALL_PINNED | FURING_URING_ZERO_COPY, 0));
+	/* Nothing was set up by any of them. */
+	EXPECT_EQ(FURING_NO_CQE, reg_ok(self, FURING_URING_BUFRING, 0));
+}
+
+TEST_F(br, geometry)
+{
+	struct iovec iov[2];
+
+	EXPECT_EQ(-EINVAL, reg(self, FURING_URING_BUFRING, 0, BUF_SIZE, 0, self->iov));
+	EXPECT_EQ(-EINVAL, reg(self, FURING_URING_BUFRING, FURING_URING_MAX_QUEUE_DEPTH + 1,
+			       BUF_SIZE, 0, self->iov));
+	/* The headers region must hold depth slots: 14 fit in a page, 15 do not. */
+	EXPECT_EQ(-EINVAL, reg(self, FURING_URING_BUFRING, HDRS_LEN / HDR_SZ + 1, BUF_SIZE, 0,
+			       self->iov));
+	/* buf_size below the largest payload, and 0. */
+	EXPECT_EQ(-EINVAL, reg(self, FURING_URING_BUFRING, DEPTH, BUF_SIZE - 1, 0, self->iov));
+	EXPECT_EQ(-EINVAL, reg(self, FURING_URING_BUFRING, DEPTH, 0, 0, self->iov));
+	/* Not one whole buffer in the payload region. */
+	iov[0] = self->iov[0];
+	iov[1] = (struct iovec){ self->payload, BUF_SIZE - 1 };
+	EXPECT_EQ(-EINVAL, reg(self, FURING_URING_BUFRING, DEPTH, BUF_SIZE, 0, iov));
+	/* buf_index beyond the depth. */
+	EXPECT_EQ(-EINVAL, reg_ok(self, FURING_URING_BUFRING, DEPTH));
+	/* Then a good one. */
+	EXPECT_EQ(FURING_NO_CQE, reg_ok(self, FURING_URING_BUFRING, DEPTH - 1));
+}
+
+TEST_F(br, second_register)
+{
+	struct furing_qstats st;
+
+	ASSERT_EQ(FURING_NO_CQE, reg_ok(self, FURING_URING_BUFRING, 0));
+	/* The same slot twice. */
+	EXPECT_EQ(-EEXIST, reg_ok(self, FURING_URING_BUFRING, 0));
+	/* Other flags than the queue's first REGISTER, or basic mode. */
+	EXPECT_EQ(-EINVAL, reg_ok(self, FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS, 1));
+	EXPECT_EQ(-EINVAL, reg_ok(self, 0, 1));
+	/* A later REGISTER's init and iovecs are not read again. */
+	EXPECT_EQ(FURING_NO_CQE, reg(self, FURING_URING_BUFRING, 0, 0, 1, NULL));
+	ASSERT_EQ(0, furing_queue_stats(self->id, &st));
+	EXPECT_EQ(2, st.entries);
+	EXPECT_EQ(FURING_URING_BUFRING, st.flags);
+	EXPECT_EQ(2, st.bufs);
+	EXPECT_EQ(0, st.bufs_used);
+	EXPECT_EQ(0, st.pinned);
+}
+
+TEST_F(br, basic_queue_refuses_bufring)
+{
+	struct iovec iov[2] = { { self->hdrs, HDR_SZ }, { self->payload, PAYLOAD_LEN } };
+
+	ASSERT_EQ(FURING_NO_CQE, reg(self, 0, 0, 0, 0, iov));
+	EXPECT_EQ(-EINVAL, reg_ok(self, FURING_URING_BUFRING, 1));
+}
+
+TEST_F(br, pinned_alignment)
+{
+	struct iovec iov[2];
+
+	/* Headers not page aligned in address, then in length. */
+	iov[0] = (struct iovec){ (char *)self->hdrs + 64, HDRS_LEN - 64 };
+	iov[1] = self->iov[1];
+	EXPECT_EQ(-EINVAL, reg(self, ALL_PINNED, DEPTH, BUF_SIZE, 0, iov));
+	iov[0] = (struct iovec){ self->hdrs, DEPTH * HDR_SZ };
+	EXPECT_EQ(-EINVAL, reg(self, ALL_PINNED, DEPTH, BUF_SIZE, 0, iov));
+	/* Payload not page aligned in address, then in length. */
+	iov[0] = self->iov[0];
+	iov[1] = (struct iovec){ (char *)self->payload + 512, BUF_SIZE };
+	EXPECT_EQ(-EINVAL, reg(self, ALL_PINNED, DEPTH, BUF_SIZE, 0, iov));
+	iov[1] = (struct iovec){ self->payload, BUF_SIZE + 512 };
+	EXPECT_EQ(-EINVAL, reg(self, ALL_PINNED, DEPTH, BUF_SIZE, 0, iov));
+	EXPECT_EQ(0, pins_held());
+	/* Unaligned headers are fine unpinned; only the payload is pinned then. */
+	iov[0] = (struct iovec){ self->hdrs, DEPTH * HDR_SZ };
+	iov[1] = self->iov[1];
+	EXPECT_EQ(FURING_NO_CQE, reg(self, FURING_URING_BUFRING | FURING_URING_PINNED_BUFFERS,
+				     DEPTH, BUF_SIZE, 0, iov));
+	EXPECT_EQ(PAYLOAD_LEN / 4096, pins_held());
+}
+
+TEST_F(br, unmapped_or_read_only)
+{
+	const uint64_t modes[] = { FURING_URING_BUFRING, ALL_PINNED };
+	void *gone, *ro;
+	struct iovec iov[2];
+	unsigned int i;
+
+	gone = mmap(NULL, PAYLOAD_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, gone);
+	munmap(gone, PAYLOAD_LEN);
+	ro = mmap(NULL, PAYLOAD_LEN, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, ro);
+	for (i = 0; i < 2; i++) {
+		iov[0] = (struct iovec){ gone, HDRS_LEN };
+		iov[1] = self->iov[1];
+		EXPECT_EQ(-EFAULT, reg(self, modes[i], DEPTH, BUF_SIZE, 0, iov));
+		iov[0] = self->iov[0];
+		iov[1] = (struct iovec){ gone, PAYLOAD_LEN };
+		EXPECT_EQ(-EFAULT, reg(self, modes[i], DEPTH, BUF_SIZE, 0, iov));
+		iov[1] = (struct iovec){ ro, PAYLOAD_LEN };
+		EXPECT_EQ(-EFAULT, reg(self, modes[i], DEPTH, BUF_SIZE, 0, iov));
+		iov[0] = (struct iovec){ ro, HDRS_LEN };
+		iov[1] = self->iov[1];
+		EXPECT_EQ(-EFAULT, reg(self, modes[i], DEPTH, BUF_SIZE, 0, iov));
+	}
+	munmap(ro, PAYLOAD_LEN);
+	/* Nothing stays pinned or charged from the failed attempts. */
+	EXPECT_EQ(0, pins_held());
+	EXPECT_EQ(0, vmlck_kb());
+	EXPECT_EQ(FURING_NO_CQE, reg_ok(self, ALL_PINNED, 0));
+}
+
+/* Drops CAP_IPC_LOCK from this process's capability sets; 0 or -errno. */
+static int drop_cap_ipc_lock(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+
+	if (syscall(SYS_capget, &hdr, data))
+		return -errno;
+	data[CAP_IPC_LOCK / 32].effective &= ~(1U << (CAP_IPC_LOCK % 32));
+	data[CAP_IPC_LOCK / 32].permitted &= ~(1U << (CAP_IPC_LOCK % 32));
+	return syscall(SYS_capset, &hdr, data) ? -errno : 0;
+}
+
+/*
+ * Pinning more than RLIMIT_MEMLOCK without CAP_IPC_LOCK: ENOMEM, nothing left
+ * pinned or charged; within the limit it works. (A child drops the capability;
+ * it has its own io_uring on the same device.)
+ */
+TEST_F(br, memlock_limit)
+{
+	struct rlimit lim = { .rlim_cur = 64 << 10, .rlim_max = 64 << 10 };
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct iovec small[2] = { self->iov[0], { self->payload, PAYLOAD_LEN } };
+		int ret;
+
+		io_uring_queue_exit(&self->ring);
+		if (drop_cap_ipc_lock() || setrlimit(RLIMIT_MEMLOCK, &lim) ||
+		    io_uring_queue_init(8, &self->ring, IORING_SETUP_SQE128))
+			_exit(10);
+		/* 4 KiB of headers fit in 64 KiB; 2 MiB of buffers do not. */
+		ret = reg(self, ALL_PINNED, DEPTH, BUF_SIZE, 0, small);
+		if (ret != -ENOMEM)
+			_exit(11);
+		if (vmlck_kb() != 0)
+			_exit(12);
+		ret = reg(self, FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS, DEPTH,
+			  BUF_SIZE, 0, small);
+		if (ret != FURING_NO_CQE)
+			_exit(13);
+		if (vmlck_kb() != 4)
+			_exit(14);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		TH_LOG("child status %#x (10: setup, 11: not ENOMEM, 12: charged, 13: small pin failed, 14: not charged)",
+		       status);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Pinned memory goes back on every teardown. */
+
+/* Waits up to 10 s for the charge and the pins to be back at 0. */
+static int wait_unpinned(void)
+{
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		if (vmlck_kb() == 0 && pins_held() == 0)
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+enum teardown { UMOUNT, FUSECTL_ABORT, RING_EXIT };
+
+static void pinned_teardown(struct __test_metadata *_metadata, FIXTURE_DATA(br) *self,
+			    enum teardown how)
+{
+	long pages = (HDRS_LEN + PAYLOAD_LEN) / 4096;
+	struct furing_qstats st;
+	char path[128];
+	int i;
+
+	ASSERT_EQ(0, vmlck_kb());
+	ASSERT_EQ(0, pins_held());
+	for (i = 0; i < DEPTH; i++)
+		ASSERT_EQ(FURING_NO_CQE, reg_ok(self, ALL_PINNED, i));
+	/* Pinned and charged once for the queue, not per entry. */
+	EXPECT_EQ(pages * 4, vmlck_kb());
+	EXPECT_EQ(pages, pins_held());
+	ASSERT_EQ(0, furing_queue_stats(self->id, &st));
+	EXPECT_EQ(pages * 4096, st.pinned);
+	EXPECT_EQ((unsigned long)ALL_PINNED, st.flags);
+
+	switch (how) {
+	case UMOUNT:
+		ASSERT_EQ(0, umount2(MNT, 0));
+		break;
+	case FUSECTL_ABORT:
+		snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%ld/abort", self->id);
+		ASSERT_EQ(0, write_text(path, "1"));
+		break;
+	case RING_EXIT:
+		io_uring_queue_exit(&self->ring);
+		ASSERT_EQ(0, io_uring_queue_init(8, &self->ring, IORING_SETUP_SQE128));
+		break;
+	}
+	EXPECT_EQ(0, wait_unpinned()) {
+		TH_LOG("VmLck %ld KiB, %ld pins held", vmlck_kb(), pins_held());
+	}
+	if (how == RING_EXIT) {
+		/* The queue can be set up again from scratch, by a new ring. */
+		EXPECT_EQ(FURING_NO_CQE, reg_ok(self, ALL_PINNED, 0));
+		EXPECT_EQ(pages, pins_held());
+	}
+}
+
+TEST_F(br, umount_unpins)
+{
+	pinned_teardown(_metadata, self, UMOUNT);
+}
+
+TEST_F(br, abort_unpins)
+{
+	pinned_teardown(_metadata, self, FUSECTL_ABORT);
+}
+
+TEST_F(br, ring_exit_unpins)
+{
+	pinned_teardown(_metadata, self, RING_EXIT);
+}
+
+TEST_HARNESS_MAIN

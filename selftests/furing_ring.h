@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers for kselftests that play the FUSE server by hand on /dev/furing:
+ * classic replies, the INIT answer, and io_uring furing commands.
+ */
+#ifndef _FURING_RING_H
+#define _FURING_RING_H
+
+#include <liburing.h>
+#include <sys/uio.h>
+#include <linux/furing.h>
+#include FUSE_KERNEL_H
+
+/* furing_wait_cqe(): nothing arrived in time. */
+#define FURING_NO_CQE 1
+
+/* Writes a reply to request @unique on the device @fd; 0 or -errno. */
+static inline int furing_reply(int fd, uint64_t unique, const void *payload, size_t len)
+{
+	struct fuse_out_header oh = { .len = sizeof(oh) + len, .unique = unique };
+	struct iovec iov[2] = { { &oh, sizeof(oh) }, { (void *)payload, len } };
+
+	return writev(fd, iov, 2) < 0 ? -errno : 0;
+}
+
+/*
+ * Answers the INIT request @unique (which sent @in) with @max_write;
+ * @uring: whether the server asks for io-uring. 0 or -errno.
+ */
+static inline int furing_answer_init(int fd, const struct fuse_init_in *in, uint64_t unique,
+				     int uring, uint32_t max_write)
+{
+	struct fuse_init_out out = {
+		.major = FUSE_KERNEL_VERSION,
+		.minor = in->minor,
+		.max_readahead = in->max_readahead,
+		.flags = FUSE_INIT_EXT | FUSE_MAX_PAGES,
+		.flags2 = uring ? FUSE_OVER_IO_URING >> 32 : 0,
+		.max_background = 16,
+		.congestion_threshold = 12,
+		.max_write = max_write,
+		.max_pages = max_write / 4096,
+	};
+
+	return furing_reply(fd, unique, &out, sizeof(out));
+}
+
+/* Queues one furing command on @ring (an SQE128 ring). */
+static inline struct io_uring_sqe *
+furing_prep_cmd(struct io_uring *ring, int fd, uint32_t op, const struct furing_uring_cmd_req *req,
+		struct iovec *iov, unsigned int nr_iov, uint64_t tag)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	/* An SQE128 is two SQE slots; the command area runs into the second. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+	memset(sqe, 0, 2 * sizeof(*sqe));
+	sqe->opcode = IORING_OP_URING_CMD;
+	sqe->fd = fd;
+	sqe->cmd_op = op;
+	sqe->addr = (uintptr_t)iov;
+	sqe->len = nr_iov;
+	sqe->user_data = tag;
+	memcpy(sqe->cmd, req, sizeof(*req));
+#pragma GCC diagnostic pop
+	return sqe;
+}
+
+/* Waits up to @ms for a CQE; its result, or FURING_NO_CQE. */
+static inline int furing_wait_cqe(struct io_uring *ring, int ms, uint64_t *tag)
+{
+	struct __kernel_timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	struct io_uring_cqe *cqe;
+	int res;
+
+	if (io_uring_wait_cqe_timeout(ring, &cqe, &ts))
+		return FURING_NO_CQE;
+	res = cqe->res;
+	if (tag)
+		*tag = cqe->user_data;
+	io_uring_cqe_seen(ring, cqe);
+	return res;
+}
+
+#endif /* _FURING_RING_H */
