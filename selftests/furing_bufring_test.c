@@ -28,41 +28,12 @@
 
 static char reqbuf[MAX_WRITE + 4096];
 
-/* The locked memory of this process (VmLck), in KiB; -1 on error. */
-static long vmlck_kb(void)
-{
-	char buf[4096], *p;
-
-	if (read_text("/proc/self/status", buf, sizeof(buf)) < 0)
-		return -1;
-	p = strstr(buf, "VmLck:");
-	return p ? strtol(p + 6, NULL, 10) : -1;
-}
-
-/*
- * FOLL_PIN pins held system-wide, nr_foll_pin_acquired - nr_foll_pin_released,
- * from the baseline taken when the fixture was set up.
- */
+/* FOLL_PIN pins held now beyond the baseline taken when the fixture was set up. */
 static long pins_base;
-
-static long pins_now(void)
-{
-	char buf[8192], *a, *r;
-
-	/* Fold the per-CPU counter deltas in first. */
-	write_text("/proc/sys/vm/stat_refresh", "1");
-	if (read_text("/proc/vmstat", buf, sizeof(buf)) < 0)
-		return -1;
-	a = strstr(buf, "nr_foll_pin_acquired ");
-	r = strstr(buf, "nr_foll_pin_released ");
-	if (!a || !r)
-		return -1;
-	return strtol(a + 21, NULL, 10) - strtol(r + 21, NULL, 10);
-}
 
 static long pins_held(void)
 {
-	return pins_now() - pins_base;
+	return furing_pins() - pins_base;
 }
 
 FIXTURE(br) {
@@ -80,7 +51,7 @@ FIXTURE_SETUP(br)
 	ASSERT_EQ(0, furing_ensure_loaded());
 	/* The last test's connection and rings are gone (their pins with them). */
 	ASSERT_EQ(0, furing_wait_unused(10));
-	pins_base = pins_now();
+	pins_base = furing_pins();
 	self->fd = furing_open_and_mount(MNT);
 	ASSERT_LE(0, self->fd);
 	self->id = furing_conn_id(MNT);
@@ -252,7 +223,7 @@ TEST_F(br, unmapped_or_read_only)
 	munmap(ro, PAYLOAD_LEN);
 	/* Nothing stays pinned or charged from the failed attempts. */
 	EXPECT_EQ(0, pins_held());
-	EXPECT_EQ(0, vmlck_kb());
+	EXPECT_EQ(0, furing_vmlck_kb(0));
 	EXPECT_EQ(FURING_NO_CQE, reg_ok(self, ALL_PINNED, 0));
 }
 
@@ -294,13 +265,13 @@ TEST_F(br, memlock_limit)
 		ret = reg(self, ALL_PINNED, DEPTH, BUF_SIZE, 0, small);
 		if (ret != -ENOMEM)
 			_exit(11);
-		if (vmlck_kb() != 0)
+		if (furing_vmlck_kb(0) != 0)
 			_exit(12);
 		ret = reg(self, FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS, DEPTH,
 			  BUF_SIZE, 0, small);
 		if (ret != FURING_NO_CQE)
 			_exit(13);
-		if (vmlck_kb() != 4)
+		if (furing_vmlck_kb(0) != 4)
 			_exit(14);
 		_exit(0);
 	}
@@ -320,7 +291,7 @@ static int wait_unpinned(void)
 	int i;
 
 	for (i = 0; i < 1000; i++) {
-		if (vmlck_kb() == 0 && pins_held() == 0)
+		if (furing_vmlck_kb(0) == 0 && pins_held() == 0)
 			return 0;
 		usleep(10000);
 	}
@@ -337,12 +308,12 @@ static void pinned_teardown(struct __test_metadata *_metadata, FIXTURE_DATA(br) 
 	char path[128];
 	int i;
 
-	ASSERT_EQ(0, vmlck_kb());
+	ASSERT_EQ(0, furing_vmlck_kb(0));
 	ASSERT_EQ(0, pins_held());
 	for (i = 0; i < DEPTH; i++)
 		ASSERT_EQ(FURING_NO_CQE, reg_ok(self, ALL_PINNED, i));
 	/* Pinned and charged once for the queue, not per entry. */
-	EXPECT_EQ(pages * 4, vmlck_kb());
+	EXPECT_EQ(pages * 4, furing_vmlck_kb(0));
 	EXPECT_EQ(pages, pins_held());
 	ASSERT_EQ(0, furing_queue_stats(self->id, &st));
 	EXPECT_EQ(pages * 4096, st.pinned);
@@ -362,7 +333,7 @@ static void pinned_teardown(struct __test_metadata *_metadata, FIXTURE_DATA(br) 
 		break;
 	}
 	EXPECT_EQ(0, wait_unpinned()) {
-		TH_LOG("VmLck %ld KiB, %ld pins held", vmlck_kb(), pins_held());
+		TH_LOG("VmLck %ld KiB, %ld pins held", furing_vmlck_kb(0), pins_held());
 	}
 	if (how == RING_EXIT) {
 		/* The queue can be set up again from scratch, by a new ring. */

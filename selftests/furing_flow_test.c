@@ -7,6 +7,10 @@
  *  - bg: background requests (an O_DIRECT read split into 1 MiB async READs)
  *    never exceed the server's max_background in flight; with a high limit the
  *    same read shows them side by side, so the check can see a violation.
+ *  - starved: 8 entries per queue share 2 pinned payload buffers; 8 clients
+ *    of 1 MiB each wait for buffers and all finish, also when interrupted,
+ *    when the connection is aborted and when the server is killed, and the
+ *    pins go back.
  *  - slow: a signal to a client waiting on a request reaches the server as
  *    FUSE_INTERRUPT and the request ends with EINTR, also when the request was
  *    still queued for a ring entry when the signal came; SIGKILL of a client
@@ -334,6 +338,204 @@ TEST_F_TIMEOUT(slow, client_killed, 60)
 	EXPECT_EQ(0, mkdir(MNT "/d", 0755));
 	EXPECT_EQ(0, stat(MNT "/d", &st));
 	EXPECT_EQ(0, rmdir(MNT "/d"));
+}
+
+/* ------------------------------------------------------------------ */
+
+#define NR_IO 8
+
+FIXTURE(starved) {
+	pid_t pid;
+	long id;
+	long pins0;
+};
+
+FIXTURE_VARIANT(starved) {
+	const char *delay;
+	int write;	/* the clients write (else read) */
+	int direct;	/* O_DIRECT: background READs/WRITEs; else synchronous WRITEs */
+	int how;	/* 0: let them finish, 1: signal them, 2: fusectl abort, 3: kill -9 */
+};
+
+FIXTURE_VARIANT_ADD(starved, writes) {
+	.delay = "--delay-ms=100", .write = 1, .direct = 1, .how = 0,
+};
+FIXTURE_VARIANT_ADD(starved, reads) {
+	.delay = "--delay-ms=100", .write = 0, .direct = 1, .how = 0,
+};
+FIXTURE_VARIANT_ADD(starved, buffered_writes) {
+	.delay = "--delay-ms=100", .write = 1, .direct = 0, .how = 0,
+};
+/* Synchronous WRITEs can be interrupted (background requests cannot). */
+FIXTURE_VARIANT_ADD(starved, interrupted) {
+	.delay = "--delay-ms=500", .write = 1, .direct = 0, .how = 1,
+};
+FIXTURE_VARIANT_ADD(starved, aborted) {
+	.delay = "--delay-ms=1000", .write = 0, .direct = 1, .how = 2,
+};
+FIXTURE_VARIANT_ADD(starved, server_killed) {
+	.delay = "--delay-ms=1000", .write = 0, .direct = 1, .how = 3,
+};
+
+FIXTURE_SETUP(starved)
+{
+	char *buf = malloc(BG_CHUNK);
+	int fd, i;
+
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(0, furing_ensure_loaded());
+	ASSERT_EQ(0, furing_wait_unused(10));
+	self->pins0 = furing_pins();
+	mkdir(BACK, 0755);
+	fd = open(BACK "/big", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ASSERT_LE(0, fd);
+	for (i = 0; i < NR_IO; i++) {
+		memset(buf, 'a' + i, BG_CHUNK);
+		ASSERT_EQ(BG_CHUNK, write(fd, buf, BG_CHUNK));
+	}
+	close(fd);
+	free(buf);
+	self->pid = furing_server_start(BACK, MNT, "--bufring", "--pin-headers", "--pin-buffers",
+					"--depth=8", "--bufs=2", variant->delay, NULL);
+	ASSERT_LT(0, self->pid);
+	self->id = furing_conn_id(MNT);
+	ASSERT_LE(0, self->id);
+}
+
+FIXTURE_TEARDOWN(starved)
+{
+	int status;
+
+	umount2(MNT, MNT_DETACH);
+	if (self->pid > 0)
+		waitpid(self->pid, &status, 0);
+	/* Whatever happened, the pinned regions went with the connection. */
+	EXPECT_EQ(0, furing_wait_unused(10));
+	EXPECT_EQ(self->pins0, furing_pins());
+}
+
+struct io {
+	int idx, write, flags;
+	char *buf;
+	ssize_t ret;
+	int err;
+};
+
+/*
+ * One 1 MiB read at offset idx MiB of "big", or write of file "w<idx>" (each
+ * writer its own file: writes to one file are serialised by the inode lock).
+ */
+static void *io_thread(void *arg)
+{
+	struct io *io = arg;
+	char path[64];
+	int fd;
+
+	if (io->write) {
+		snprintf(path, sizeof(path), MNT "/w%d", io->idx);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | io->flags, 0644);
+	} else {
+		fd = open(MNT "/big", O_RDONLY | io->flags);
+	}
+	io->ret = -1;
+	io->err = errno;
+	if (fd < 0)
+		return NULL;
+	if (io->write) {
+		memset(io->buf, 'A' + io->idx, BG_CHUNK);
+		io->ret = pwrite(fd, io->buf, BG_CHUNK, 0);
+	} else {
+		io->ret = pread(fd, io->buf, BG_CHUNK, (off_t)io->idx * BG_CHUNK);
+	}
+	io->err = errno;
+	close(fd);
+	return NULL;
+}
+
+/* The last byte of client @i's data where it should be: in its buffer or file. */
+static int io_last_byte(const struct io *io)
+{
+	char path[64], c = 0;
+	int fd;
+
+	if (!io->write)
+		return io->buf[BG_CHUNK - 1];
+	snprintf(path, sizeof(path), BACK "/w%d", io->idx);
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || pread(fd, &c, 1, BG_CHUNK - 1) != 1)
+		c = 0;
+	if (fd >= 0)
+		close(fd);
+	return c;
+}
+
+TEST_F_TIMEOUT(starved, clients, 120)
+{
+	struct io io[NR_IO];
+	pthread_t th[NR_IO];
+	struct furing_qstats st;
+	int i, nr_eintr;
+	char path[128];
+
+	catch_sigusr1();
+	ASSERT_EQ(0, furing_wait_queues(self->id, &st));
+	EXPECT_EQ(4, st.bufs); /* 2 per queue, 8 entries each */
+	for (i = 0; i < NR_IO; i++) {
+		io[i] = (struct io){
+			.idx = i, .write = variant->write, .flags = variant->direct ? O_DIRECT : 0,
+		};
+		ASSERT_EQ(0, posix_memalign((void **)&io[i].buf, 4096, BG_CHUNK));
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, io_thread, &io[i]));
+	}
+	/* Both buffers of a queue taken, and more requests waiting for one. */
+	ASSERT_EQ(0, wait_in_flight(self->id, 2));
+	switch (variant->how) {
+	case 1:
+		sleep_ms(100);
+		for (i = 0; i < NR_IO; i++)
+			pthread_kill(th[i], SIGUSR1);
+		break;
+	case 2:
+		sleep_ms(100);
+		snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%ld/abort", self->id);
+		ASSERT_EQ(0, write_text(path, "1"));
+		break;
+	case 3:
+		sleep_ms(100);
+		ASSERT_EQ(0, kill(self->pid, SIGKILL));
+		break;
+	}
+	for (i = 0; i < NR_IO; i++)
+		pthread_join(th[i], NULL);
+	ASSERT_EQ(0, furing_queue_stats(self->id, &st));
+	TH_LOG("at most %ld requests waited for a buffer", st.buf_wait_max);
+	nr_eintr = 0;
+	for (i = 0; i < NR_IO; i++) {
+		if (variant->how == 0 || (variant->how == 1 && io[i].ret >= 0)) {
+			/* Done in full, with the right bytes. */
+			EXPECT_EQ(BG_CHUNK, io[i].ret);
+			EXPECT_EQ((variant->write ? 'A' : 'a') + i, io_last_byte(&io[i]));
+		} else if (variant->how == 1) {
+			EXPECT_EQ(EINTR, io[i].err);
+			nr_eintr++;
+		} else {
+			/* Aborted: the connection's error, not a hang. */
+			EXPECT_EQ(-1, io[i].ret);
+			EXPECT_TRUE(io[i].err == ECONNABORTED || io[i].err == ENOTCONN ||
+				    io[i].err == EIO) TH_LOG("client %d: %s", i, strerror(io[i].err));
+		}
+		free(io[i].buf);
+	}
+	EXPECT_LE(1, st.buf_wait_max);
+	if (variant->how == 1) {
+		TH_LOG("%d of %d clients interrupted", nr_eintr, NR_IO);
+		EXPECT_LT(0, nr_eintr);
+	}
+	if (variant->how < 2) {
+		EXPECT_EQ(0, wait_idle(self->id));
+		ASSERT_EQ(0, furing_queue_stats(self->id, &st));
+		EXPECT_EQ(0, st.bufs_used);
+	}
 }
 
 TEST_HARNESS_MAIN

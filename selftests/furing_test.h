@@ -152,6 +152,36 @@ static inline int write_text(const char *path, const char *s)
 	return n < 0 ? -errno : 0;
 }
 
+/* The locked memory (VmLck) of process @pid (0: this one), in KiB; -1 on error. */
+static inline long furing_vmlck_kb(pid_t pid)
+{
+	char path[64], buf[4096], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid ? pid : getpid());
+	if (read_text(path, buf, sizeof(buf)) < 0)
+		return -1;
+	p = strstr(buf, "VmLck:");
+	return p ? strtol(p + 6, NULL, 10) : -1;
+}
+
+/*
+ * FOLL_PIN pins held system-wide: nr_foll_pin_acquired - nr_foll_pin_released
+ * of /proc/vmstat, with the per-CPU deltas folded in first.
+ */
+static inline long furing_pins(void)
+{
+	char buf[8192], *a, *r;
+
+	write_text("/proc/sys/vm/stat_refresh", "1");
+	if (read_text("/proc/vmstat", buf, sizeof(buf)) < 0)
+		return -1;
+	a = strstr(buf, "nr_foll_pin_acquired ");
+	r = strstr(buf, "nr_foll_pin_released ");
+	if (!a || !r)
+		return -1;
+	return strtol(a + 21, NULL, 10) - strtol(r + 21, NULL, 10);
+}
+
 /*
  * Opens /dev/furing and mounts a furing filesystem on @mnt served by it;
  * returns the server's fd or -errno. INIT then waits on the fd.
