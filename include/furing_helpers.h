@@ -61,6 +61,22 @@ void furing_cmd_send_in_task(struct io_uring_cmd *cmd);
 /* The Rust side of the task-work callback. */
 void furing_send_in_task(struct io_uring_cmd *cmd, bool cancel, unsigned int issue_flags);
 
+/* folio_get() / folio_put(). */
+void furing_folio_get(struct folio *folio);
+void furing_folio_put(struct folio *folio);
+
+/*
+ * Zero-copy: registers the folios of @ap (its descs give offset and length
+ * in each) as buffer @index of @cmd's io_uring with io_buffer_register_bvec();
+ * io_uring calls furing_zc_released(@priv) when the buffer goes.
+ */
+int furing_zc_register(struct io_uring_cmd *cmd, const struct fuse_args_pages *ap,
+		       void *priv, u8 dir, unsigned int index, unsigned int issue_flags);
+/* The Rust side of the release callback. */
+void furing_zc_released(void *priv);
+/* The io_uring (context) @cmd belongs to, to compare. */
+const void *furing_cmd_ring(struct io_uring_cmd *cmd);
+
 /* vmap(@pages, @n, VM_MAP, PAGE_KERNEL) / vunmap(). */
 void *furing_vmap(struct page **pages, unsigned int n);
 void furing_vunmap(const void *addr);

@@ -83,7 +83,12 @@ impl BufRing {
         }
         let [headers, payload] = crate::ffi::read_iovecs::<2>(sqe.addr)?;
         let headers_len = HEADER_SIZE * depth as usize;
-        if headers.len < headers_len || buf_size == 0 || buf_size < limits.max_payload {
+        // Zero-copy moves the data pages without the buffers: they may be smaller.
+        let zero_copy = flags & uapi::FURING_URING_ZERO_COPY != 0;
+        if headers.len < headers_len
+            || buf_size == 0
+            || (!zero_copy && buf_size < limits.max_payload)
+        {
             return Err(EINVAL);
         }
         let nr_bufs = payload.len / buf_size;
@@ -113,6 +118,11 @@ impl BufRing {
     /// The queue flags.
     pub(crate) fn flags(&self) -> u64 {
         self.flags
+    }
+
+    /// Whether the queue zero-copies the data pages of reads and writes.
+    pub(crate) fn zero_copy(&self) -> bool {
+        self.flags & uapi::FURING_URING_ZERO_COPY != 0
     }
 
     /// Entries the queue may have (ids `0..depth`).

@@ -12,7 +12,9 @@
 use crate::entry::UserBuf;
 use crate::ffi::{raw, with_folio_chunks, ArgPiece, FuseReq};
 use crate::pinned::PinnedRegion;
-use crate::uapi::{furing_uring_ent_in_out, IN_OUT_HEADER_SZ, OP_IN_OUT_SZ};
+use crate::uapi::{
+    furing_uring_ent_in_out, FURING_URING_ENT_ZERO_COPY, IN_OUT_HEADER_SZ, OP_IN_OUT_SZ,
+};
 use kernel::{
     prelude::*,
     uaccess::{UserPtr, UserSlice},
@@ -132,11 +134,16 @@ fn bytes_of_mut<T: Plain>(v: &mut T) -> &mut [u8] {
 
 /// Copies `req` into an entry: header slots and payload (buffer `buf_id` of a buffer
 /// ring, or `FURING_URING_NO_BUF`). Returns the payload size.
+///
+/// With `zero_copy` the page argument's folios are registered with the server's io_uring
+/// instead: they are skipped here but counted in `payload_sz`, and `ent_in_out.flags`
+/// says so.
 pub(crate) fn request_to_ring(
     req: FuseReq,
     header: &impl RingBuf,
     payload: &impl RingBuf,
     buf_id: u32,
+    zero_copy: bool,
 ) -> Result<u32> {
     header.write_at(0, bytes_of(&req.in_header()))?;
     if let Some((ptr, len)) = req.op_header() {
@@ -150,12 +157,16 @@ pub(crate) fn request_to_ring(
             })?;
         }
     }
-    let mut off = 0usize;
+    let (mut off, mut zero_copied) = (0usize, 0usize);
     req.for_each_arg(false, 1, |piece| match piece {
         ArgPiece::Bytes(ptr, len) => {
             // SAFETY: An input argument of the request we own: `len` readable bytes.
             payload.write_at(off, unsafe { core::slice::from_raw_parts(ptr, len) })?;
             off += len;
+            Ok(())
+        }
+        ArgPiece::Folio(_, _, len) if zero_copy => {
+            zero_copied += len;
             Ok(())
         }
         ArgPiece::Folio(folio, offset, len) => with_folio_chunks(folio, offset, len, |chunk| {
@@ -164,8 +175,13 @@ pub(crate) fn request_to_ring(
             Ok(())
         }),
     })?;
-    let payload_sz = u32::try_from(off).map_err(|_| EINVAL)?;
+    let payload_sz = u32::try_from(off + zero_copied).map_err(|_| EINVAL)?;
     let ent = furing_uring_ent_in_out {
+        flags: if zero_copy {
+            FURING_URING_ENT_ZERO_COPY
+        } else {
+            0
+        },
         commit_id: req.unique(),
         payload_sz,
         buf_id,
@@ -176,11 +192,14 @@ pub(crate) fn request_to_ring(
 }
 
 /// Copies the server's reply from an entry into `req` (out header, then the output
-/// arguments from the payload buffer, `payload_sz` bytes of it).
+/// arguments from the payload buffer, `payload_sz` bytes of it). With `zero_copy` the
+/// server wrote the page argument into the registered folios itself: `payload_sz` counts
+/// those bytes but they are not in the buffer.
 pub(crate) fn reply_from_ring(
     req: FuseReq,
     header: &impl RingBuf,
     payload: &impl RingBuf,
+    zero_copy: bool,
 ) -> Result {
     let mut oh = raw::fuse_out_header::default();
     header.read_at(0, bytes_of_mut(&mut oh))?;
@@ -195,7 +214,7 @@ pub(crate) fn reply_from_ring(
         return Ok(());
     }
     let nbytes = ent.payload_sz as usize;
-    if nbytes > payload.len() {
+    if !zero_copy && nbytes > payload.len() {
         return Err(EINVAL);
     }
     req.fit_out_args(nbytes)?;
@@ -207,6 +226,7 @@ pub(crate) fn reply_from_ring(
             off += len;
             Ok(())
         }
+        ArgPiece::Folio(..) if zero_copy => Ok(()),
         ArgPiece::Folio(folio, offset, len) => with_folio_chunks(folio, offset, len, |chunk| {
             payload.read_at(off, chunk)?;
             off += chunk.len();

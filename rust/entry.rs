@@ -10,6 +10,7 @@ use crate::copy::Buf;
 use crate::ffi::{FuseReq, ParkedCmd, Sqe, UringCmd};
 use crate::ring::{Limits, HEADER_SIZE};
 use crate::uapi::FURING_URING_NO_BUF;
+use crate::zerocopy::ZcRegistration;
 use kernel::{prelude::*, sync::Arc, uaccess::UserPtr};
 
 /// Where an entry is in its life.
@@ -56,6 +57,15 @@ pub(crate) enum EntryIo {
 }
 
 impl EntryIo {
+    /// Buffer-ring entries: the header slot, which is also the entry's io_uring buffer
+    /// index for zero-copy, and whether the queue zero-copies.
+    pub(crate) fn zero_copy_slot(&self) -> Option<u32> {
+        match self {
+            Self::Ring { br, slot, .. } if br.zero_copy() => Some(*slot),
+            _ => None,
+        }
+    }
+
     /// The header slot, the payload buffer and the `buf_id` the server is told.
     pub(crate) fn bufs(&self) -> (Buf<'_>, Buf<'_>, u32) {
         match self {
@@ -75,6 +85,8 @@ pub(crate) struct Entry {
     state: EntryState,
     cmd: Option<ParkedCmd>,
     io: EntryIo,
+    /// Zero-copy: the registration of the request the server holds.
+    zc: Option<ZcRegistration>,
 }
 
 impl Entry {
@@ -110,6 +122,7 @@ impl Entry {
             state: EntryState::Available,
             cmd: None,
             io,
+            zc: None,
         }
     }
 
@@ -124,6 +137,16 @@ impl Entry {
             EntryIo::Ring { slot, .. } => Some(*slot),
             EntryIo::Basic { .. } => None,
         }
+    }
+
+    /// Keeps the zero-copy registration of the entry's request.
+    pub(crate) fn set_zc(&mut self, zc: ZcRegistration) {
+        self.zc = Some(zc);
+    }
+
+    /// Takes the zero-copy registration of the entry's request out (to unregister it).
+    pub(crate) fn take_zc(&mut self) -> Option<ZcRegistration> {
+        self.zc.take()
     }
 
     /// Gives the entry payload buffer `buf` of its ring.

@@ -4,7 +4,8 @@
 //! against the kernel the module is built for) and the few raw calls the rest of the crate
 //! makes, each wrapped in a safe function or type.
 
-use kernel::ffi::{c_int, c_ulong};
+use kernel::ffi::{c_int, c_ulong, c_void};
+use kernel::types::ForeignOwnable;
 use kernel::{bindings, error::to_result, fs::LocalFile, prelude::*, str::CStr, sync::aref::ARef};
 
 /// Items generated from the FUSE core, io_uring and the furing headers.
@@ -418,6 +419,52 @@ impl UringCmd {
         unsafe { self.0.as_ref().file }
     }
 
+    /// The io_uring the command belongs to (an identity, to compare).
+    pub(crate) fn ring(&self) -> *const c_void {
+        // SAFETY: The command is valid (type invariant).
+        unsafe { raw::furing_cmd_ring(self.0.as_ptr()) }
+    }
+
+    /// Zero-copy: registers the page argument's folios of `req` as buffer `index` of the
+    /// command's io_uring (`dir`: `IO_BUF_DEST` for reads, `IO_BUF_SOURCE` for writes).
+    /// `pages` owns what must live as long as the registration: io_uring hands it back
+    /// to `furing_zc_released()` when the buffer goes; on failure it is dropped here.
+    pub(crate) fn zc_register<T: ForeignOwnable>(
+        &self,
+        req: FuseReq,
+        pages: T,
+        dir: u8,
+        index: u32,
+        issue_flags: u32,
+    ) -> Result {
+        // SAFETY: The request's args are valid while we own it.
+        let args = unsafe { &*req.r().args };
+        if !(args.in_pages() || args.out_pages()) {
+            return Err(EINVAL);
+        }
+        // SAFETY: With page arguments, `args` is the `args` member of a `fuse_args_pages`
+        // (the core's contract for in_pages/out_pages).
+        let ap = unsafe { &*core::ptr::from_ref(args).cast::<raw::fuse_args_pages>() };
+        let priv_ = pages.into_foreign();
+        // SAFETY: The command is being issued or run from its task work with
+        // `issue_flags`; `ap` is valid; `priv_` is ours until io_uring calls the release.
+        let ret = unsafe {
+            raw::furing_zc_register(self.0.as_ptr(), ap, priv_.cast(), dir, index, issue_flags)
+        };
+        if ret != 0 {
+            // SAFETY: Not registered: io_uring never saw `priv_`, which is still ours.
+            drop(unsafe { T::from_foreign(priv_) });
+        }
+        to_result(ret)
+    }
+
+    /// Unregisters buffer `index` of the command's io_uring.
+    pub(crate) fn zc_unregister(&self, index: u32, issue_flags: u32) -> Result {
+        // SAFETY: The command is valid and being issued (or in its task work) with
+        // `issue_flags`.
+        to_result(unsafe { raw::io_buffer_unregister(self.0.as_ptr(), index, issue_flags) })
+    }
+
     /// Hands the command over to furing: it becomes cancelable, and `uring_cmd` returns
     /// `-EIOCBQUEUED`. The returned value must complete it.
     pub(crate) fn park(self, issue_flags: u32) -> ParkedCmd {
@@ -437,6 +484,19 @@ impl ParkedCmd {
     /// Whether this is `cmd`.
     pub(crate) fn is(&self, cmd: &UringCmd) -> bool {
         self.0 == cmd.0
+    }
+
+    /// The io_uring the command belongs to (an identity, to compare).
+    pub(crate) fn ring(&self) -> *const c_void {
+        // SAFETY: The command is parked (owned by us, valid).
+        unsafe { raw::furing_cmd_ring(self.0.as_ptr()) }
+    }
+
+    /// Unregisters buffer `index` of the command's io_uring (from process context).
+    pub(crate) fn zc_unregister(&self, index: u32) -> Result {
+        // SAFETY: The command is parked (valid); not inside its ring's submission, so
+        // io_uring takes its own lock.
+        to_result(unsafe { raw::io_buffer_unregister(self.0.as_ptr(), index, IO_URING_F_UNLOCKED) })
     }
 
     /// Queues task work in the server's task that calls `furing_send_in_task()` for this
@@ -697,12 +757,56 @@ impl FuseReq {
         Ok(())
     }
 
-    /// Whether the request has payload in a ring entry: input arguments after the op
-    /// header, or output arguments (every reply argument goes to the payload buffer).
-    pub(crate) fn has_payload(&self) -> bool {
+    /// Zero-copy candidates: a READ whose data goes to pages, or a WRITE whose data comes
+    /// from pages. Returns the io_uring buffer direction and the bytes of the page
+    /// argument.
+    pub(crate) fn zero_copy_io(&self) -> Option<(u8, usize)> {
         // SAFETY: The request's args are valid while we own it.
         let args = unsafe { &*self.r().args };
-        args.in_numargs > 1 || args.out_numargs > 0
+        let opcode = self.in_header().opcode;
+        if opcode == raw::fuse_opcode_FUSE_READ && args.out_pages() && args.out_numargs > 0 {
+            let last = args.out_args.get(usize::from(args.out_numargs) - 1)?;
+            Some((raw::IO_BUF_DEST as u8, last.size as usize))
+        } else if opcode == raw::fuse_opcode_FUSE_WRITE && args.in_pages() && args.in_numargs > 0 {
+            let last = args.in_args.get(usize::from(args.in_numargs) - 1)?;
+            Some((raw::IO_BUF_SOURCE as u8, last.size as usize))
+        } else {
+            None
+        }
+    }
+
+    /// References on the folios of the request's page argument.
+    pub(crate) fn folio_refs(&self) -> Result<KVec<FolioRef>> {
+        // SAFETY: The request's args are valid while we own it.
+        let args = unsafe { &*self.r().args };
+        if !(args.in_pages() || args.out_pages()) {
+            return Err(EINVAL);
+        }
+        // SAFETY: As in `for_each_arg`: a `fuse_args_pages` when it has page arguments.
+        let ap = unsafe { &*core::ptr::from_ref(args).cast::<raw::fuse_args_pages>() };
+        let n = ap.num_folios as usize;
+        let mut refs = KVec::with_capacity(n, GFP_KERNEL)?;
+        for i in 0..n {
+            // SAFETY: `folios` has `num_folios` valid entries while we own the request.
+            let folio = unsafe { *ap.folios.add(i) };
+            // SAFETY: A folio of the request, referenced by it, so alive.
+            refs.push(unsafe { FolioRef::get(folio) }, GFP_KERNEL)?;
+        }
+        Ok(refs)
+    }
+
+    /// Whether the request has payload in a ring entry: input arguments after the op
+    /// header, or output arguments (every reply argument goes to the payload buffer).
+    /// With `zero_copy` its page argument does not count (it is registered instead).
+    pub(crate) fn has_payload(&self, zero_copy: bool) -> bool {
+        // SAFETY: The request's args are valid while we own it.
+        let args = unsafe { &*self.r().args };
+        if !zero_copy {
+            return args.in_numargs > 1 || args.out_numargs > 0;
+        }
+        // Input argument 0 (the op header) never goes to the payload; output ones do.
+        (args.in_numargs > 1 && (!args.in_pages() || args.in_numargs > 2))
+            || (args.out_numargs > 0 && (!args.out_pages() || args.out_numargs > 1))
     }
 
     /// Input argument 0 (the opcode's in-struct), if any.
@@ -952,4 +1056,37 @@ impl Drop for MemlockCharge {
         // never fails.
         unsafe { bindings::account_locked_vm(self.mm.as_raw(), self.pages as c_ulong, false) };
     }
+}
+
+/// A reference on a folio (`folio_get`), put when dropped.
+pub(crate) struct FolioRef(core::ptr::NonNull<bindings::folio>);
+
+// SAFETY: Folio references may be taken and put on any thread.
+unsafe impl Send for FolioRef {}
+// SAFETY: Shared access does nothing with the folio.
+unsafe impl Sync for FolioRef {}
+
+impl FolioRef {
+    /// # Safety
+    ///
+    /// `folio` must be a live folio.
+    unsafe fn get(folio: *mut bindings::folio) -> Self {
+        // SAFETY: Caller's guarantee.
+        unsafe { raw::furing_folio_get(folio) };
+        // SAFETY: A live folio is not null.
+        Self(unsafe { core::ptr::NonNull::new_unchecked(folio) })
+    }
+}
+
+impl Drop for FolioRef {
+    fn drop(&mut self) {
+        // SAFETY: We hold a reference, taken in `get`.
+        unsafe { raw::furing_folio_put(self.0.as_ptr()) };
+    }
+}
+
+/// Whether the current task has CAP_SYS_ADMIN (audited, as for any privileged operation).
+pub(crate) fn capable_sys_admin() -> bool {
+    // SAFETY: `capable()` only looks at the current task's credentials.
+    unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
 }

@@ -18,6 +18,7 @@ mod pinned;
 mod ring;
 mod stats;
 mod uapi;
+mod zerocopy;
 
 module! {
     type: Furing,

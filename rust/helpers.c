@@ -7,6 +7,8 @@
 #include <linux/build_bug.h>
 #include <linux/stddef.h>
 #include <linux/highmem.h>
+#include <linux/bvec.h>
+#include <linux/slab.h>
 #include "furing_ffi.h"
 
 int furing_invalfc(struct fs_context *fsc, const char *msg)
@@ -106,6 +108,46 @@ static void furing_tw_cb(struct io_tw_req tw_req, io_tw_token_t tw)
 void furing_cmd_send_in_task(struct io_uring_cmd *cmd)
 {
 	io_uring_cmd_complete_in_task(cmd, furing_tw_cb);
+}
+
+void furing_folio_get(struct folio *folio)
+{
+	folio_get(folio);
+}
+
+void furing_folio_put(struct folio *folio)
+{
+	folio_put(folio);
+}
+
+static void furing_zc_release(void *priv)
+{
+	furing_zc_released(priv);
+}
+
+int furing_zc_register(struct io_uring_cmd *cmd, const struct fuse_args_pages *ap,
+		       void *priv, u8 dir, unsigned int index, unsigned int issue_flags)
+{
+	struct bio_vec *bvs;
+	unsigned int i;
+	int ret;
+
+	/* io_buffer_register_bvec() copies the array. */
+	bvs = kmalloc_array(ap->num_folios, sizeof(*bvs), GFP_KERNEL);
+	if (!bvs)
+		return -ENOMEM;
+	for (i = 0; i < ap->num_folios; i++)
+		bvec_set_page(&bvs[i], folio_page(ap->folios[i], 0), ap->descs[i].length,
+			      ap->descs[i].offset);
+	ret = io_buffer_register_bvec(cmd, bvs, ap->num_folios, furing_zc_release, priv, dir,
+				      index, issue_flags);
+	kfree(bvs);
+	return ret;
+}
+
+const void *furing_cmd_ring(struct io_uring_cmd *cmd)
+{
+	return cmd_to_io_kiocb(cmd)->ctx;
 }
 
 void *furing_vmap(struct page **pages, unsigned int n)

@@ -13,6 +13,7 @@ use crate::copy;
 use crate::entry::{Entry, EntryState};
 use crate::ffi::{self, FuseReq, ParkedCmd, UringCmd};
 use crate::uapi;
+use crate::zerocopy::ZcRegistration;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
     new_spinlock,
@@ -33,6 +34,9 @@ pub(crate) struct Queue {
     qid: u16,
     /// Requests sent to the server through this queue.
     sent: AtomicU64,
+    /// Requests whose data pages were zero-copied, and their bytes.
+    zc_requests: AtomicU64,
+    zc_bytes: AtomicU64,
     #[pin]
     inner: SpinLock<QueueInner>,
 }
@@ -65,7 +69,9 @@ impl QueueInner {
             let Some(i) = self.entries.iter().position(Entry::is_available) else {
                 return;
             };
-            let buf = if self.br.is_some() && req.has_payload() {
+            let zero_copy =
+                self.br.as_ref().is_some_and(|br| br.zero_copy()) && req.zero_copy_io().is_some();
+            let buf = if self.br.is_some() && req.has_payload(zero_copy) {
                 let Some(buf) = self.free_bufs.pop() else {
                     self.buf_wait_max = self.buf_wait_max.max(self.waiting.len());
                     return;
@@ -121,6 +127,8 @@ impl Queue {
         pin_init!(Self {
             qid,
             sent: AtomicU64::new(0),
+            zc_requests: AtomicU64::new(0),
+            zc_bytes: AtomicU64::new(0),
             inner <- new_spinlock!(QueueInner {
                 entries: KVec::new(),
                 waiting: KVec::new(),
@@ -269,31 +277,33 @@ impl Queue {
         let id = e.id();
         drop(inner);
 
+        let mut zc = None;
         let res = if cancel || stopped {
             Err(ENOTCONN)
         } else {
-            let (header, payload, buf_id) = io.bufs();
-            copy::request_to_ring(req, &header, &payload, buf_id)
+            self.copy_in(cmd, req, &io, &mut zc, issue_flags)
         };
-        let res = res.and_then(|_| {
-            // Hash the request where an abort finds it before the server can see it.
-            if ffi::pq_add(ffi::fud_of_file(cmd.file()), req) {
-                Ok(())
-            } else {
-                Err(ENOTCONN)
-            }
-        });
         match res {
             Ok(()) => {
                 self.sent.fetch_add(1, Ordering::Relaxed);
                 let mut inner = self.inner.lock();
                 if let Some(e) = inner.entries.iter_mut().find(|e| e.id() == id) {
                     e.set_state(EntryState::Userspace(req.unique()));
+                    if let Some(reg) = zc.take() {
+                        e.set_zc(reg);
+                    }
                 }
                 drop(inner);
+                // The entry went meanwhile (teardown): nobody else can unregister.
+                if let Some(reg) = zc {
+                    reg.unregister(cmd, issue_flags);
+                }
                 parked.complete(0, issue_flags);
             }
             Err(err) => {
+                if let Some(reg) = zc {
+                    reg.unregister(cmd, issue_flags);
+                }
                 // The entry is gone with its command; the request ends here.
                 drop(self.remove_entry(id));
                 let code = if err == ENOTCONN {
@@ -309,10 +319,35 @@ impl Queue {
         true
     }
 
+    /// Copies `req` into the entry (`io`), registering its data pages first on a
+    /// zero-copy queue (`zc` then holds the registration, also on failure), and hashes
+    /// it on the processing queue, where an abort finds it before the server can see it.
+    fn copy_in(
+        &self,
+        cmd: &UringCmd,
+        req: FuseReq,
+        io: &crate::entry::EntryIo,
+        zc: &mut Option<ZcRegistration>,
+        issue_flags: u32,
+    ) -> Result {
+        if let (Some(slot), Some((dir, len))) = (io.zero_copy_slot(), req.zero_copy_io()) {
+            *zc = Some(ZcRegistration::register(cmd, req, dir, slot, issue_flags)?);
+            self.zc_requests.fetch_add(1, Ordering::Relaxed);
+            self.zc_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        }
+        let (header, payload, buf_id) = io.bufs();
+        copy::request_to_ring(req, &header, &payload, buf_id, zc.is_some())?;
+        if ffi::pq_add(ffi::fud_of_file(cmd.file()), req) {
+            Ok(())
+        } else {
+            Err(ENOTCONN)
+        }
+    }
+
     /// `COMMIT_AND_FETCH`: ends the request `commit_id` with the server's reply and parks
     /// `cmd` in the entry again.
     fn commit_and_fetch(&self, cmd: UringCmd, commit_id: u64, issue_flags: u32) -> Result {
-        let (id, io) = {
+        let (id, io, zc) = {
             let mut inner = self.inner.lock();
             let e = inner
                 .entries
@@ -320,14 +355,21 @@ impl Queue {
                 .find(|e| matches!(e.state(), EntryState::Userspace(c) if *c == commit_id))
                 .ok_or(ENOENT)?;
             e.set_state(EntryState::Busy);
-            (e.id(), e.io())
+            (e.id(), e.io(), e.take_zc())
         };
         let fud = ffi::fud_of_file(cmd.file());
-        match ffi::pq_take(fud, commit_id) {
+        let req = ffi::pq_take(fud, commit_id);
+        if let Some(req) = req {
+            let (header, payload, _) = io.bufs();
+            let res = copy::reply_from_ring(req, &header, &payload, zc.is_some());
+            ffi::pq_release(fud, req, res.err().map_or(0, |e| e.to_errno()));
+        }
+        // The registration goes before the request ends, on every path.
+        if let Some(reg) = zc {
+            reg.unregister(&cmd, issue_flags);
+        }
+        match req {
             Some(req) => {
-                let (header, payload, _) = io.bufs();
-                let res = copy::reply_from_ring(req, &header, &payload);
-                ffi::pq_release(fud, req, res.err().map_or(0, |e| e.to_errno()));
                 self.free_buf(id);
                 req.end(0);
             }
@@ -426,6 +468,14 @@ impl Queue {
         }
     }
 
+    /// Requests whose data pages were zero-copied, and their bytes.
+    pub(crate) fn zero_copied(&self) -> (u64, u64) {
+        (
+            self.zc_requests.load(Ordering::Relaxed),
+            self.zc_bytes.load(Ordering::Relaxed),
+        )
+    }
+
     /// Requests sent to the server through this queue.
     pub(crate) fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
@@ -476,12 +526,17 @@ impl Ring {
     ) -> Result {
         let flags = sqe.req.flags;
         let bufring = flags & uapi::FURING_URING_BUFRING != 0;
+        let pinned = uapi::FURING_URING_PINNED_HEADERS | uapi::FURING_URING_PINNED_BUFFERS;
+        let zero_copy = flags & uapi::FURING_URING_ZERO_COPY != 0;
         if flags & !uapi::FURING_URING_FLAGS_ALL != 0
             || (!bufring && flags != 0)
-            // Zero-copy is not implemented yet.
-            || flags & uapi::FURING_URING_ZERO_COPY != 0
+            || (zero_copy && flags & pinned != pinned)
         {
             return Err(EINVAL);
+        }
+        // Zero-copy hands the client's pages to the server's io_uring.
+        if zero_copy && !ffi::capable_sys_admin() {
+            return Err(EPERM);
         }
         let queue = self.queue(sqe.req.qid)?;
         if !bufring {
@@ -579,7 +634,23 @@ impl Ring {
     /// ends the waiting requests. Process context only (completing may sleep).
     pub(crate) fn stop(&self) {
         for queue in self.queues.iter() {
-            let (entries, waiting, br) = queue.stop();
+            let (mut entries, waiting, br) = queue.stop();
+            // Requests the server holds with pages registered: unregister with a parked
+            // command of the same ring if there is one (else the ring's exit does it).
+            let regs: KVec<ZcRegistration> = {
+                let mut v = KVec::new();
+                for e in entries.iter_mut() {
+                    if let Some(reg) = e.take_zc() {
+                        if let Err(kernel::alloc::AllocError) = v.push(reg, GFP_KERNEL) {
+                            break;
+                        }
+                    }
+                }
+                v
+            };
+            for reg in regs {
+                reg.unregister_parked(entries.iter().filter_map(Entry::cmd));
+            }
             drop(entries);
             drop(br);
             for req in waiting {

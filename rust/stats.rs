@@ -5,13 +5,15 @@
 //!
 //! ```text
 //! classic 3
-//! qid entries sent in_flight flags bufs bufs_used pinned_bytes buf_wait_max
-//! 0 4 120 1 0x7 2 1 9437184 3
+//! qid entries sent in_flight flags bufs bufs_used pinned_bytes buf_wait_max zc_reqs zc_bytes
+//! 0 4 120 1 0x7 2 1 9437184 3 0 0
 //! ```
 //!
 //! `flags` are the queue's REGISTER flags; `bufs` and `bufs_used` the payload buffers of
 //! a buffer ring and those held by requests; `pinned_bytes` what its pinned regions hold;
-//! `buf_wait_max` the most requests seen waiting for a payload buffer at once.
+//! `buf_wait_max` the most requests seen waiting for a payload buffer at once; `zc_reqs`
+//! and `zc_bytes` the requests whose data pages were zero-copied. `furing/zero_copy`
+//! counts the registrations io_uring holds, over all connections.
 
 use crate::ring::Ring;
 use core::fmt;
@@ -22,16 +24,37 @@ use kernel::{
     sync::Arc,
 };
 
+/// `/sys/kernel/debug/furing` and its module-wide file.
+struct Root {
+    dir: Dir,
+    _zero_copy: Option<Pin<KBox<File<()>>>>,
+}
+
 kernel::sync::global_lock! {
     // SAFETY: `init()` is called by the module initializer before any mount.
-    unsafe(uninit) static ROOT: Mutex<Option<Dir>> = None;
+    unsafe(uninit) static ROOT: Mutex<Option<Root>> = None;
+}
+
+/// `furing/zero_copy`: zero-copy registrations io_uring holds, over all connections (it
+/// must come back to 0 once the servers' rings have let go of them).
+fn show_zero_copy(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "live_registrations {}", crate::zerocopy::live())
 }
 
 /// Creates `/sys/kernel/debug/furing`; called once from module init.
 pub(crate) fn init() {
     // SAFETY: Called once, from the module initializer, before any use.
     unsafe { ROOT.init() };
-    *ROOT.lock() = Some(Dir::new(c"furing"));
+    let dir = Dir::new(c"furing");
+    let zero_copy = KBox::pin_init(
+        dir.read_callback_file(c"zero_copy", (), &show_zero_copy),
+        GFP_KERNEL,
+    )
+    .ok();
+    *ROOT.lock() = Some(Root {
+        dir,
+        _zero_copy: zero_copy,
+    });
 }
 
 /// Removes `/sys/kernel/debug/furing` (no connection is left: each holds the module).
@@ -46,15 +69,16 @@ fn show(ring: &Arc<Ring>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "classic {}", ring.classic_count())?;
     writeln!(
         f,
-        "qid entries sent in_flight flags bufs bufs_used pinned_bytes buf_wait_max"
+        "qid entries sent in_flight flags bufs bufs_used pinned_bytes buf_wait_max zc_reqs zc_bytes"
     )?;
     for q in ring.queues() {
         let (entries, in_flight) = q.counts();
         if entries > 0 || q.sent() > 0 {
             let (flags, bufs, used, pinned, wait_max) = q.bufring_counts();
+            let (zc_reqs, zc_bytes) = q.zero_copied();
             writeln!(
                 f,
-                "{} {} {} {} {:#x} {} {} {} {}",
+                "{} {} {} {} {:#x} {} {} {} {} {} {}",
                 q.qid(),
                 entries,
                 q.sent(),
@@ -63,7 +87,9 @@ fn show(ring: &Arc<Ring>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 bufs,
                 used,
                 pinned,
-                wait_max
+                wait_max,
+                zc_reqs,
+                zc_bytes
             )?;
         }
     }
@@ -72,7 +98,7 @@ fn show(ring: &Arc<Ring>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 
 /// Creates `furing/<conn_id>/queues` for `ring`; `None` without debugfs.
 pub(crate) fn create(conn_id: u32, ring: Arc<Ring>) -> Option<StatsFile> {
-    let root = ROOT.lock().clone()?;
+    let root = ROOT.lock().as_ref()?.dir.clone();
     let name = CString::try_from_fmt(fmt!("{conn_id}")).ok()?;
     let dir = root.subdir(&name);
     KBox::pin_init(dir.read_callback_file(c"queues", ring, &show), GFP_KERNEL).ok()

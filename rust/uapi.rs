@@ -21,6 +21,8 @@ pub(crate) const FURING_URING_FLAGS_ALL: u64 = FURING_URING_BUFRING
     | FURING_URING_PINNED_HEADERS
     | FURING_URING_PINNED_BUFFERS
     | FURING_URING_ZERO_COPY;
+/// `ent_in_out.flags`: the request's data pages are registered at the entry's index.
+pub(crate) const FURING_URING_ENT_ZERO_COPY: u64 = raw::FURING_URING_ENT_ZERO_COPY as u64;
 /// Largest queue depth of a buffer-ring queue.
 pub(crate) const FURING_URING_MAX_QUEUE_DEPTH: u32 = raw::FURING_URING_MAX_QUEUE_DEPTH;
 /// `buf_id` of a request without a payload buffer.

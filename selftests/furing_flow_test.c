@@ -354,6 +354,7 @@ FIXTURE_VARIANT(starved) {
 	const char *delay;
 	int write;	/* the clients write (else read) */
 	int direct;	/* O_DIRECT: background READs/WRITEs; else synchronous WRITEs */
+	int zc;		/* zero-copy server (reads and writes need no buffer) */
 	int how;	/* 0: let them finish, 1: signal them, 2: fusectl abort, 3: kill -9 */
 };
 
@@ -376,6 +377,22 @@ FIXTURE_VARIANT_ADD(starved, aborted) {
 FIXTURE_VARIANT_ADD(starved, server_killed) {
 	.delay = "--delay-ms=1000", .write = 0, .direct = 1, .how = 3,
 };
+/* Zero-copy: the same, with the clients' pages registered while the server holds them. */
+FIXTURE_VARIANT_ADD(starved, zc_reads) {
+	.delay = "--delay-ms=100", .write = 0, .direct = 1, .zc = 1, .how = 0,
+};
+FIXTURE_VARIANT_ADD(starved, zc_writes) {
+	.delay = "--delay-ms=100", .write = 1, .direct = 1, .zc = 1, .how = 0,
+};
+FIXTURE_VARIANT_ADD(starved, zc_interrupted) {
+	.delay = "--delay-ms=500", .write = 1, .direct = 0, .zc = 1, .how = 1,
+};
+FIXTURE_VARIANT_ADD(starved, zc_aborted) {
+	.delay = "--delay-ms=1000", .write = 0, .direct = 1, .zc = 1, .how = 2,
+};
+FIXTURE_VARIANT_ADD(starved, zc_server_killed) {
+	.delay = "--delay-ms=1000", .write = 0, .direct = 1, .zc = 1, .how = 3,
+};
 
 FIXTURE_SETUP(starved)
 {
@@ -395,8 +412,13 @@ FIXTURE_SETUP(starved)
 	}
 	close(fd);
 	free(buf);
-	self->pid = furing_server_start(BACK, MNT, "--bufring", "--pin-headers", "--pin-buffers",
-					"--depth=8", "--bufs=2", variant->delay, NULL);
+	if (variant->zc)
+		self->pid = furing_server_start(BACK, MNT, "--zero-copy", "--depth=8", "--bufs=2",
+						variant->delay, NULL);
+	else
+		self->pid = furing_server_start(BACK, MNT, "--bufring", "--pin-headers",
+						"--pin-buffers", "--depth=8", "--bufs=2",
+						variant->delay, NULL);
 	ASSERT_LT(0, self->pid);
 	self->id = furing_conn_id(MNT);
 	ASSERT_LE(0, self->id);
@@ -412,33 +434,37 @@ FIXTURE_TEARDOWN(starved)
 	/* Whatever happened, the pinned regions went with the connection. */
 	EXPECT_EQ(0, furing_wait_unused(10));
 	EXPECT_EQ(self->pins0, furing_pins());
+	/* ... and every zero-copy registration with the server's rings. */
+	EXPECT_EQ(0, furing_zc_live());
 }
 
 struct io {
-	int idx, write, flags;
+	int idx, write, flags, fd;
+	pthread_barrier_t *start;
 	char *buf;
 	ssize_t ret;
 	int err;
 };
 
 /*
- * One 1 MiB read at offset idx MiB of "big", or write of file "w<idx>" (each
- * writer its own file: writes to one file are serialised by the inode lock).
+ * One 1 MiB read at offset idx MiB of "big" (through the shared @fd), or write
+ * of file "w<idx>" (each writer its own file: writes to one file are
+ * serialised by the inode lock). All clients start their I/O together, after
+ * the files are open, so that what is in flight then is their I/O.
  */
 static void *io_thread(void *arg)
 {
 	struct io *io = arg;
 	char path[64];
-	int fd;
+	int fd = io->fd;
 
 	if (io->write) {
 		snprintf(path, sizeof(path), MNT "/w%d", io->idx);
 		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | io->flags, 0644);
-	} else {
-		fd = open(MNT "/big", O_RDONLY | io->flags);
 	}
-	io->ret = -1;
 	io->err = errno;
+	pthread_barrier_wait(io->start);
+	io->ret = -1;
 	if (fd < 0)
 		return NULL;
 	if (io->write) {
@@ -448,7 +474,8 @@ static void *io_thread(void *arg)
 		io->ret = pread(fd, io->buf, BG_CHUNK, (off_t)io->idx * BG_CHUNK);
 	}
 	io->err = errno;
-	close(fd);
+	if (io->write)
+		close(fd);
 	return NULL;
 }
 
@@ -474,19 +501,27 @@ TEST_F_TIMEOUT(starved, clients, 120)
 	struct io io[NR_IO];
 	pthread_t th[NR_IO];
 	struct furing_qstats st;
-	int i, nr_eintr;
+	pthread_barrier_t start;
+	int i, nr_eintr, fd = -1;
 	char path[128];
 
 	catch_sigusr1();
 	ASSERT_EQ(0, furing_wait_queues(self->id, &st));
 	EXPECT_EQ(4, st.bufs); /* 2 per queue, 8 entries each */
+	ASSERT_EQ(0, pthread_barrier_init(&start, NULL, NR_IO + 1));
+	if (!variant->write) {
+		fd = open(MNT "/big", O_RDONLY | (variant->direct ? O_DIRECT : 0));
+		ASSERT_LE(0, fd);
+	}
 	for (i = 0; i < NR_IO; i++) {
 		io[i] = (struct io){
 			.idx = i, .write = variant->write, .flags = variant->direct ? O_DIRECT : 0,
+			.fd = fd, .start = &start,
 		};
 		ASSERT_EQ(0, posix_memalign((void **)&io[i].buf, 4096, BG_CHUNK));
 		ASSERT_EQ(0, pthread_create(&th[i], NULL, io_thread, &io[i]));
 	}
+	pthread_barrier_wait(&start);
 	/* Both buffers of a queue taken, and more requests waiting for one. */
 	ASSERT_EQ(0, wait_in_flight(self->id, 2));
 	switch (variant->how) {
@@ -526,7 +561,31 @@ TEST_F_TIMEOUT(starved, clients, 120)
 		}
 		free(io[i].buf);
 	}
-	EXPECT_LE(1, st.buf_wait_max);
+	if (variant->zc) {
+		/* The data pages were registered: no buffer to wait for. */
+		TH_LOG("%ld requests zero-copied", st.zc_reqs);
+		EXPECT_LE(variant->how ? 1 : NR_IO, st.zc_reqs);
+	} else {
+		EXPECT_LE(1, st.buf_wait_max);
+	}
+	if (variant->zc && variant->how == 2) {
+		/*
+		 * Aborted with registrations live: the module stays until the server's
+		 * ring lets go of them (the server exits on the abort), then unloads.
+		 */
+		int status;
+
+		ASSERT_EQ(self->pid, waitpid(self->pid, &status, 0));
+		self->pid = 0;
+		if (fd >= 0)
+			close(fd);
+		umount2(MNT, MNT_DETACH);
+		ASSERT_EQ(0, furing_wait_unused(10));
+		EXPECT_EQ(0, furing_zc_live());
+		EXPECT_EQ(0, furing_unload());
+		EXPECT_EQ(0, furing_load());
+		return;
+	}
 	if (variant->how == 1) {
 		TH_LOG("%d of %d clients interrupted", nr_eintr, NR_IO);
 		EXPECT_LT(0, nr_eintr);
@@ -536,6 +595,9 @@ TEST_F_TIMEOUT(starved, clients, 120)
 		ASSERT_EQ(0, furing_queue_stats(self->id, &st));
 		EXPECT_EQ(0, st.bufs_used);
 	}
+	if (fd >= 0)
+		close(fd);
+	pthread_barrier_destroy(&start);
 }
 
 TEST_HARNESS_MAIN

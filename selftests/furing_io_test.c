@@ -46,6 +46,11 @@ FIXTURE_VARIANT_ADD(srv, pinned) {
 	.args = { "--bufring", "--pin-headers", "--pin-buffers" }, .ring = 1,
 	.flags = FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS | FURING_URING_PINNED_BUFFERS,
 };
+FIXTURE_VARIANT_ADD(srv, zero_copy) {
+	.args = { "--zero-copy" }, .ring = 1,
+	.flags = FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS | FURING_URING_PINNED_BUFFERS |
+		 FURING_URING_ZERO_COPY,
+};
 
 FIXTURE_SETUP(srv)
 {
@@ -66,12 +71,23 @@ FIXTURE_SETUP(srv)
 
 FIXTURE_TEARDOWN(srv)
 {
+	struct furing_qstats st;
 	int status;
 
+	/* Zero-copy: the data of reads and writes went through registered pages. */
+	if (variant->flags & FURING_URING_ZERO_COPY && !furing_queue_stats(self->id, &st)) {
+		TH_LOG("zero-copied: %ld requests, %ld bytes", st.zc_reqs, st.zc_bytes);
+		EXPECT_LT(0, st.zc_reqs);
+	}
 	umount2(MNT, 0);
 	if (self->pid > 0) {
 		waitpid(self->pid, &status, 0);
 		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	/* Every registration went back, with its folio references. */
+	if (variant->flags & FURING_URING_ZERO_COPY) {
+		EXPECT_EQ(0, furing_wait_unused(10));
+		EXPECT_EQ(0, furing_zc_live());
 	}
 }
 
@@ -118,7 +134,9 @@ static int roundtrip(struct __test_metadata *_metadata, size_t len, off_t off, i
 	return ok;
 }
 
-static const size_t sizes[] = { 0, 1, 4095, 4096, 4097, 128 << 10, MAX_WRITE, MAX_WRITE + 1 };
+static const size_t sizes[] = {
+	0, 1, 4095, 4096, 4097, 128 << 10, MAX_WRITE, MAX_WRITE + 1, 3 * MAX_WRITE + 4097,
+};
 
 TEST_F(srv, data_buffered)
 {
@@ -307,6 +325,58 @@ TEST_F_TIMEOUT(srv, random_ops, 600)
 }
 
 /*
+ * Zero-copy with a server that never touches the registered pages and just
+ * commits: reads and writes "succeed" with unspecified data, and every
+ * registration, folio reference and pin still goes back.
+ */
+FIXTURE(notouch) {
+	pid_t pid;
+	long pins;
+};
+
+FIXTURE_SETUP(notouch)
+{
+	ASSERT_EQ(0, furing_ensure_loaded());
+	ASSERT_EQ(0, furing_wait_unused(10));
+	self->pins = furing_pins();
+	self->pid = furing_server_start(BACK, MNT, "--zero-copy", "--zc-no-touch", NULL);
+	ASSERT_LT(0, self->pid);
+}
+
+FIXTURE_TEARDOWN(notouch)
+{
+	int status;
+
+	umount2(MNT, 0);
+	if (self->pid > 0)
+		waitpid(self->pid, &status, 0);
+}
+
+TEST_F(notouch, commit_without_touching)
+{
+	struct furing_qstats st;
+	char *buf;
+	int fd, i;
+
+	ASSERT_EQ(0, posix_memalign((void **)&buf, 4096, MAX_WRITE));
+	memset(buf, 'z', MAX_WRITE);
+	fd = open(MNT "/f", O_RDWR | O_CREAT | O_TRUNC | O_DIRECT, 0644);
+	ASSERT_LE(0, fd);
+	for (i = 0; i < 16; i++) {
+		EXPECT_EQ(MAX_WRITE, pwrite(fd, buf, MAX_WRITE, (off_t)i * MAX_WRITE));
+		EXPECT_EQ(MAX_WRITE, pread(fd, buf, MAX_WRITE, 0));
+	}
+	close(fd);
+	free(buf);
+	ASSERT_EQ(0, furing_queue_stats(furing_conn_id(MNT), &st));
+	EXPECT_LE(32, st.zc_reqs);
+	ASSERT_EQ(0, umount2(MNT, 0));
+	EXPECT_EQ(0, furing_wait_unused(10));
+	EXPECT_EQ(0, furing_zc_live());
+	EXPECT_EQ(self->pins, furing_pins());
+}
+
+/*
  * 50 mount/serve/umount cycles with furing-server over the ring leave nothing:
  * every server exits 0 and the module unloads (each connection holds it);
  * the debug kernel's final kmemleak scan covers the memory.
@@ -315,15 +385,16 @@ FIXTURE(cycles) {};
 FIXTURE_SETUP(cycles) {}
 FIXTURE_TEARDOWN(cycles) { umount2(MNT, MNT_DETACH); }
 
-TEST_F_TIMEOUT(cycles, mount_serve_umount, 600)
+/* @n mount/serve/umount cycles of furing-server with @mode (NULL-terminated options). */
+static void serve_cycles(struct __test_metadata *_metadata, int n, const char *a0,
+			 const char *a1, const char *a2)
 {
 	long classic, sent;
 	int i, status, fd;
 	pid_t pid;
 
-	ASSERT_EQ(0, furing_ensure_loaded());
-	for (i = 0; i < 50; i++) {
-		pid = furing_server_start(BACK, MNT, "--depth=2", NULL);
+	for (i = 0; i < n; i++) {
+		pid = furing_server_start(BACK, MNT, "--depth=2", a0, a1, a2, NULL);
 		ASSERT_LT(0, pid);
 		fd = open(MNT "/cycle", O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		ASSERT_LE(0, fd);
@@ -338,6 +409,27 @@ TEST_F_TIMEOUT(cycles, mount_serve_umount, 600)
 			TH_LOG("cycle %d: server status %#x", i, status);
 		}
 	}
+}
+
+TEST_F_TIMEOUT(cycles, mount_serve_umount, 600)
+{
+	ASSERT_EQ(0, furing_ensure_loaded());
+	serve_cycles(_metadata, 50, NULL, NULL, NULL);
+	EXPECT_EQ(0, furing_unload());
+	EXPECT_EQ(0, furing_load());
+}
+
+/* The same with pinned buffer rings: every pin goes back, 20 times over. */
+TEST_F_TIMEOUT(cycles, pinned_mount_serve_umount, 600)
+{
+	long pins;
+
+	ASSERT_EQ(0, furing_ensure_loaded());
+	ASSERT_EQ(0, furing_wait_unused(10));
+	pins = furing_pins();
+	serve_cycles(_metadata, 20, "--bufring", "--pin-headers", "--pin-buffers");
+	EXPECT_EQ(0, furing_wait_unused(10));
+	EXPECT_EQ(pins, furing_pins());
 	EXPECT_EQ(0, furing_unload());
 	EXPECT_EQ(0, furing_load());
 }

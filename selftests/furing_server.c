@@ -64,6 +64,37 @@
  *    produces one anyway is a bug, answered with EIO. A buf_id or
  *    payload_sz out of range is the kernel's bug: the request fails with
  *    EIO. Both are logged and make the exit status 1.
+ *
+ * Zero-copy queues (--zero-copy: FURING_URING_ZERO_COPY on top of
+ * --bufring --pin-headers --pin-buffers; needs CAP_SYS_ADMIN):
+ *  - before its first REGISTER each queue thread gives its io_uring a sparse
+ *    buffer table of --depth slots (io_uring_register_buffers_sparse()):
+ *    the kernel registers a request's data pages at slot buf_index, the
+ *    entry's id, and unregisters them when the reply is committed. A failure
+ *    is fatal: the server unmounts and exits 1 before "ready".
+ *  - a READ or WRITE whose ring_ent_in_out.flags has
+ *    FURING_URING_ENT_ZERO_COPY has its data in those pages, not in the
+ *    payload buffer: a WRITE's payload_sz counts fuse_write_in.size bytes
+ *    that are not in the buffer, a READ gets no buffer (buf_id
+ *    FURING_URING_NO_BUF). op_read() / op_write() then only note the backing
+ *    fd, offset and size, and the entry moves on in two steps:
+ *      request CQE   -> IORING_OP_READ_FIXED / WRITE_FIXED on the backing fd,
+ *                       buf_index = entry id, addr = offset into the
+ *                       registered pages (0 first), tagged user_data
+ *                       (entry | ZC_TAG); back to the loop;
+ *      fixed-op CQE  -> a short result is continued from where it stopped
+ *                       (as op_read()'s pread() loop does) until EOF, an error
+ *                       or the whole size; then the reply is committed: READ
+ *                       error 0 and payload_sz = bytes read (nothing in the
+ *                       buffer), WRITE struct fuse_write_out in its payload
+ *                       buffer; -errno when nothing moved.
+ *    Other CQEs of the ring (other entries' requests, teardown) are served in
+ *    between as usual.
+ *  - --zc-no-touch issues no fixed op: READ answers the requested size
+ *    (data unspecified), WRITE the requested size as written; the kernel
+ *    must still release the pages at the commit.
+ *  - the exit line adds " zc N" to a queue's part when N of its requests
+ *    were zero-copied.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -110,6 +141,8 @@
 
 /* A handler's "send nothing back" (FORGET, BATCH_FORGET, INTERRUPT). */
 #define NO_REPLY	(-1000000)
+/* A handler's "data to move with a fixed READ/WRITE" (zero-copy; in req.zc). */
+#define ZC_PENDING	(-1000001)
 
 static struct {
 	const char *dev;
@@ -128,6 +161,8 @@ static struct {
 	uint64_t ring_flags;
 	unsigned int bufs;
 	unsigned int buf_size;
+	/* --zc-no-touch: zero-copied requests get no fixed READ/WRITE */
+	bool zc_no_touch;
 } opt = {
 	.dev = "/dev/furing",
 	.depth = 4,
@@ -251,6 +286,25 @@ static void node_forget(uint64_t nodeid, uint64_t nlookup)
 /* ------------------------------------------------------------------ */
 /* Requests */
 
+/*
+ * Zero-copy: a READ or WRITE whose data pages the kernel registered with the
+ * queue's io_uring, and what its reply needs once the fixed op is done.
+ */
+struct zc_io {
+	/* filled by op_read() / op_write() */
+	int fd;				/* backing file */
+	bool write;
+	uint64_t offset;		/* file offset */
+	uint32_t size;			/* bytes of the pages: fuse_{read,write}_in.size */
+	/* filled by ring_serve() */
+	uint32_t done;			/* bytes moved so far */
+	struct fuse_in_header in;
+	uint64_t commit_id;
+	uint32_t buf_id;
+	char *buf;			/* payload buffer (WRITE's fuse_write_out) */
+	size_t bufsize;
+};
+
 struct req {
 	struct fuse_in_header in;	/* a copy: in ring mode the reply overwrites it */
 	const void *arg;		/* the opcode's in-struct */
@@ -258,6 +312,7 @@ struct req {
 	size_t datalen;
 	char *out;			/* reply payload */
 	size_t outsize;
+	struct zc_io *zc;		/* zero-copied READ / WRITE; else NULL */
 };
 
 /* "/proc/self/fd/N": reaches the inode behind an O_PATH fd for calls without *at(fd, ""). */
@@ -658,12 +713,25 @@ static ssize_t op_create(struct req *r)
 	return reply_copy(r, &out, sizeof(out));
 }
 
+/* Zero-copy: notes what the fixed READ/WRITE of @r must move. */
+static ssize_t zc_prepare(struct req *r, uint64_t fh, uint64_t offset, uint32_t size, bool write)
+{
+	r->zc->fd = (int)fh;
+	r->zc->write = write;
+	r->zc->offset = offset;
+	r->zc->size = size;
+	return ZC_PENDING;
+}
+
 static ssize_t op_read(struct req *r)
 {
 	const struct fuse_read_in *ri = r->arg;
 	size_t size = MIN(ri->size, r->outsize), done = 0;
 	ssize_t n;
 
+	/* the data goes straight into the client's pages */
+	if (r->zc)
+		return zc_prepare(r, ri->fh, ri->offset, ri->size, false);
 	while (done < size) {
 		n = pread((int)ri->fh, r->out + done, size - done, ri->offset + done);
 		if (n < 0) {
@@ -685,6 +753,9 @@ static ssize_t op_write(struct req *r)
 	size_t done = 0;
 	ssize_t n;
 
+	/* the data comes straight from the client's pages */
+	if (r->zc)
+		return zc_prepare(r, wi->fh, wi->offset, wi->size, true);
 	if (wi->size > r->datalen)
 		return -EINVAL;
 	while (done < wi->size) {
@@ -1044,6 +1115,8 @@ static ssize_t handle(struct req *r, const char *via)
 
 		if (ret == NO_REPLY)
 			snprintf(res, sizeof(res), "no reply");
+		else if (ret == ZC_PENDING)
+			snprintf(res, sizeof(res), "zero-copy %u bytes", r->zc->size);
 		else if (ret < 0)
 			snprintf(res, sizeof(res), "%s", strerrorname_np(-ret) ?: "?");
 		else
@@ -1132,6 +1205,7 @@ static void *classic_thread(void *arg __maybe_unused)
 			r.datalen = n - sizeof(r.in) - argsize;
 			r.out = out;
 			r.outsize = payload_size;
+			r.zc = NULL;
 			ret = handle(&r, "classic");
 		}
 		if (ret == NO_REPLY)
@@ -1159,7 +1233,15 @@ struct ring_ent {
 	char *payload;		/* basic mode only */
 	struct iovec iov[2];	/* basic mode: what REGISTER hands the kernel */
 	uint32_t cmd_op;	/* the command in flight, for error messages */
+	struct zc_io zc;	/* zero-copy: the request waiting for its fixed op */
 };
+
+/*
+ * user_data of an entry's fixed READ/WRITE (zero-copy): the entry's address
+ * with this bit set; its commands carry the bare address.
+ */
+#define ZC_TAG		((uintptr_t)1)
+_Static_assert(_Alignof(struct ring_ent) > ZC_TAG, "ZC_TAG");
 
 struct queue {
 	unsigned int qid;
@@ -1177,6 +1259,7 @@ struct queue {
 	char *nobuf;		/* handlers' output for requests without a buffer */
 	unsigned int live;	/* entries the kernel has not ended */
 	atomic_ulong served;
+	atomic_ulong zero_copied;	/* requests with FURING_URING_ENT_ZERO_COPY */
 	/* how the entries ended: CQE results at teardown */
 	unsigned int nr_enotconn, nr_econnaborted, nr_ecanceled, nr_other;
 	int last_other;
@@ -1185,6 +1268,8 @@ struct queue {
 };
 
 static struct queue *queues;
+/* a queue could not set its ring up for zero-copy: unmount and exit 1 */
+static atomic_int zc_setup_failed;
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reg_cond = PTHREAD_COND_INITIALIZER;
 static unsigned int nr_registered;
@@ -1250,21 +1335,158 @@ static void prep_cmd(struct queue *q, struct ring_ent *ent, uint32_t cmd_op, uin
 }
 
 /* Logs a bufring request that fails with EIO for a bug; exit status 1. */
-static void ring_bad(struct queue *q, struct ring_ent *ent, const struct req *r,
+static void ring_bad(struct queue *q, struct ring_ent *ent, const struct fuse_in_header *in,
 		     const char *via, const char *what)
 {
 	const struct furing_uring_ent_in_out *eio = &ent->hdr->ring_ent_in_out;
-	const struct op *op = op_of(r->in.opcode);
+	const struct op *op = op_of(in->opcode);
 
 	fprintf(stderr, "furing-server: %s: entry %td: %s(%u) unique %" PRIu64 ": %s "
 		"(buf_id %#x payload_sz %u; %u buffers of %u bytes): EIO\n", via,
-		ent - q->ents, op ? op->name : "?", r->in.opcode, (uint64_t)r->in.unique,
+		ent - q->ents, op ? op->name : "?", in->opcode, (uint64_t)in->unique,
 		what, eio->buf_id, eio->payload_sz, q->nr_bufs, opt.buf_size);
 	q->nr_bad++;
 	atomic_store(&failed, 1);
 }
 
-/* A CQE with result 0: @ent holds a request. Serve it and commit the reply. */
+/*
+ * Commits the reply of the request in @ent (@in, @commit_id, @buf_id): @ret
+ * payload bytes, -errno or NO_REPLY. Zero-copy: the first @zc_bytes of a
+ * positive @ret are in the client's pages, not in a payload buffer.
+ */
+static void ring_commit(struct queue *q, struct ring_ent *ent, const struct fuse_in_header *in,
+			uint64_t commit_id, uint32_t buf_id, ssize_t ret, size_t zc_bytes,
+			const char *via)
+{
+	struct furing_uring_req_header *hdr = ent->hdr;
+	struct fuse_out_header oh = { .unique = in->unique };
+
+	/* the kernel never rings no-reply requests; commit them empty anyway */
+	if (ret == NO_REPLY)
+		ret = 0;
+	if (ret > (ssize_t)zc_bytes && opt.ring_flags && buf_id == FURING_URING_NO_BUF) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "bug: %zd bytes of reply payload without a buffer",
+			 ret - (ssize_t)zc_bytes);
+		ring_bad(q, ent, in, via, what);
+		ret = -EIO;
+	}
+	if (ret < 0)
+		oh.error = ret;
+	oh.len = sizeof(oh) + (ret > 0 ? ret : 0);
+	memcpy(hdr->in_out, &oh, sizeof(oh));
+	hdr->ring_ent_in_out.payload_sz = ret > 0 ? ret : 0;
+	prep_cmd(q, ent, FURING_URING_CMD_COMMIT_AND_FETCH, commit_id);
+}
+
+/*
+ * Zero-copy: queues the fixed READ/WRITE of what is left of @ent's request,
+ * between the backing file and the pages the kernel registered at the entry's
+ * index. A kernel-registered buffer is addressed from 0: "addr" is the offset
+ * into it.
+ */
+static void prep_zc(struct queue *q, struct ring_ent *ent)
+{
+	struct zc_io *zc = &ent->zc;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+	void *addr = (void *)(uintptr_t)zc->done;
+	unsigned int len = zc->size - zc->done;
+	uint64_t off = zc->offset + zc->done;
+	int index = ent - q->ents;
+
+	/* it takes the place of the entry's command: the ring has room */
+	if (!sqe)
+		abort();
+	memset(sqe, 0, 2 * sizeof(*sqe));
+	if (zc->write)
+		io_uring_prep_write_fixed(sqe, zc->fd, addr, len, off, index);
+	else
+		io_uring_prep_read_fixed(sqe, zc->fd, addr, len, off, index);
+	sqe->user_data = (uintptr_t)ent | ZC_TAG;
+}
+
+/*
+ * Zero-copy: the data of @ent's request moved (@res bytes in all, or -errno
+ * when none did): commits the reply. A READ's bytes are in the client's pages
+ * and only counted in payload_sz; a WRITE answers fuse_write_out through its
+ * payload buffer.
+ */
+static void ring_zc_reply(struct queue *q, struct ring_ent *ent, ssize_t res, const char *via)
+{
+	struct zc_io *zc = &ent->zc;
+	size_t zc_bytes = 0;
+	ssize_t ret = res;
+
+	if (zc->write) {
+		if (res >= 0) {
+			struct fuse_write_out wo = { .size = res };
+			struct req r = { .out = zc->buf, .outsize = zc->bufsize };
+
+			ret = reply_copy(&r, &wo, sizeof(wo));
+		}
+	} else if (res > 0) {
+		zc_bytes = res;
+	}
+	if (opt.debug) {
+		const struct op *op = op_of(zc->in.opcode);
+
+		fprintf(stderr, "furing-server: %-7s %s(%u) unique %" PRIu64 " zero-copy%s: %s %u"
+			" of %u bytes at %" PRIu64 " -> %s\n", via, op ? op->name : "?",
+			zc->in.opcode, (uint64_t)zc->in.unique, opt.zc_no_touch ? " no-touch" : "",
+			zc->write ? "wrote" : "read", zc->done, zc->size, zc->offset,
+			res < 0 ? strerrorname_np(-res) ?: "?" : "ok");
+	}
+	ring_commit(q, ent, &zc->in, zc->commit_id, zc->buf_id, ret, zc_bytes, via);
+}
+
+/* Zero-copy: moves the rest of @ent's data, or commits once there is none. */
+static void ring_zc_next(struct queue *q, struct ring_ent *ent, const char *via)
+{
+	struct zc_io *zc = &ent->zc;
+
+	if (opt.zc_no_touch)
+		zc->done = zc->size;
+	if (zc->done >= zc->size)
+		ring_zc_reply(q, ent, zc->done, via);
+	else
+		prep_zc(q, ent);
+}
+
+/*
+ * Zero-copy: the CQE of @ent's fixed READ/WRITE (@res: bytes or -errno). A
+ * short result goes on from where it stopped, as op_read()'s and op_write()'s
+ * loops do, until EOF (0), an error or the whole size.
+ */
+static void ring_zc_complete(struct queue *q, struct ring_ent *ent, int res, const char *via)
+{
+	struct zc_io *zc = &ent->zc;
+
+	if (res == -EINTR) {
+		prep_zc(q, ent);
+		return;
+	}
+	if (res < 0) {
+		/* e.g. EFAULT when an abort took the pages meanwhile */
+		fprintf(stderr, "furing-server: %s: entry %td: %s of %u bytes at %" PRIu64
+			" (done %u): %s (%s)\n", via, ent - q->ents,
+			zc->write ? "WRITE_FIXED" : "READ_FIXED", zc->size - zc->done,
+			zc->offset + zc->done, zc->done, strerrorname_np(-res) ?: "?",
+			strerror(-res));
+		ring_zc_reply(q, ent, zc->done ? (ssize_t)zc->done : res, via);
+		return;
+	}
+	zc->done += MIN((uint32_t)res, zc->size - zc->done);
+	if (res > 0 && zc->done < zc->size)
+		prep_zc(q, ent);
+	else
+		ring_zc_reply(q, ent, zc->done, via);
+}
+
+/*
+ * A CQE with result 0: @ent holds a request. Serve it and commit the reply;
+ * a zero-copied READ/WRITE commits once its fixed op is done.
+ */
 static void ring_serve(struct queue *q, struct ring_ent *ent, const char *via)
 {
 	struct furing_uring_req_header *hdr = ent->hdr;
@@ -1272,7 +1494,7 @@ static void ring_serve(struct queue *q, struct ring_ent *ent, const char *via)
 	uint64_t commit_id = eio->commit_id;
 	uint32_t buf_id = eio->buf_id;
 	size_t datalen = eio->payload_sz;
-	struct fuse_out_header oh = { 0 };
+	bool zc = eio->flags & FURING_URING_ENT_ZERO_COPY;
 	char *buf = ent->payload;
 	size_t bufsize = payload_size;
 	char bvia[32];
@@ -1280,7 +1502,28 @@ static void ring_serve(struct queue *q, struct ring_ent *ent, const char *via)
 	ssize_t ret;
 
 	memcpy(&r.in, hdr->in_out, sizeof(r.in));
+	r.zc = NULL;
 	atomic_fetch_add(&q->served, 1);
+	if (zc) {
+		atomic_fetch_add(&q->zero_copied, 1);
+		if (!(opt.ring_flags & FURING_URING_ZERO_COPY) ||
+		    (r.in.opcode != FUSE_READ && r.in.opcode != FUSE_WRITE)) {
+			ring_bad(q, ent, &r.in, via, "zero-copy flag on this opcode or queue");
+			ret = -EIO;
+			goto reply;
+		}
+		/* a WRITE's data counts in payload_sz but stays in the client's pages */
+		if (r.in.opcode == FUSE_WRITE) {
+			const struct fuse_write_in *wi = (const void *)hdr->op_in;
+
+			if (wi->size > datalen) {
+				ring_bad(q, ent, &r.in, via, "payload_sz below the write size");
+				ret = -EIO;
+				goto reply;
+			}
+			datalen -= wi->size;
+		}
+	}
 	if (!opt.ring_flags) {
 		datalen = MIN(datalen, payload_size);
 	} else {
@@ -1289,18 +1532,18 @@ static void ring_serve(struct queue *q, struct ring_ent *ent, const char *via)
 			/* a handler's payload lands here, to be refused below */
 			buf = q->nobuf;
 			if (datalen) {
-				ring_bad(q, ent, &r, via, "payload without a buffer");
+				ring_bad(q, ent, &r.in, via, "payload without a buffer");
 				ret = -EIO;
 				goto reply;
 			}
 		} else if (buf_id >= q->nr_bufs) {
-			ring_bad(q, ent, &r, via, "buf_id out of range");
+			ring_bad(q, ent, &r.in, via, "buf_id out of range");
 			ret = -EIO;
 			goto reply;
 		} else {
 			buf = q->bufs + (size_t)buf_id * opt.buf_size;
 			if (datalen > bufsize) {
-				ring_bad(q, ent, &r, via, "payload_sz above buf_size");
+				ring_bad(q, ent, &r.in, via, "payload_sz above buf_size");
 				ret = -EIO;
 				goto reply;
 			}
@@ -1318,26 +1561,21 @@ static void ring_serve(struct queue *q, struct ring_ent *ent, const char *via)
 	r.datalen = datalen;
 	r.out = buf;
 	r.outsize = bufsize;
+	if (zc) {
+		ent->zc = (struct zc_io){
+			.in = r.in, .commit_id = commit_id, .buf_id = buf_id,
+			.buf = buf, .bufsize = bufsize,
+		};
+		r.zc = &ent->zc;
+	}
 	ret = handle(&r, via);
-	/* the kernel never rings no-reply requests; commit them empty anyway */
-	if (ret == NO_REPLY)
-		ret = 0;
-	if (ret > 0 && opt.ring_flags && buf_id == FURING_URING_NO_BUF) {
-		char what[96];
-
-		snprintf(what, sizeof(what), "bug: %zd bytes of reply payload without a buffer",
-			 ret);
-		ring_bad(q, ent, &r, via, what);
-		ret = -EIO;
+	if (ret == ZC_PENDING) {
+		/* the commit follows the fixed op's CQE (or at once with --zc-no-touch) */
+		ring_zc_next(q, ent, via);
+		return;
 	}
 reply:
-	oh.unique = r.in.unique;
-	if (ret < 0)
-		oh.error = ret;
-	oh.len = sizeof(oh) + (ret > 0 ? ret : 0);
-	memcpy(hdr->in_out, &oh, sizeof(oh));
-	eio->payload_sz = ret > 0 ? ret : 0;
-	prep_cmd(q, ent, FURING_URING_CMD_COMMIT_AND_FETCH, commit_id);
+	ring_commit(q, ent, &r.in, commit_id, buf_id, ret, 0, via);
 }
 
 static void ring_complete(struct queue *q, struct ring_ent *ent, int res, const char *via)
@@ -1502,6 +1740,21 @@ static void *queue_thread(void *arg)
 	ret = io_uring_queue_init(2 * opt.depth, &q->ring, IORING_SETUP_SQE128);
 	if (ret)
 		goto fail_free;
+	/* zero-copy: the kernel registers entry i's pages at buffer index i */
+	if (opt.ring_flags & FURING_URING_ZERO_COPY) {
+		ret = io_uring_register_buffers_sparse(&q->ring, opt.depth);
+		if (ret < 0) {
+			fprintf(stderr, "furing-server: %s: io_uring_register_buffers_sparse(%u): "
+				"%s (%s)\n", via, opt.depth, strerrorname_np(-ret) ?: "?",
+				strerror(-ret));
+			atomic_store(&zc_setup_failed, 1);
+			atomic_store(&failed, 1);
+			io_uring_queue_exit(&q->ring);
+			queue_free(q);
+			queue_registered();
+			return NULL;
+		}
+	}
 	for (i = 0; i < opt.depth; i++)
 		prep_cmd(q, &q->ents[i], FURING_URING_CMD_REGISTER, 0);
 	q->live = opt.depth;
@@ -1525,11 +1778,15 @@ static void *queue_thread(void *arg)
 			break;
 		}
 		while (!io_uring_peek_cqe(&q->ring, &cqe)) {
-			struct ring_ent *ent = (void *)(uintptr_t)cqe->user_data;
+			uintptr_t ud = cqe->user_data;
+			struct ring_ent *ent = (void *)(ud & ~ZC_TAG);
 			int res = cqe->res;
 
 			io_uring_cqe_seen(&q->ring, cqe);
-			ring_complete(q, ent, res, via);
+			if (ud & ZC_TAG)
+				ring_zc_complete(q, ent, res, via);
+			else
+				ring_complete(q, ent, res, via);
 		}
 	}
 	io_uring_queue_exit(&q->ring);
@@ -1684,6 +1941,14 @@ static void usage(FILE *f)
 "                      --depth)\n"
 "  --buf-size BYTES    size of a payload buffer (needs --bufring; default: the\n"
 "                      largest request, max(max_write, 8192) rounded up to 4096)\n"
+"  --zero-copy         zero-copy queues (FURING_URING_ZERO_COPY; implies --bufring\n"
+"                      --pin-headers --pin-buffers; needs CAP_SYS_ADMIN): the\n"
+"                      data pages of READ and WRITE are registered with the\n"
+"                      queue's io_uring and moved with READ_FIXED / WRITE_FIXED;\n"
+"                      --buf-size may then be below max_write\n"
+"  --zc-no-touch       with --zero-copy: no READ_FIXED / WRITE_FIXED; a zero-\n"
+"                      copied READ answers the requested size (data unspecified),\n"
+"                      a WRITE the requested size as written\n"
 "  --crash-after N     SIGKILL itself on receiving request N+1, before replying\n"
 "                      (INIT, FORGET, BATCH_FORGET and INTERRUPT not counted)\n"
 "  --delay-ms N        wait N ms before running each request (an interrupted one\n"
@@ -1696,7 +1961,8 @@ static void usage(FILE *f)
 "  -h, --help          this text\n"
 "\n"
 "Prints \"furing-server: ready\" once INIT is answered and the ring entries\n"
-"are registered, and the number of requests served per transport at exit.\n");
+"are registered, and the number of requests served per transport at exit\n"
+"(per queue, with \" zc N\" for N zero-copied requests).\n");
 }
 
 static unsigned long parse_num(const char *name, const char *s, unsigned long min,
@@ -1719,7 +1985,7 @@ static void parse_args(int argc, char **argv)
 {
 	enum { O_DEV = 256, O_NO_URING, O_QUEUES, O_DEPTH, O_CRASH, O_DELAY, O_MAX_WRITE,
 	       O_MAX_READ, O_MAX_BG, O_DEBUG, O_BUFRING, O_PIN_HEADERS, O_PIN_BUFFERS, O_BUFS,
-	       O_BUF_SIZE };
+	       O_BUF_SIZE, O_ZERO_COPY, O_ZC_NO_TOUCH };
 	static const struct option lopts[] = {
 		{ "dev", required_argument, NULL, O_DEV },
 		{ "no-uring", no_argument, NULL, O_NO_URING },
@@ -1730,6 +1996,8 @@ static void parse_args(int argc, char **argv)
 		{ "pin-buffers", no_argument, NULL, O_PIN_BUFFERS },
 		{ "bufs", required_argument, NULL, O_BUFS },
 		{ "buf-size", required_argument, NULL, O_BUF_SIZE },
+		{ "zero-copy", no_argument, NULL, O_ZERO_COPY },
+		{ "zc-no-touch", no_argument, NULL, O_ZC_NO_TOUCH },
 		{ "crash-after", required_argument, NULL, O_CRASH },
 		{ "delay-ms", required_argument, NULL, O_DELAY },
 		{ "max-write", required_argument, NULL, O_MAX_WRITE },
@@ -1771,6 +2039,13 @@ static void parse_args(int argc, char **argv)
 		case O_BUF_SIZE:
 			opt.buf_size = parse_num("buf-size", optarg, 1, 1U << 30);
 			break;
+		case O_ZERO_COPY:
+			flags |= FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS |
+				 FURING_URING_PINNED_BUFFERS | FURING_URING_ZERO_COPY;
+			break;
+		case O_ZC_NO_TOUCH:
+			opt.zc_no_touch = true;
+			break;
 		case O_CRASH:
 			opt.crash_after = parse_num("crash-after", optarg, 0, ULONG_MAX);
 			break;
@@ -1796,6 +2071,14 @@ static void parse_args(int argc, char **argv)
 			usage(stderr);
 			exit(2);
 		}
+	}
+	if (opt.zc_no_touch && !(flags & FURING_URING_ZERO_COPY)) {
+		fprintf(stderr, "furing-server: --zc-no-touch needs --zero-copy\n");
+		exit(2);
+	}
+	if ((flags & FURING_URING_ZERO_COPY) && opt.no_uring) {
+		fprintf(stderr, "furing-server: --zero-copy and --no-uring exclude each other\n");
+		exit(2);
 	}
 	if (!(flags & FURING_URING_BUFRING)) {
 		const char *what = flags & FURING_URING_PINNED_HEADERS ? "--pin-headers" :
@@ -1901,10 +2184,12 @@ int main(int argc, char **argv)
 		if (!possible)
 			possible = sysconf(_SC_NPROCESSORS_CONF);
 		if (opt.ring_flags)
-			fprintf(stderr, "furing-server: bufring%s%s: %u entries, %u buffers of %u "
-				"bytes per queue\n",
+			fprintf(stderr, "furing-server: bufring%s%s%s%s: %u entries, %u buffers of "
+				"%u bytes per queue\n",
 				opt.ring_flags & FURING_URING_PINNED_HEADERS ? ", pinned headers" : "",
 				opt.ring_flags & FURING_URING_PINNED_BUFFERS ? ", pinned buffers" : "",
+				opt.ring_flags & FURING_URING_ZERO_COPY ? ", zero-copy" : "",
+				opt.zc_no_touch ? " (no touch)" : "",
 				opt.depth, opt.bufs, opt.buf_size);
 		if (!opt.queues)
 			opt.queues = possible;
@@ -1928,6 +2213,12 @@ int main(int argc, char **argv)
 		while (nr_registered < opt.queues)
 			pthread_cond_wait(&reg_cond, &reg_lock);
 		pthread_mutex_unlock(&reg_lock);
+		/* no buffer table for the kernel's registrations: not ready */
+		if (atomic_load(&zc_setup_failed)) {
+			fprintf(stderr, "furing-server: --zero-copy: no io_uring buffer table\n");
+			umount2(opt.mnt, MNT_DETACH);
+			return 1;
+		}
 	}
 	printf("furing-server: ready\n");
 	fflush(stdout);
@@ -1946,6 +2237,8 @@ int main(int argc, char **argv)
 		struct queue *q = &queues[i];
 
 		printf("%s q%u %lu", i ? "," : " (", i, atomic_load(&q->served));
+		if (atomic_load(&q->zero_copied))
+			printf(" zc %lu", atomic_load(&q->zero_copied));
 		if (q->nr_enotconn)
 			printf(" ENOTCONN x%u", q->nr_enotconn);
 		if (q->nr_econnaborted)

@@ -241,12 +241,14 @@ struct furing_qstats {
 	long bufs_used;	/* ... held by requests now */
 	long pinned;	/* bytes pinned */
 	long buf_wait_max;	/* most requests that waited for a buffer at once (max) */
+	long zc_reqs;	/* requests whose data pages were zero-copied */
+	long zc_bytes;	/* ... and their bytes */
 };
 
 /* Reads the debugfs queue statistics of connection @id; 0 or -errno. */
 static inline int furing_queue_stats(long id, struct furing_qstats *st)
 {
-	long qid, entries, sent, inflight, bufs, used, pinned, wait_max;
+	long qid, entries, sent, inflight, bufs, used, pinned, wait_max, zc_reqs, zc_bytes;
 	char path[128], buf[4096], *line;
 	unsigned long flags;
 	int n;
@@ -260,8 +262,11 @@ static inline int furing_queue_stats(long id, struct furing_qstats *st)
 	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
 		if (sscanf(line, "classic %ld", &st->classic) == 1)
 			continue;
-		if (sscanf(line, "%ld %ld %ld %ld %lx %ld %ld %ld %ld", &qid, &entries, &sent,
-			   &inflight, &flags, &bufs, &used, &pinned, &wait_max) == 9) {
+		if (sscanf(line, "%ld %ld %ld %ld %lx %ld %ld %ld %ld %ld %ld", &qid, &entries,
+			   &sent, &inflight, &flags, &bufs, &used, &pinned, &wait_max, &zc_reqs,
+			   &zc_bytes) == 11) {
+			st->zc_reqs += zc_reqs;
+			st->zc_bytes += zc_bytes;
 			st->sent += sent;
 			st->inflight += inflight;
 			st->entries += entries;
@@ -275,6 +280,18 @@ static inline int furing_queue_stats(long id, struct furing_qstats *st)
 		}
 	}
 	return st->classic < 0 ? -EINVAL : 0;
+}
+
+/* Zero-copy registrations io_uring holds now (debugfs furing/zero_copy), or -1. */
+static inline long furing_zc_live(void)
+{
+	char buf[128];
+	long n;
+
+	if (read_text("/sys/kernel/debug/furing/zero_copy", buf, sizeof(buf)) < 0 ||
+	    sscanf(buf, "live_registrations %ld", &n) != 1)
+		return -1;
+	return n;
 }
 
 /* Requests that went the classic way and over the ring; 0 or -errno. */

@@ -59,14 +59,40 @@
  *    at the first REGISTER, and charged to the server's RLIMIT_MEMLOCK
  *    (CAP_IPC_LOCK bypasses the limit); the kernel then copies with memcpy.
  *
- * REGISTER errors: EINVAL for unknown flags, PINNED_* without BUFRING,
- * flags other than the queue's first REGISTER, queue_depth 0 or above
- * FURING_URING_MAX_QUEUE_DEPTH, a headers region smaller than queue_depth
- * slots, buf_size smaller than the largest request payload (max_write),
- * no whole buffer, buf_index >= queue_depth, or a pinned region that is not
- * page aligned; EEXIST for a buf_index already registered; EFAULT for a
- * region that is not mapped writable; ENOMEM when pinning would exceed
- * RLIMIT_MEMLOCK.
+ * Zero-copy queues (FURING_URING_ZERO_COPY, with BUFRING and both PINNED
+ * flags; CAP_SYS_ADMIN):
+ *  - The data pages of a FUSE_READ (the reply's data) or FUSE_WRITE (the
+ *    request's data) are not copied: the client's pages are registered as
+ *    buffer buf_index of the io_uring the entry's command came from
+ *    (io_buffer_register_bvec()), and ring_ent_in_out.flags has
+ *    FURING_URING_ENT_ZERO_COPY. The server moves the data with
+ *    IORING_OP_READ_FIXED (READ: into the pages) or IORING_OP_WRITE_FIXED
+ *    (WRITE: from the pages) at buffer index buf_index, offset 0 in the buffer,
+ *    so its ring needs a buffer table of at least queue_depth entries
+ *    (IORING_REGISTER_BUFFERS2 sparse) before the first such request.
+ *  - payload_sz counts the zero-copied bytes as if they were in the payload
+ *    buffer: a WRITE's size on the way in, the bytes read in a READ's reply.
+ *    Other arguments still go through the payload buffer, which a request gets
+ *    only if it has such arguments (a READ gets FURING_URING_NO_BUF).
+ *  - init.buf_size may be smaller than max_write (it must hold every other
+ *    payload: names, directory entries, xattr values, write_out...).
+ *  - The pages are unregistered when the reply is committed (or the request
+ *    ends otherwise); after an abort, when the server's io_uring lets go of
+ *    them (the module stays loaded until then).
+ *  - Other requests with page arguments (READDIR, READLINK, IOCTL) are copied.
+ *
+ * REGISTER errors:
+ *  EINVAL  unknown flags; PINNED_* without BUFRING; ZERO_COPY without BUFRING
+ *          and both PINNED flags; flags other than the queue's first REGISTER;
+ *          queue_depth 0 or above FURING_URING_MAX_QUEUE_DEPTH; a headers
+ *          region smaller than queue_depth slots; buf_size smaller than the
+ *          largest request payload (max_write; zero-copy queues excepted); no
+ *          whole buffer; buf_index >= queue_depth; a pinned region that is not
+ *          page aligned
+ *  EPERM   ZERO_COPY without CAP_SYS_ADMIN
+ *  EEXIST  a buf_index already registered
+ *  EFAULT  a region that is not mapped writable
+ *  ENOMEM  pinning would exceed RLIMIT_MEMLOCK
  */
 #ifndef _UAPI_LINUX_FURING_H
 #define _UAPI_LINUX_FURING_H

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Zero-copy (`FURING_URING_ZERO_COPY`): the data pages of a READ or WRITE are not copied
+//! through the payload buffer; the client's folios are registered as buffer `buf_index`
+//! (the entry's id) of the server's io_uring with `io_buffer_register_bvec()`, and the
+//! server moves the data with `IORING_OP_READ_FIXED` / `WRITE_FIXED` against its backing
+//! store. The entry's `ent_in_out.flags` carries `FURING_URING_ENT_ZERO_COPY`.
+//!
+//! Ownership: the registration owns a [`ZcPages`] -- a reference on every folio and one
+//! on the module -- which io_uring gives back to [`furing_zc_released`] when the buffer
+//! goes: after furing unregisters it at the request's end (commit, copy error, teardown
+//! with a command of the same ring at hand), or when the server's io_uring goes away
+//! (server exit or crash). Until then the module stays loaded: the release callback is
+//! module code.
+
+use crate::ffi::{FolioRef, FuseReq, ModuleRef, UringCmd};
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::prelude::*;
+
+/// Registrations io_uring holds now, over all connections.
+static LIVE: AtomicU64 = AtomicU64::new(0);
+
+/// Registrations io_uring holds now, over all connections.
+pub(crate) fn live() -> u64 {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// What a registration keeps alive until io_uring releases it.
+pub(crate) struct ZcPages {
+    _folios: KVec<FolioRef>,
+    _module: ModuleRef,
+}
+
+impl Drop for ZcPages {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The zero-copy registration of an entry's request, at `index` of the io_uring `ring`.
+/// It must be given back with [`ZcRegistration::unregister`] (or, at teardown,
+/// [`ZcRegistration::unregister_parked`]) with a command of the same ring; dropping it
+/// without leaves the buffer to io_uring's own teardown.
+#[must_use]
+pub(crate) struct ZcRegistration {
+    index: u32,
+    ring: *const core::ffi::c_void,
+}
+
+// SAFETY: `ring` is only compared, never dereferenced.
+unsafe impl Send for ZcRegistration {}
+
+impl ZcRegistration {
+    /// Registers the data pages of `req` (a [`FuseReq::zero_copy_io`] request, with its
+    /// direction `dir`) at `index` of `cmd`'s io_uring.
+    pub(crate) fn register(
+        cmd: &UringCmd,
+        req: FuseReq,
+        dir: u8,
+        index: u32,
+        issue_flags: u32,
+    ) -> Result<Self> {
+        let pages = KBox::new(
+            ZcPages {
+                _folios: req.folio_refs()?,
+                _module: ModuleRef::this(),
+            },
+            GFP_KERNEL,
+        )?;
+        LIVE.fetch_add(1, Ordering::Relaxed);
+        cmd.zc_register(req, pages, dir, index, issue_flags)?;
+        Ok(Self {
+            index,
+            ring: cmd.ring(),
+        })
+    }
+
+    /// Unregisters with `cmd` (a command of the same ring, being issued or in task work).
+    pub(crate) fn unregister(self, cmd: &UringCmd, issue_flags: u32) {
+        if cmd.ring() == self.ring {
+            // Fails only if the server's ring dropped the buffer itself: nothing to do.
+            let _ = cmd.zc_unregister(self.index, issue_flags);
+        }
+    }
+
+    /// Unregisters with one of `cmds` (parked commands) from the same ring, if any.
+    pub(crate) fn unregister_parked<'a>(
+        self,
+        mut cmds: impl Iterator<Item = &'a crate::ffi::ParkedCmd>,
+    ) {
+        if let Some(cmd) = cmds.find(|c| c.ring() == self.ring) {
+            let _ = cmd.zc_unregister(self.index);
+        }
+    }
+}
+
+/// io_uring's release callback of a registration: drops its [`ZcPages`].
+///
+/// # Safety
+///
+/// `pages` is the pointer [`ZcRegistration::register`] handed to io_uring, given back
+/// once.
+#[no_mangle]
+unsafe extern "C" fn furing_zc_released(pages: *mut core::ffi::c_void) {
+    // SAFETY: Caller's guarantee: `pages` came from `KBox::<ZcPages>::into_foreign`.
+    drop(unsafe { <KBox<ZcPages> as kernel::types::ForeignOwnable>::from_foreign(pages.cast()) });
+}
