@@ -7,6 +7,8 @@
 #   make CLIPPY=1        the same, linted with clippy
 #   make check           everything, tested in QEMU on the normal and debug kernels
 #   make demo            boot, load furing and show what it does
+#   make bench           fio over every transport in QEMU, table + bench/results/*.json
+#   make bench-quick     the same, one short rep: fails only if a transport fails
 #   make rustfmt         format the Rust sources; rustfmtcheck only checks
 #   make clean
 
@@ -29,6 +31,12 @@ check:
 demo:
 	scripts/demo.sh
 
+bench:
+	scripts/bench.sh
+
+bench-quick:
+	scripts/bench.sh --quick
+
 RUST_ROOT := rust/furing_main.rs
 rustfmt:
 	$(RUSTFMT) --edition 2021 --config-path $(CURDIR)/.rustfmt.toml $(RUST_ROOT)
@@ -40,4 +48,4 @@ clean:
 	$(MAKE) -C $(or $(KDIR),$(shell scripts/kernel.sh normal)) M=$(CURDIR) $(KMAKE) clean
 	rm -f rust/ffi_generated.rs
 
-.PHONY: all modules check demo rustfmt rustfmtcheck clean
+.PHONY: all modules check demo bench bench-quick rustfmt rustfmtcheck clean

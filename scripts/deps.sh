@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh: install what furing's build and test rig needs on Debian 12 (idempotent).
 #   apt: Rust (rustc-web + rust-web-src + clippy), clang/LLVM 19, QEMU, kernel build
-#        tools, busybox-static, liburing, fio, meson (libfuse build for the tests).
+#        tools, busybox-static, liburing, fio, meson (libfuse build for the tests);
+#        file; deb-src lines for sid (fuse3) and bookworm (fio, static for the bench).
 #   cargo: bindgen-cli 0.72.1 (Debian's bindgen is too old for 7.3).
 # Skips every step whose result is already present.
 set -euo pipefail
@@ -11,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 pkgs=(rustc-web rust-web-src rust-web-clippy clang-19 lld-19 llvm-19 libclang-19-dev
       qemu-system-x86 flex bison bc libelf-dev libssl-dev cpio busybox-static kmod
       liburing-dev fio make gcc xz-utils python3
-      meson ninja-build pkg-config libnuma-dev g++ dpkg-dev)
+      meson ninja-build pkg-config libnuma-dev g++ dpkg-dev file)
 
 # libfuse 3.18 (the fuse3 source package, for passthrough_hp) is only in sid: a
 # deb-src line for it, sources only, so no binary package ever comes from sid.
@@ -23,6 +24,20 @@ if [[ ! -f $sid_src ]]; then
 	Types: deb-src
 	URIs: http://deb.debian.org/debian
 	Suites: sid
+	Components: main
+	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+	SRC
+	need_update=1
+fi
+# fio for the benchmark VM is built static from bookworm's fio source package
+# (scripts/fio.sh): a deb-src line for bookworm, sources only, in the same style.
+bookworm_src=/etc/apt/sources.list.d/furing-bookworm-src.sources
+if [[ ! -f $bookworm_src ]]; then
+	say "apt: adding deb-src for bookworm (fio source package) in $bookworm_src"
+	cat >"$bookworm_src" <<-'SRC'
+	Types: deb-src
+	URIs: http://deb.debian.org/debian
+	Suites: bookworm
 	Components: main
 	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 	SRC

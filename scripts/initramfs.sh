@@ -2,6 +2,9 @@
 # initramfs.sh MODE OUT.cpio.gz KO TESTDIR [TEST [ARGS...]]: pack the test VM's
 # initramfs: busybox-static, /init (scripts/guest-init), furing.ko, the static test
 # binaries of TESTDIR (all of them, or only TEST with ARGS), and the demo script.
+# initramfs.sh bench OUT.cpio.gz KO TESTDIR FIO [VAR=VALUE...]: the benchmark image
+# instead: no test binaries, the static fio as /bin/fio, bench/bench-guest.sh as
+# /bench.sh and its settings (VAR=VALUE, one per line) in /etc/furing-bench.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -15,12 +18,25 @@ cp /bin/busybox "$root/bin/busybox"
 cp "$here/guest-init" "$root/init"
 cp "$here/demo-guest.sh" "$root/demo.sh"
 cp "$ko" "$root/lib/modules/furing.ko"
-cp "$testdir"/*_test "$root/tests/"
 [[ -d "$testdir/extra" ]] && cp -r "$testdir/extra/." "$root/bin/"
-if (($#)); then
-	echo "$*" >"$root/etc/furing-tests"
+if [[ $mode == bench ]]; then
+	fio=${1:?initramfs.sh bench: FIO binary missing}
+	shift
+	cp "$fio" "$root/bin/fio"
+	cp "$FURING_TOP/bench/bench-guest.sh" "$root/bench.sh"
+	chmod +x "$root/bench.sh"
+	# sourced by the guest's sh: quote each value
+	for kv in "$@"; do
+		[[ $kv =~ ^[A-Z_]+=[^\']*$ ]] || { echo "bad bench setting '$kv'" >&2; exit 1; }
+		printf "%s='%s'\n" "${kv%%=*}" "${kv#*=}"
+	done >"$root/etc/furing-bench"
 else
-	(cd "$testdir" && ls -1 *_test) >"$root/etc/furing-tests"
+	cp "$testdir"/*_test "$root/tests/"
+	if (($#)); then
+		echo "$*" >"$root/etc/furing-tests"
+	else
+		(cd "$testdir" && ls -1 *_test) >"$root/etc/furing-tests"
+	fi
 fi
 chmod +x "$root/init" "$root/demo.sh"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"

@@ -1,0 +1,145 @@
+#!/bin/sh
+# bench-guest.sh: furing's benchmark inside the VM (/bench.sh, furing.mode=bench).
+# Settings come from /etc/furing-bench (written by scripts/bench.sh). For each rep and
+# each transport (interleaved, so drift hits every transport alike): fresh file set in
+# the tmpfs backing dir, furing-server mounted on /mnt (none for "ceiling": fio runs on
+# the backing dir itself), every workload with fio, umount, server exit checked.
+# One line per cell: "BENCH <transport> <workload> <rep> <MiB/s>"; a failing FUSE
+# transport prints "BENCH-ERROR <transport> <workload> <rep> <why>" and the script exits
+# 1. Everything else is a "#" comment.
+
+REPS=3 RUNTIME=4 SIZE=64M JOBS=2 BS=1M DEPTH=8
+TRANSPORTS="basic bufring pinned zerocopy classic intree intree-classic ceiling"
+WORKLOADS="randread-dio randwrite-dio seqread-buf seqwrite-buf"
+[ -f /etc/furing-bench ] && . /etc/furing-bench
+back=/tmp/back
+mnt=/mnt
+errors=0
+
+# server_opts TRANSPORT: furing-server's mode options
+server_opts() {
+	case $1 in
+	basic) echo "--depth $DEPTH" ;;
+	bufring) echo "--depth $DEPTH --bufring" ;;
+	pinned) echo "--depth $DEPTH --bufring --pin-headers --pin-buffers" ;;
+	zerocopy) echo "--depth $DEPTH --zero-copy" ;;
+	classic) echo "--no-uring" ;;
+	# The same server on the kernel's own /dev/fuse: 7.3's io-uring, and read/write.
+	intree) echo "--dev /dev/fuse --depth $DEPTH" ;;
+	intree-classic) echo "--dev /dev/fuse --no-uring" ;;
+	*) return 1 ;;
+	esac
+}
+
+# workload_opts WORKLOAD: fio's options for it. The guest kernel has no fadvise
+# (no CONFIG_ADVISE_SYSCALLS), so fio cannot drop the page cache between passes: the
+# buffered read instead loops over the file, and every loop reopens it, which empties
+# the cache of a FUSE file (furing-server never sets FOPEN_KEEP_CACHE).
+workload_opts() {
+	case $1 in
+	randread-dio) echo "--rw=randread --direct=1 --time_based" ;;
+	randwrite-dio) echo "--rw=randwrite --direct=1 --time_based" ;;
+	seqread-buf) echo "--rw=read --loops=1000000" ;;
+	seqwrite-buf) echo "--rw=write --time_based" ;;
+	*) return 1 ;;
+	esac
+}
+
+# error TRANSPORT WORKLOAD REP WHY...: a ceiling cell that cannot run is NA (tmpfs may
+# refuse O_DIRECT); anything failing on a FUSE transport fails the run.
+error() {
+	if [ "$1" = ceiling ]; then
+		echo "BENCH $1 $2 $3 NA"
+		echo "# ceiling $2: $4"
+	else
+		echo "BENCH-ERROR $*"
+		errors=$((errors + 1))
+	fi
+}
+
+# cell TRANSPORT WORKLOAD REP DIR: one fio run, prints its BENCH line
+cell() {
+	opts=$(workload_opts "$2") || { error "$1" "$2" "$3" "unknown workload"; return; }
+	# shellcheck disable=SC2086
+	if ! fio --name=bench --directory="$4" --size="$SIZE" --numjobs="$JOBS" --bs="$BS" \
+		--ioengine=psync --group_reporting --runtime="$RUNTIME" \
+		--invalidate=0 --fadvise_hint=0 --output-format=terse $opts \
+		>/tmp/fio.out 2>/tmp/fio.err; then
+		error "$1" "$2" "$3" "fio failed: $(grep -v '^3;' /tmp/fio.out /tmp/fio.err | tail -n1)"
+		return
+	fi
+	# terse v3: 5 = error, 7 = read KiB/s, 48 = write KiB/s
+	mibs=$(awk -F';' '$1 == 3 && $5 == 0 { printf "%.1f", ($7 + $48) / 1024; n++ }
+		END { exit n != 1 }' /tmp/fio.out) ||
+		{ error "$1" "$2" "$3" "no fio result: $(tail -n1 /tmp/fio.err)"; return; }
+	echo "BENCH $1 $2 $3 $mibs"
+}
+
+# server_start TRANSPORT: mount /mnt with furing-server, wait for its ready line
+server_start() {
+	# shellcheck disable=SC2046
+	furing-server --dev /dev/furing $(server_opts "$1") "$back" "$mnt" \
+		>/tmp/server.out 2>/tmp/server.err &
+	srv=$!
+	i=0
+	while ! grep -q '^furing-server: ready' /tmp/server.out; do
+		i=$((i + 1))
+		if [ $i -gt 300 ] || ! kill -0 $srv 2>/dev/null; then
+			error "$1" - "$r" "server not ready: $(tail -n1 /tmp/server.err)"
+			kill $srv 2>/dev/null
+			wait $srv
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+# server_stop TRANSPORT: umount, the server must exit 0; a ring transport must have
+# served over the ring (not fallen back to read()/write())
+server_stop() {
+	umount "$mnt" || { error "$1" - "$r" "umount failed"; kill $srv; }
+	wait $srv
+	rc=$?
+	line=$(grep '^furing-server: exit' /tmp/server.out)
+	echo "# $1 rep $r: ${line#furing-server: }"
+	[ $rc -eq 0 ] || error "$1" - "$r" "server exit status $rc: $(tail -n1 /tmp/server.err)"
+	case $1 in
+	classic | intree-classic) ;;
+	*) echo "$line" | grep -q ', ring [1-9]' ||
+		error "$1" - "$r" "nothing served over the ring" ;;
+	esac
+}
+
+insmod /lib/modules/furing.ko || { echo "BENCH-ERROR - - - insmod failed"; exit 1; }
+# Linux 7.3's own FUSE io-uring is off by default.
+echo Y >/sys/module/fuse/parameters/enable_uring ||
+	{ echo "BENCH-ERROR - - - fuse.enable_uring not settable"; exit 1; }
+mkdir -p "$mnt"
+echo "# fio $(fio --version); reps $REPS, runtime $RUNTIME s, $JOBS jobs x $SIZE, bs $BS, depth $DEPTH"
+echo "# memory: $(awk '/MemTotal/ { print $2 / 1024 " MiB" }' /proc/meminfo)"
+for r in $(seq "$REPS"); do
+	for t in $TRANSPORTS; do
+		rm -rf "$back"
+		mkdir -p "$back"
+		fio --name=bench --directory="$back" --size="$SIZE" --numjobs="$JOBS" --bs="$BS" \
+			--create_only=1 >/dev/null 2>/tmp/fio.err ||
+			{ error "$t" - "$r" "file set: $(tail -n1 /tmp/fio.err)"; continue; }
+		dir=$mnt
+		if [ "$t" = ceiling ]; then
+			dir=$back
+		elif ! server_opts "$t" >/dev/null; then
+			error "$t" - "$r" "unknown transport"
+			continue
+		elif ! server_start "$t"; then
+			continue
+		fi
+		for w in $WORKLOADS; do
+			cell "$t" "$w" "$r" "$dir"
+		done
+		[ "$t" = ceiling ] || server_stop "$t"
+	done
+done
+rm -rf "$back"
+rmmod furing || { echo "BENCH-ERROR - - - rmmod failed"; errors=$((errors + 1)); }
+echo "# bench: $errors errors"
+[ $errors -eq 0 ]

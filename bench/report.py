@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+# report.py: turn the "BENCH <transport> <workload> <rep> <MiB/s|NA>" lines of a bench
+# VM's results.log into a plain-text table (stdout) and a small JSON file.
+#   report.py --log results.log --json out.json --accel tcg [--meta KEY=VALUE...]
+# Exit status: 1 when a cell is missing or a "BENCH-ERROR" line is present (never on
+# speed), else 0.
+import argparse
+import json
+import re
+import statistics
+import sys
+
+SPREAD = 0.10  # flag cells whose (max - min) / median is above this
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--json", required=True)
+    ap.add_argument("--accel", required=True)
+    ap.add_argument("--transports", required=True)
+    ap.add_argument("--workloads", required=True)
+    ap.add_argument("--reps", type=int, required=True)
+    ap.add_argument("--meta", action="append", default=[])
+    a = ap.parse_args()
+
+    transports = a.transports.split()
+    workloads = a.workloads.split()
+    cells = {t: {w: {} for w in workloads} for t in transports}
+    errors, notes, kernel = [], [], ""
+    for raw in open(a.log, errors="replace"):
+        line = raw.strip().replace("\r", "")
+        f = line.split()
+        if line.startswith("BENCH-ERROR"):
+            errors.append(line)
+        elif len(f) == 5 and f[0] == "BENCH" and f[1] in cells and f[2] in cells[f[1]]:
+            cells[f[1]][f[2]][int(f[3])] = None if f[4] == "NA" else float(f[4])
+        elif line.startswith("# kernel "):
+            kernel = f[2].rstrip(",")
+        elif line.startswith("# fio ") or line.startswith("# memory"):
+            notes.append(line[2:])
+
+    missing = [f"{t} {w} rep {r}" for t in transports for w in workloads
+               for r in range(1, a.reps + 1) if r not in cells[t][w]]
+
+    meta = dict(kv.split("=", 1) for kv in a.meta)
+    out = {
+        "accel": a.accel,
+        "kernel": kernel,
+        **meta,
+        "notes": notes,
+        "unit": "MiB/s",
+        "transports": transports,
+        "workloads": workloads,
+        "reps": a.reps,
+        # results[transport][workload] = [MiB/s per rep, null = NA]
+        "results": {t: {w: [cells[t][w].get(r) for r in range(1, a.reps + 1)]
+                        for w in workloads} for t in transports},
+        "errors": errors,
+        "missing": missing,
+    }
+    text = json.dumps(out, indent=1)
+    # lists of numbers and names on one line each
+    text = re.sub(r"\[\s+([^][{}]*?)\s+\]",
+                  lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
+    with open(a.json, "w") as fh:
+        fh.write(text + "\n")
+
+    print(f"# furing bench: kernel {kernel or '?'}, accelerator {a.accel}, "
+          f"{a.reps} rep(s); {'; '.join(notes)}")
+    print("# MiB/s: median (min-max) over the reps; 'x basic' = median / basic's "
+          f"median; '!' = spread (max-min)/median > {SPREAD:.0%}")
+    if a.accel != "kvm":
+        print(f"# {a.accel.upper()}: emulated CPU, these are relative numbers only, "
+              "not hardware numbers")
+    base = {}
+    for w in workloads:
+        v = [x for x in cells.get("basic", {}).get(w, {}).values() if x is not None]
+        base[w] = statistics.median(v) if v else None
+    tw = max([len(t) + 2 for t in transports] + [len(w) for w in workloads])
+    for w in workloads:
+        print()
+        print(f"{w:<{tw}} {'median':>9} {'(min-max)':>19} {'x basic':>8} {'spread':>7}")
+        for t in transports:
+            vals = [cells[t][w][r] for r in sorted(cells[t][w])]
+            nums = [x for x in vals if x is not None]
+            name = f"{'  ' + t:<{tw}}"
+            if not nums:
+                print(f"{name} {'NA' if vals else 'missing':>9}")
+                continue
+            med, lo, hi = statistics.median(nums), min(nums), max(nums)
+            spread = (hi - lo) / med if med else 0.0
+            ratio = f"{med / base[w]:.2f}" if base[w] else "-"
+            flag = " !" if spread > SPREAD else ""
+            extra = f"  ({len(vals) - len(nums)} NA)" if len(nums) < len(vals) else ""
+            print(f"{name} {med:9.1f} {f'({lo:.1f}-{hi:.1f})':>19} {ratio:>8} "
+                  f"{spread:6.0%}{flag}{extra}")
+    for e in errors:
+        print(e)
+    for m in missing:
+        print(f"BENCH-MISSING {m}")
+
+    return 1 if errors or missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# bench.sh [--quick] (`make bench`, `make bench-quick`): build what is missing (deps,
+# normal kernel, furing.ko, selftests with furing-server, static fio), boot the normal
+# kernel in QEMU and run bench/bench-guest.sh there: fio over every transport, reps
+# interleaved. Prints a table (median, min-max, ratio to basic, spread) and writes the
+# raw numbers as JSON to bench/results/<date>-<accel>.json (--quick: to the cache).
+# Exits non-zero when a transport fails, a cell is missing or the VM splats; never on
+# speed.
+#
+#   BENCH_REPS=3 BENCH_RUNTIME=4 BENCH_SIZE=64M    reps, seconds per cell, size per job
+#   BENCH_TRANSPORTS="basic bufring pinned classic ceiling"
+#   BENCH_WORKLOADS="randread-dio randwrite-dio seqread-buf seqwrite-buf"
+#   BENCH_JSON=path                                where the JSON goes
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+quick=0
+[[ "${1:-}" == --quick ]] && quick=1
+if ((quick)); then
+	reps=${BENCH_REPS:-1} runtime=${BENCH_RUNTIME:-2} size=${BENCH_SIZE:-32M}
+else
+	reps=${BENCH_REPS:-3} runtime=${BENCH_RUNTIME:-4} size=${BENCH_SIZE:-64M}
+fi
+transports=${BENCH_TRANSPORTS:-basic bufring pinned classic ceiling}
+workloads=${BENCH_WORKLOADS:-randread-dio randwrite-dio seqread-buf seqwrite-buf}
+work="$FURING_CACHE/work"
+mkdir -p "$work"
+t_all=$SECONDS
+stage() { # stage NAME CMD...: run CMD, print how long it took
+	local name=$1 t=$SECONDS
+	shift
+	"$@"
+	printf '# stage %-28s %4d s\n' "$name" $((SECONDS - t)) >&2
+}
+
+# Builds share the 2 cores with whatever else runs: niced.
+stage deps "$here/deps.sh"
+kdir=$(stage kernel nice -n 10 "$here/kernel.sh" normal | tail -n1)
+ko=$(KDIR=$kdir stage module nice -n 10 "$here/module.sh" normal | tail -n1)
+stage selftests nice -n 10 make -s -C "$FURING_TOP/selftests" KSRC="$(kernel_src)" OUT="$work/tests"
+stage fio nice -n 10 "$here/fio.sh" "$work/bench"
+
+accel=$("$here/accel.sh" "$kdir" "$ko" "$work/tests" bench-probe)
+export FURING_ACCEL=$accel
+say "accelerator: $accel"
+[[ $accel == kvm ]] ||
+	say "$accel is an emulated CPU: the numbers compare transports, they are not hardware numbers"
+
+"$here/initramfs.sh" bench "$work/bench.cpio.gz" "$ko" "$work/tests" "$work/bench/fio" \
+	REPS="$reps" RUNTIME="$runtime" SIZE="$size" \
+	TRANSPORTS="$transports" WORKLOADS="$workloads"
+ntr=$(wc -w <<<"$transports") nwl=$(wc -w <<<"$workloads")
+# Generous: each cell is RUNTIME s plus fio's start and exit, slow under TCG.
+tmo=$((300 + reps * ntr * (60 + nwl * (runtime + 30))))
+out="$work/bench-run"
+rm -rf "$out"
+say "booting Linux $KVER (normal) under QEMU ($accel, 2 vCPUs): $reps rep(s) x $ntr transports" \
+	"x $nwl workloads, ${runtime} s each (timeout $tmo s)"
+t=$SECONDS
+vm_ok=1
+"$here/vm.sh" "$kdir" "$work/bench.cpio.gz" "$out" bench "$tmo" || vm_ok=0
+printf '# stage %-28s %4d s\n' "vm bench" $((SECONDS - t)) >&2
+tr -d '\r' <"$out/results.log" | grep -v -e '^BENCH ' -e '^FURING-END' || true
+
+if ((quick)); then
+	json=${BENCH_JSON:-$work/bench-quick.json}
+else
+	json=${BENCH_JSON:-$FURING_TOP/bench/results/$(date -u +%Y-%m-%d-%H%M)-$accel.json}
+	mkdir -p "$(dirname "$json")"
+fi
+commit=$(git -C "$FURING_TOP" describe --always --dirty 2>/dev/null || echo unknown)
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+echo
+status=0
+python3 "$FURING_TOP/bench/report.py" --log "$out/results.log" --json "$json" \
+	--accel "$accel" --reps "$reps" --transports "$transports" --workloads "$workloads" \
+	--meta date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" --meta commit="$commit" \
+	--meta host_cpu="$cpu" --meta host_cpus="$(nproc)" --meta vm_mem="${FURING_VM_MEM:-2G}" \
+	--meta runtime_s="$runtime" --meta size_per_job="$size" || status=1
+echo
+say "raw results: $json; guest output: $out/results.log; kernel log: $out/console.log"
+if ((vm_ok == 0)); then
+	say "the VM splatted or did not finish (see above)"
+	status=1
+fi
+printf '# stage %-28s %4d s\n' total $((SECONDS - t_all)) >&2
+((status == 0)) && say "bench: every transport ran" || say "bench: FAILED"
+exit $status
