@@ -10,7 +10,7 @@
 
 REPS=3 RUNTIME=4 SIZE=64M JOBS=2 BS=1M DEPTH=8
 TRANSPORTS="basic bufring pinned zerocopy classic intree intree-classic ceiling"
-WORKLOADS="randread-dio randwrite-dio seqread-buf seqwrite-buf"
+WORKLOADS="randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf"
 [ -f /etc/furing-bench ] && . /etc/furing-bench
 back=/tmp/back
 mnt=/mnt
@@ -33,12 +33,14 @@ server_opts() {
 
 # workload_opts WORKLOAD: fio's options for it. The guest kernel has no fadvise
 # (no CONFIG_ADVISE_SYSCALLS), so fio cannot drop the page cache between passes: the
-# buffered read instead loops over the file, and every loop reopens it, which empties
+# buffered reads instead loop over the file, and every loop reopens it, which empties
 # the cache of a FUSE file (furing-server never sets FOPEN_KEEP_CACHE).
 workload_opts() {
 	case $1 in
 	randread-dio) echo "--rw=randread --direct=1 --time_based" ;;
 	randwrite-dio) echo "--rw=randwrite --direct=1 --time_based" ;;
+	randread-buf) echo "--rw=randread --loops=1000000" ;;
+	randwrite-buf) echo "--rw=randwrite --time_based" ;;
 	seqread-buf) echo "--rw=read --loops=1000000" ;;
 	seqwrite-buf) echo "--rw=write --time_based" ;;
 	*) return 1 ;;

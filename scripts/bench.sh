@@ -8,8 +8,8 @@
 # speed.
 #
 #   BENCH_REPS=3 BENCH_RUNTIME=4 BENCH_SIZE=64M    reps, seconds per cell, size per job
-#   BENCH_TRANSPORTS="basic bufring pinned classic ceiling"
-#   BENCH_WORKLOADS="randread-dio randwrite-dio seqread-buf seqwrite-buf"
+#   BENCH_TRANSPORTS="basic bufring pinned zerocopy classic intree intree-classic ceiling"
+#   BENCH_WORKLOADS="randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf"
 #   BENCH_JSON=path                                where the JSON goes
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,17 +22,11 @@ if ((quick)); then
 else
 	reps=${BENCH_REPS:-3} runtime=${BENCH_RUNTIME:-4} size=${BENCH_SIZE:-64M}
 fi
-transports=${BENCH_TRANSPORTS:-basic bufring pinned classic ceiling}
-workloads=${BENCH_WORKLOADS:-randread-dio randwrite-dio seqread-buf seqwrite-buf}
+transports=${BENCH_TRANSPORTS:-basic bufring pinned zerocopy classic intree intree-classic ceiling}
+workloads=${BENCH_WORKLOADS:-randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf}
 work="$FURING_CACHE/work"
 mkdir -p "$work"
 t_all=$SECONDS
-stage() { # stage NAME CMD...: run CMD, print how long it took
-	local name=$1 t=$SECONDS
-	shift
-	"$@"
-	printf '# stage %-28s %4d s\n' "$name" $((SECONDS - t)) >&2
-}
 
 # Builds share the 2 cores with whatever else runs: niced.
 stage deps "$here/deps.sh"

@@ -14,12 +14,6 @@ variants=${VARIANTS:-normal debug}
 work="$FURING_CACHE/work"
 mkdir -p "$work"
 t_all=$SECONDS
-stage() { # stage NAME CMD...: run CMD, print how long it took
-	local name=$1 t=$SECONDS
-	shift
-	"$@"
-	printf '# stage %-28s %4d s\n' "$name" $((SECONDS - t)) >&2
-}
 
 stage deps "$here/deps.sh"
 declare -A kdir ko

@@ -14,35 +14,20 @@ pkgs=(rustc-web rust-web-src rust-web-clippy clang-19 lld-19 llvm-19 libclang-19
       liburing-dev fio make gcc xz-utils python3
       meson ninja-build pkg-config libnuma-dev g++ dpkg-dev file)
 
-# libfuse 3.18 (the fuse3 source package, for passthrough_hp) is only in sid: a
-# deb-src line for it, sources only, so no binary package ever comes from sid.
-sid_src=/etc/apt/sources.list.d/furing-sid-src.sources
+# Two source packages are built from Debian's sources: libfuse 3.18 (fuse3, only in
+# sid; for passthrough_hp) and fio (bookworm's, static for the bench VM). deb-src lines
+# only, so no binary package ever comes from sid.
 need_update=0
-if [[ ! -f $sid_src ]]; then
-	say "apt: adding deb-src for sid (fuse3 3.18 source package) in $sid_src"
-	cat >"$sid_src" <<-'SRC'
-	Types: deb-src
-	URIs: http://deb.debian.org/debian
-	Suites: sid
-	Components: main
-	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-	SRC
+add_src() { # add_src SUITE WHAT
+	local f=/etc/apt/sources.list.d/furing-$1-src.sources
+	[[ -f $f ]] && return 0
+	say "apt: adding deb-src for $1 ($2) in $f"
+	printf '%s\n' "Types: deb-src" "URIs: http://deb.debian.org/debian" "Suites: $1" \
+		"Components: main" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" >"$f"
 	need_update=1
-fi
-# fio for the benchmark VM is built static from bookworm's fio source package
-# (scripts/fio.sh): a deb-src line for bookworm, sources only, in the same style.
-bookworm_src=/etc/apt/sources.list.d/furing-bookworm-src.sources
-if [[ ! -f $bookworm_src ]]; then
-	say "apt: adding deb-src for bookworm (fio source package) in $bookworm_src"
-	cat >"$bookworm_src" <<-'SRC'
-	Types: deb-src
-	URIs: http://deb.debian.org/debian
-	Suites: bookworm
-	Components: main
-	Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-	SRC
-	need_update=1
-fi
+}
+add_src sid "fuse3 3.18 source package"
+add_src bookworm "fio source package"
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -16,24 +16,11 @@ mkdir -p "$base" "$out"
 
 bin=$(ls -d "$base"/*/fio 2>/dev/null | sort -V | tail -n1 || true)
 if [[ -z "$bin" ]]; then
-	# The version is in the name of the .dsc apt would fetch.
-	fio_version() {
-		apt-get source --print-uris -qq fio/bookworm 2>/dev/null |
-			awk '$2 ~ /^fio_.*\.dsc$/ { v = $2; sub(/^fio_/, "", v); sub(/\.dsc$/, "", v); print v }'
-	}
-	ver=$(fio_version)
-	if [[ -z "$ver" ]]; then
-		apt-get update -qq
-		ver=$(fio_version)
-	fi
-	[[ -n "$ver" ]] || { echo "no bookworm fio source package (deb-src bookworm missing? run scripts/deps.sh)" >&2; exit 1; }
+	ver=$(src_version fio/bookworm '^3\.')
 	dir="$base/$ver"
 	say "fio: building fio $ver (bookworm source package) static"
 	t0=$SECONDS
-	rm -rf "$dir"
-	mkdir -p "$dir/dl"
-	(cd "$dir/dl" && apt-get source -qq --download-only "fio=$ver" 2>/dev/null)
-	dpkg-source -x "$dir/dl/fio_$ver.dsc" "$dir/src" >"$dir/dpkg-source.log" 2>&1
+	fetch_src fio "$ver" "$dir"
 	(cd "$dir/src" && ./configure --build-static --disable-native --disable-shm \
 		--disable-numa --disable-rdma --disable-rados --disable-rbd --disable-http \
 		--disable-gfapi --disable-libnfs --disable-pmem --disable-xnvme --disable-libzbc \

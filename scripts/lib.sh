@@ -32,3 +32,40 @@ kernel_src() {
 	fi
 	echo "$dir"
 }
+
+# stage NAME CMD...: run CMD, then print how long it took (to stderr).
+stage() {
+	local name=$1 t=$SECONDS
+	shift
+	"$@"
+	printf '# stage %-28s %4d s\n' "$name" $((SECONDS - t)) >&2
+}
+
+# src_version SPEC REGEX: the version of the source package SPEC (as for apt-get source,
+# e.g. fio/bookworm) if it matches REGEX; the package lists are updated once when apt
+# does not know it yet (deps.sh adds the deb-src lines).
+src_version() {
+	local spec=$1 re=$2 v try
+	for try in 1 2; do
+		v=$(apt-get source --print-uris -qq "$spec" 2>/dev/null |
+			awk '$2 ~ /\.dsc$/ { v = $2; sub(/^[^_]*_/, "", v); sub(/\.dsc$/, "", v); print v }')
+		if [[ -n $v && $v =~ $re ]]; then
+			echo "$v"
+			return 0
+		fi
+		((try == 1)) && apt-get update -qq
+	done
+	echo "no source package $spec matching $re (deb-src missing? run scripts/deps.sh)" >&2
+	return 1
+}
+
+# fetch_src PKG VERSION DIR [DPKG-SOURCE-OPTION...]: download the source package
+# PKG=VERSION into DIR/dl and unpack it into DIR/src.
+fetch_src() {
+	local pkg=$1 ver=$2 dir=$3
+	shift 3
+	rm -rf "$dir"
+	mkdir -p "$dir/dl"
+	(cd "$dir/dl" && apt-get source -qq --download-only "$pkg=$ver" 2>/dev/null)
+	dpkg-source -x "$@" "$dir/dl/${pkg}_${ver#*:}.dsc" "$dir/src" >"$dir/dpkg-source.log" 2>&1
+}

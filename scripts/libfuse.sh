@@ -14,19 +14,10 @@ mkdir -p "$base" "$out"
 
 bin=$(ls -d "$base"/3.18.*/build/example/passthrough_hp 2>/dev/null | sort -V | tail -n1 || true)
 if [[ -z "$bin" ]]; then
-	fuse3_version() { apt-cache showsrc fuse3 2>/dev/null | awk '/^Version: 3\.18\./ { print $2 }' | sort -V | tail -n1; }
-	ver=$(fuse3_version)
-	if [[ -z "$ver" ]]; then
-		apt-get update -qq
-		ver=$(fuse3_version)
-	fi
-	[[ -n "$ver" ]] || { echo "no fuse3 3.18.x source package (deb-src sid missing? run scripts/deps.sh)" >&2; exit 1; }
+	ver=$(src_version fuse3/sid '^3\.18\.')
 	dir="$base/$ver"
 	say "libfuse: building passthrough_hp from fuse3 $ver (io-uring on, static)"
-	rm -rf "$dir"
-	mkdir -p "$dir/dl"
-	(cd "$dir/dl" && apt-get source -qq --download-only "fuse3=$ver" 2>/dev/null)
-	dpkg-source -x --skip-patches "$dir/dl/fuse3_$ver.dsc" "$dir/src" >"$dir/dpkg-source.log" 2>&1
+	fetch_src fuse3 "$ver" "$dir" --skip-patches
 	(cd "$dir/src" && meson setup "$dir/build" --buildtype=release \
 		-Denable-io-uring=true -Dexamples=true -Dtests=false -Dutils=false -Duseroot=false \
 		-Ddefault_library=static -Dprefer_static=true \

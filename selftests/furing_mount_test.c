@@ -10,7 +10,7 @@
 #include <sys/uio.h>
 #include <sys/sysmacros.h>
 #include "furing_test.h"
-#include FUSE_KERNEL_H
+#include "furing_ring.h"
 #include "kselftest_harness.h"
 
 #define MNT "/tmp/furing-mount-test"
@@ -23,17 +23,6 @@ static struct fuse_in_header *read_req(int fd, char *buf, size_t size)
 	if (n < (ssize_t)sizeof(struct fuse_in_header))
 		return NULL;
 	return (struct fuse_in_header *)buf;
-}
-
-/* Writes a reply with @len bytes of @payload; 0 or -errno. */
-static int reply(int fd, uint64_t unique, int error, const void *payload, size_t len)
-{
-	struct fuse_out_header oh = {
-		.len = sizeof(oh) + (error ? 0 : len), .error = error, .unique = unique,
-	};
-	struct iovec iov[2] = { { &oh, sizeof(oh) }, { (void *)payload, error ? 0 : len } };
-
-	return writev(fd, iov, 2) < 0 ? -errno : 0;
 }
 
 static char reqbuf[1 << 20 | 1 << 12];
@@ -63,23 +52,6 @@ FIXTURE_TEARDOWN(mnt)
 		close(self->fd);
 }
 
-/* Answers INIT; @uring: whether the server asks for io-uring. */
-static int answer_init(int fd, const struct fuse_init_in *in, uint64_t unique, int uring)
-{
-	struct fuse_init_out out = {
-		.major = FUSE_KERNEL_VERSION,
-		.minor = in->minor,
-		.max_readahead = in->max_readahead,
-		.flags = FUSE_INIT_EXT | FUSE_MAX_PAGES,
-		.flags2 = uring ? FUSE_OVER_IO_URING >> 32 : 0,
-		.max_background = 16,
-		.congestion_threshold = 12,
-		.max_write = 1 << 20,
-		.max_pages = 256,
-	};
-
-	return reply(fd, unique, 0, &out, sizeof(out));
-}
 
 /* Serves one request on @fd: GETATTR of the root; anything else gets ENOSYS. */
 struct served {
@@ -100,9 +72,9 @@ static void *serve_one(void *arg)
 		return NULL;
 	s->count++;
 	if (ih->opcode == FUSE_GETATTR)
-		reply(s->fd, ih->unique, 0, &ao, sizeof(ao));
+		furing_reply(s->fd, ih->unique, 0, &ao, sizeof(ao));
 	else
-		reply(s->fd, ih->unique, -ENOSYS, NULL, 0);
+		furing_reply(s->fd, ih->unique, -ENOSYS, NULL, 0);
 	return NULL;
 }
 
@@ -148,7 +120,7 @@ TEST_F(mnt, classic_requests_flow)
 	pthread_t th;
 	struct stat st;
 
-	ASSERT_EQ(0, answer_init(self->fd, &self->init, ih->unique, 1));
+	ASSERT_EQ(0, furing_answer_init(self->fd, &self->init, ih->unique, 1, 1 << 20));
 	ASSERT_EQ(0, pthread_create(&th, NULL, serve_one, &s));
 	ASSERT_EQ(0, stat(MNT, &st));
 	pthread_join(th, NULL);
@@ -180,7 +152,7 @@ TEST_F(mnt, server_close_aborts)
 	struct fuse_in_header *ih = (struct fuse_in_header *)reqbuf;
 	struct stat st;
 
-	ASSERT_EQ(0, answer_init(self->fd, &self->init, ih->unique, 1));
+	ASSERT_EQ(0, furing_answer_init(self->fd, &self->init, ih->unique, 1, 1 << 20));
 	close(self->fd);
 	self->fd = -1;
 	EXPECT_EQ(-1, stat(MNT, &st));
@@ -206,7 +178,7 @@ TEST_F(mnt, fusectl_abort)
 	char dir[96], path[128];
 	struct stat st;
 
-	ASSERT_EQ(0, answer_init(self->fd, &self->init, ih->unique, 0));
+	ASSERT_EQ(0, furing_answer_init(self->fd, &self->init, ih->unique, 0, 1 << 20));
 	conn_dir(dir, sizeof(dir));
 	ASSERT_NE(0, dir[0]);
 	snprintf(path, sizeof(path), "%s/abort", dir);
@@ -233,7 +205,7 @@ TEST_F(mnt, rmmod_refused_while_mounted)
 	struct fuse_in_header *ih = (struct fuse_in_header *)reqbuf;
 	int ret;
 
-	ASSERT_EQ(0, answer_init(self->fd, &self->init, ih->unique, 1));
+	ASSERT_EQ(0, furing_answer_init(self->fd, &self->init, ih->unique, 1, 1 << 20));
 	close(self->fd);
 	self->fd = -1;
 	/* The device is closed; the superblock still pins the module. */
@@ -260,7 +232,7 @@ TEST(mount_cycles)
 		ih = read_req(fd, reqbuf, sizeof(reqbuf));
 		ASSERT_NE(NULL, ih);
 		memcpy(&init, ih + 1, sizeof(init));
-		ASSERT_EQ(0, answer_init(fd, &init, ih->unique, i & 1));
+		ASSERT_EQ(0, furing_answer_init(fd, &init, ih->unique, i & 1, 1 << 20));
 		ASSERT_EQ(0, umount2(MNT, 0));
 		close(fd);
 	}

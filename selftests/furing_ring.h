@@ -14,11 +14,17 @@
 /* furing_wait_cqe(): nothing arrived in time. */
 #define FURING_NO_CQE 1
 
-/* Writes a reply to request @unique on the device @fd; 0 or -errno. */
-static inline int furing_reply(int fd, uint64_t unique, const void *payload, size_t len)
+/*
+ * Writes a reply to request @unique on the device @fd: -errno @error, or
+ * @len bytes of @payload; 0 or -errno.
+ */
+static inline int furing_reply(int fd, uint64_t unique, int error, const void *payload,
+			       size_t len)
 {
-	struct fuse_out_header oh = { .len = sizeof(oh) + len, .unique = unique };
-	struct iovec iov[2] = { { &oh, sizeof(oh) }, { (void *)payload, len } };
+	struct fuse_out_header oh = {
+		.len = sizeof(oh) + (error ? 0 : len), .error = error, .unique = unique,
+	};
+	struct iovec iov[2] = { { &oh, sizeof(oh) }, { (void *)payload, error ? 0 : len } };
 
 	return writev(fd, iov, 2) < 0 ? -errno : 0;
 }
@@ -42,7 +48,7 @@ static inline int furing_answer_init(int fd, const struct fuse_init_in *in, uint
 		.max_pages = max_write / 4096,
 	};
 
-	return furing_reply(fd, unique, &out, sizeof(out));
+	return furing_reply(fd, unique, 0, &out, sizeof(out));
 }
 
 /* Queues one furing command on @ring (an SQE128 ring). */

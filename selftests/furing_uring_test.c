@@ -465,7 +465,7 @@ TEST(server_killed_with_parked_commands)
 		int fd = furing_open_and_mount(MNT);
 
 		if (fd < 0 || read(fd, reqbuf, sizeof(reqbuf)) <= 0 ||
-		    furing_reply(fd, ih->unique, &out, sizeof(out)) ||
+		    furing_reply(fd, ih->unique, 0, &out, sizeof(out)) ||
 		    io_uring_queue_init(4, &ring, IORING_SETUP_SQE128))
 			_exit(1);
 		furing_prep_cmd(&ring, fd, FURING_URING_CMD_REGISTER, &req, iov, 2, 1);
