@@ -99,6 +99,10 @@ server_start() {
 # server_stop TRANSPORT: umount, the server must exit 0; a ring transport must have
 # served over the ring (not fallen back to read()/write())
 server_stop() {
+	# furing's own counters (where the time goes: copies, task work), for the log
+	for q in /sys/kernel/debug/furing/*/queues; do
+		[ -f "$q" ] && sed "s/^/# $1 rep $r debugfs: /" "$q"
+	done
 	umount "$mnt" || { error "$1" - "$r" "umount failed"; kill $srv; }
 	wait $srv
 	rc=$?

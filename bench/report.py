@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # report.py: turn the "BENCH <transport> <workload> <rep> <MiB/s|NA>" lines of a bench
-# VM's results.log into a plain-text table (stdout) and a small JSON file.
-#   report.py --log results.log --json out.json --accel tcg [--meta KEY=VALUE...]
+# VM's results.log into a plain-text table (stdout), a small JSON file and, with --png,
+# one bar chart per workload (PNG, next to the JSON: <json stem>-<workload>.png).
+#   report.py --log results.log --json out.json --accel tcg [--png] [--meta KEY=VALUE...]
 # Exit status: 1 when a cell is missing or a "BENCH-ERROR" line is present (never on
 # speed), else 0.
 import argparse
@@ -22,6 +23,7 @@ def main():
     ap.add_argument("--workloads", required=True)
     ap.add_argument("--reps", type=int, required=True)
     ap.add_argument("--meta", action="append", default=[])
+    ap.add_argument("--png", action="store_true")
     a = ap.parse_args()
 
     transports = a.transports.split()
@@ -73,14 +75,17 @@ def main():
     if a.accel != "kvm":
         print(f"# {a.accel.upper()}: emulated CPU, these are relative numbers only, "
               "not hardware numbers")
-    base = {}
-    for w in workloads:
-        v = [x for x in cells.get("basic", {}).get(w, {}).values() if x is not None]
-        base[w] = statistics.median(v) if v else None
+    def median_of(t, w):
+        v = [x for x in cells.get(t, {}).get(w, {}).values() if x is not None]
+        return statistics.median(v) if v else None
+
+    # Ratios: to furing basic, to Linux 7.3's own io-uring, to the ceiling (if they ran).
+    refs = [r for r in ("basic", "intree", "ceiling") if r in transports]
     tw = max([len(t) + 2 for t in transports] + [len(w) for w in workloads])
     for w in workloads:
         print()
-        print(f"{w:<{tw}} {'median':>9} {'(min-max)':>19} {'x basic':>8} {'spread':>7}")
+        print(f"{w:<{tw}} {'median':>9} {'(min-max)':>19}"
+              + "".join(f" {'x ' + r:>9}" for r in refs) + f" {'spread':>7}")
         for t in transports:
             vals = [cells[t][w][r] for r in sorted(cells[t][w])]
             nums = [x for x in vals if x is not None]
@@ -90,17 +95,57 @@ def main():
                 continue
             med, lo, hi = statistics.median(nums), min(nums), max(nums)
             spread = (hi - lo) / med if med else 0.0
-            ratio = f"{med / base[w]:.2f}" if base[w] else "-"
+            ratios = ""
+            for r in refs:
+                b = median_of(r, w)
+                ratios += f" {f'{med / b:.2f}' if b else '-':>9}"
             flag = " !" if spread > SPREAD else ""
             extra = f"  ({len(vals) - len(nums)} NA)" if len(nums) < len(vals) else ""
-            print(f"{name} {med:9.1f} {f'({lo:.1f}-{hi:.1f})':>19} {ratio:>8} "
+            print(f"{name} {med:9.1f} {f'({lo:.1f}-{hi:.1f})':>19}{ratios} "
                   f"{spread:6.0%}{flag}{extra}")
+    if a.png:
+        plot(a.json, a.accel, kernel, transports, workloads, cells)
     for e in errors:
         print(e)
     for m in missing:
         print(f"BENCH-MISSING {m}")
 
     return 1 if errors or missing else 0
+
+
+def plot(json_path, accel, kernel, transports, workloads, cells):
+    """One bar chart per workload: median MiB/s per transport, min-max as error bars."""
+    import os
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stem = os.path.splitext(json_path)[0]
+    for w in workloads:
+        names, med, lo, hi = [], [], [], []
+        for t in transports:
+            nums = [x for x in cells[t][w].values() if x is not None]
+            if not nums:
+                continue
+            m = statistics.median(nums)
+            names.append(t)
+            med.append(m)
+            lo.append(m - min(nums))
+            hi.append(max(nums) - m)
+        fig, ax = plt.subplots(figsize=(8, 4))
+        colors = ["tab:gray" if n == "ceiling" else "tab:orange" if n.startswith("intree")
+                  else "tab:blue" for n in names]
+        ax.bar(names, med, yerr=[lo, hi], capsize=4, color=colors)
+        for i, m in enumerate(med):
+            ax.text(i, m, f"{m:.0f}", ha="center", va="bottom", fontsize=8)
+        ax.set_ylabel("MiB/s (median, min-max)")
+        ax.set_title(f"{w} -- Linux {kernel}, {accel.upper()}"
+                     + (" (relative numbers only)" if accel != "kvm" else ""))
+        ax.tick_params(axis="x", labelrotation=30)
+        fig.tight_layout()
+        fig.savefig(f"{stem}-{w}.png", dpi=90)
+        plt.close(fig)
+    print(f"# charts: {stem}-<workload>.png")
 
 
 if __name__ == "__main__":

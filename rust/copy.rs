@@ -33,6 +33,30 @@ pub(crate) trait RingBuf {
     fn read_at(&self, off: usize, dst: &mut [u8]) -> Result;
 }
 
+/// Copies of at least this many bytes to or from the server's memory go page by page
+/// through kernel mappings of its pinned pages ([`crate::ffi::copy_user_page`]); smaller
+/// ones (headers) with `copy_to_user()` / `copy_from_user()`.
+const PAGE_COPY_MIN: usize = 512;
+
+impl UserBuf {
+    /// Copies `len` bytes between `kbuf` and `off` of the buffer, page by page.
+    ///
+    /// # Safety
+    ///
+    /// `kbuf` must be a kernel buffer valid for `len` bytes (of reads for `to_user`).
+    unsafe fn copy_pages(&self, off: usize, kbuf: *mut u8, len: usize, to_user: bool) -> Result {
+        let mut done = 0;
+        while done < len {
+            let uaddr = self.addr.as_const_ptr() as usize + off + done;
+            let n = (len - done).min(kernel::page::PAGE_SIZE - uaddr % kernel::page::PAGE_SIZE);
+            // SAFETY: `kbuf + done` has `n` bytes left (caller's guarantee).
+            unsafe { crate::ffi::copy_user_page(uaddr, kbuf.add(done), n, to_user)? };
+            done += n;
+        }
+        Ok(())
+    }
+}
+
 impl RingBuf for UserBuf {
     fn len(&self) -> usize {
         self.len
@@ -42,6 +66,10 @@ impl RingBuf for UserBuf {
         if off.checked_add(src.len()).is_none_or(|end| end > self.len) {
             return Err(EINVAL);
         }
+        if src.len() >= PAGE_COPY_MIN {
+            // SAFETY: `src` is a kernel buffer of `src.len()` readable bytes.
+            return unsafe { self.copy_pages(off, src.as_ptr().cast_mut(), src.len(), true) };
+        }
         UserSlice::new(self.addr.wrapping_byte_add(off), src.len())
             .writer()
             .write_slice(src)
@@ -50,6 +78,10 @@ impl RingBuf for UserBuf {
     fn read_at(&self, off: usize, dst: &mut [u8]) -> Result {
         if off.checked_add(dst.len()).is_none_or(|end| end > self.len) {
             return Err(EINVAL);
+        }
+        if dst.len() >= PAGE_COPY_MIN {
+            // SAFETY: `dst` is a kernel buffer of `dst.len()` writable bytes.
+            return unsafe { self.copy_pages(off, dst.as_mut_ptr(), dst.len(), false) };
         }
         UserSlice::new(self.addr.wrapping_byte_add(off), dst.len())
             .reader()

@@ -11,7 +11,12 @@ use crate::ffi::{FuseReq, ParkedCmd, Sqe, UringCmd};
 use crate::ring::{Limits, HEADER_SIZE};
 use crate::uapi::FURING_URING_NO_BUF;
 use crate::zerocopy::ZcRegistration;
-use kernel::{prelude::*, sync::Arc, uaccess::UserPtr};
+use kernel::{
+    prelude::*,
+    sync::Arc,
+    time::{Instant, Monotonic},
+    uaccess::UserPtr,
+};
 
 /// Where an entry is in its life.
 pub(crate) enum EntryState {
@@ -87,6 +92,8 @@ pub(crate) struct Entry {
     io: EntryIo,
     /// Zero-copy: the registration of the request the server holds.
     zc: Option<ZcRegistration>,
+    /// When the entry's current request was handed to it (for the task-work latency).
+    queued_at: Option<Instant<Monotonic>>,
 }
 
 impl Entry {
@@ -123,6 +130,7 @@ impl Entry {
             cmd: None,
             io,
             zc: None,
+            queued_at: None,
         }
     }
 
@@ -137,6 +145,16 @@ impl Entry {
             EntryIo::Ring { slot, .. } => Some(*slot),
             EntryIo::Basic { .. } => None,
         }
+    }
+
+    /// Notes when a request was handed to the entry.
+    pub(crate) fn set_queued_at(&mut self, t: Instant<Monotonic>) {
+        self.queued_at = Some(t);
+    }
+
+    /// When the entry's request was handed to it.
+    pub(crate) fn take_queued_at(&mut self) -> Option<Instant<Monotonic>> {
+        self.queued_at.take()
     }
 
     /// Keeps the zero-copy registration of the entry's request.

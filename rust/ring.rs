@@ -19,7 +19,18 @@ use kernel::{
     new_spinlock,
     prelude::*,
     sync::{Arc, SpinLock},
+    time::{Delta, Instant, Monotonic},
 };
+
+/// Nanoseconds of `d` (never negative on a monotonic clock).
+fn nanos(d: Delta) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(0)
+}
+
+/// Nanoseconds from `a` to `b`.
+fn nanos_between(a: Instant<Monotonic>, b: Instant<Monotonic>) -> u64 {
+    nanos(b - a)
+}
 
 /// Which queue of a connection a command is for, and the queue's limits.
 #[derive(Clone, Copy)]
@@ -37,6 +48,11 @@ pub(crate) struct Queue {
     /// Requests whose data pages were zero-copied, and their bytes.
     zc_requests: AtomicU64,
     zc_bytes: AtomicU64,
+    /// Time spent (ns) copying requests to the ring, copying replies back, and between
+    /// handing a request to an entry and its task work running.
+    copy_in_ns: AtomicU64,
+    copy_out_ns: AtomicU64,
+    task_work_ns: AtomicU64,
     #[pin]
     inner: SpinLock<QueueInner>,
 }
@@ -88,6 +104,7 @@ impl QueueInner {
                 e.set_buf(buf);
             }
             e.set_state(EntryState::Sending(req));
+            e.set_queued_at(Instant::<Monotonic>::now());
             if let Some(cmd) = e.cmd() {
                 cmd.send_in_task();
             }
@@ -129,6 +146,9 @@ impl Queue {
             sent: AtomicU64::new(0),
             zc_requests: AtomicU64::new(0),
             zc_bytes: AtomicU64::new(0),
+            copy_in_ns: AtomicU64::new(0),
+            copy_out_ns: AtomicU64::new(0),
+            task_work_ns: AtomicU64::new(0),
             inner <- new_spinlock!(QueueInner {
                 entries: KVec::new(),
                 waiting: KVec::new(),
@@ -271,6 +291,7 @@ impl Queue {
             return true;
         };
         let io = e.io();
+        let queued = e.take_queued_at();
         let Some(parked) = e.take_cmd() else {
             return true;
         };
@@ -281,7 +302,15 @@ impl Queue {
         let res = if cancel || stopped {
             Err(ENOTCONN)
         } else {
-            self.copy_in(cmd, req, &io, &mut zc, issue_flags)
+            let start = Instant::<Monotonic>::now();
+            self.task_work_ns.fetch_add(
+                queued.map_or(0, |q| nanos_between(q, start)),
+                Ordering::Relaxed,
+            );
+            let res = self.copy_in(cmd, req, &io, &mut zc, issue_flags);
+            self.copy_in_ns
+                .fetch_add(nanos(start.elapsed()), Ordering::Relaxed);
+            res
         };
         match res {
             Ok(()) => {
@@ -361,7 +390,10 @@ impl Queue {
         let req = ffi::pq_take(fud, commit_id);
         if let Some(req) = req {
             let (header, payload, _) = io.bufs();
+            let start = Instant::<Monotonic>::now();
             let res = copy::reply_from_ring(req, &header, &payload, zc.is_some());
+            self.copy_out_ns
+                .fetch_add(nanos(start.elapsed()), Ordering::Relaxed);
             ffi::pq_release(fud, req, res.err().map_or(0, |e| e.to_errno()));
         }
         // The registration goes before the request ends, on every path.
@@ -473,6 +505,16 @@ impl Queue {
         (
             self.zc_requests.load(Ordering::Relaxed),
             self.zc_bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Microseconds spent copying requests in, replies out, and waiting for task work.
+    pub(crate) fn times_us(&self) -> (u64, u64, u64) {
+        let us = |a: &AtomicU64| a.load(Ordering::Relaxed) / 1000;
+        (
+            us(&self.copy_in_ns),
+            us(&self.copy_out_ns),
+            us(&self.task_work_ns),
         )
     }
 

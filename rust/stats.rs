@@ -5,15 +5,19 @@
 //!
 //! ```text
 //! classic 3
-//! qid entries sent in_flight flags bufs bufs_used pinned_bytes buf_wait_max zc_reqs zc_bytes
-//! 0 4 120 1 0x7 2 1 9437184 3 0 0
+//! qid entries sent in_flight flags bufs bufs_used pinned_bytes buf_wait_max zc_reqs zc_bytes \
+//!     copy_in_us copy_out_us task_work_us
+//! 0 4 120 1 0x7 2 1 9437184 3 0 0 310 2250 1800
 //! ```
 //!
 //! `flags` are the queue's REGISTER flags; `bufs` and `bufs_used` the payload buffers of
 //! a buffer ring and those held by requests; `pinned_bytes` what its pinned regions hold;
 //! `buf_wait_max` the most requests seen waiting for a payload buffer at once; `zc_reqs`
-//! and `zc_bytes` the requests whose data pages were zero-copied. `furing/zero_copy`
-//! counts the registrations io_uring holds, over all connections.
+//! and `zc_bytes` the requests whose data pages were zero-copied; `copy_in_us`,
+//! `copy_out_us` and `task_work_us` the time spent copying requests to the ring,
+//! copying replies back, and between handing a request to an entry and its task work
+//! starting (all requests, cumulative). `furing/zero_copy` counts the registrations
+//! io_uring holds, over all connections.
 
 use crate::ring::Ring;
 use core::fmt;
@@ -69,16 +73,18 @@ fn show(ring: &Arc<Ring>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "classic {}", ring.classic_count())?;
     writeln!(
         f,
-        "qid entries sent in_flight flags bufs bufs_used pinned_bytes buf_wait_max zc_reqs zc_bytes"
+        "qid entries sent in_flight flags bufs bufs_used pinned_bytes buf_wait_max zc_reqs zc_bytes \
+         copy_in_us copy_out_us task_work_us"
     )?;
     for q in ring.queues() {
         let (entries, in_flight) = q.counts();
         if entries > 0 || q.sent() > 0 {
             let (flags, bufs, used, pinned, wait_max) = q.bufring_counts();
             let (zc_reqs, zc_bytes) = q.zero_copied();
+            let (copy_in, copy_out, task_work) = q.times_us();
             writeln!(
                 f,
-                "{} {} {} {} {:#x} {} {} {} {} {} {}",
+                "{} {} {} {} {:#x} {} {} {} {} {} {} {} {} {}",
                 q.qid(),
                 entries,
                 q.sent(),
@@ -89,7 +95,10 @@ fn show(ring: &Arc<Ring>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 pinned,
                 wait_max,
                 zc_reqs,
-                zc_bytes
+                zc_bytes,
+                copy_in,
+                copy_out,
+                task_work
             )?;
         }
     }

@@ -2,8 +2,10 @@
 # bench.sh [--quick] (`make bench`, `make bench-quick`): build what is missing (deps,
 # normal kernel, furing.ko, selftests with furing-server, static fio), boot the normal
 # kernel in QEMU and run bench/bench-guest.sh there: fio over every transport, reps
-# interleaved. Prints a table (median, min-max, ratio to basic, spread) and writes the
-# raw numbers as JSON to bench/results/<date>-<accel>.json (--quick: to the cache).
+# interleaved. Prints a table (median, min-max, ratios to furing basic, to Linux 7.3's
+# io-uring and to the tmpfs ceiling, spread) and writes the raw numbers as JSON to
+# bench/results/<date>-<accel>.json with a PNG bar chart per workload beside it
+# (--quick: JSON only, to the cache).
 # Exits non-zero when a transport fails, a cell is missing or the VM splats; never on
 # speed.
 #
@@ -67,7 +69,10 @@ commit=$(git -C "$FURING_TOP" describe --always --dirty 2>/dev/null || echo unkn
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo
 status=0
-python3 "$FURING_TOP/bench/report.py" --log "$out/results.log" --json "$json" \
+# Debian's python3 (with python3-matplotlib, for the charts), whatever else is on PATH.
+png=--png
+((quick)) && png=
+/usr/bin/python3 "$FURING_TOP/bench/report.py" --log "$out/results.log" --json "$json" $png \
 	--accel "$accel" --reps "$reps" --transports "$transports" --workloads "$workloads" \
 	--meta date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" --meta commit="$commit" \
 	--meta host_cpu="$cpu" --meta host_cpus="$(nproc)" --meta vm_mem="${FURING_VM_MEM:-2G}" \

@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 pkgs=(rustc-web rust-web-src rust-web-clippy clang-19 lld-19 llvm-19 libclang-19-dev
       qemu-system-x86 flex bison bc libelf-dev libssl-dev cpio busybox-static kmod
       liburing-dev fio make gcc xz-utils python3
-      meson ninja-build pkg-config libnuma-dev g++ dpkg-dev file)
+      meson ninja-build pkg-config libnuma-dev g++ dpkg-dev file python3-matplotlib)
 
 # Two source packages are built from Debian's sources: libfuse 3.18 (fuse3, only in
 # sid; for passthrough_hp) and fio (bookworm's, static for the bench VM). deb-src lines
