@@ -8,7 +8,7 @@
 # transport prints "BENCH-ERROR <transport> <workload> <rep> <why>" and the script exits
 # 1. Everything else is a "#" comment.
 
-REPS=3 RUNTIME=4 SIZE=64M JOBS=2 BS=1M DEPTH=8
+REPS=3 RUNTIME=4 SIZE=64M JOBS=2 BS=1M DEPTH=8 FILES=1000
 TRANSPORTS="basic bufring pinned zerocopy classic intree intree-classic ceiling"
 WORKLOADS="randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf"
 [ -f /etc/furing-bench ] && . /etc/furing-bench
@@ -27,6 +27,9 @@ server_opts() {
 	# The same server on the kernel's own /dev/fuse: 7.3's io-uring, and read/write.
 	intree) echo "--dev /dev/fuse --depth $DEPTH" ;;
 	intree-classic) echo "--dev /dev/fuse --no-uring" ;;
+	# libfuse 3.18's passthrough_hp (io-uring on), unmodified: through furing-launch on
+	# furing, mounting itself on /dev/fuse.
+	hp-furing | hp-intree) echo "-o io_uring" ;;
 	*) return 1 ;;
 	esac
 }
@@ -40,6 +43,12 @@ workload_opts() {
 	randread-dio) echo "--rw=randread --direct=1 --time_based" ;;
 	randwrite-dio) echo "--rw=randwrite --direct=1 --time_based" ;;
 	randread-buf) echo "--rw=randread --loops=1000000" ;;
+	# 4 KiB direct random reads from 8 psync threads (queue depth 8): IOPS
+	randread-4k-iops) echo "--rw=randread --direct=1 --time_based --bs=4k --numjobs=8" ;;
+	# metadata: create, stat and unlink of many 4 KiB files (fio's file engines): ops/s
+	meta-create) echo "--ioengine=filecreate --rw=write" ;;
+	meta-stat) echo "--ioengine=filestat --rw=read" ;;
+	meta-unlink) echo "--ioengine=filedelete --rw=read" ;;
 	randwrite-buf) echo "--rw=randwrite --time_based" ;;
 	seqread-buf) echo "--rw=read --loops=1000000" ;;
 	seqwrite-buf) echo "--rw=write --time_based" ;;
@@ -59,26 +68,73 @@ error() {
 	fi
 }
 
-# cell TRANSPORT WORKLOAD REP DIR: one fio run, prints its BENCH line
+# cell TRANSPORT WORKLOAD REP DIR: one fio run, prints its BENCH line: MiB/s, or ops/s
+# for the *-iops and meta-* workloads
 cell() {
 	opts=$(workload_opts "$2") || { error "$1" "$2" "$3" "unknown workload"; return; }
+	case $2 in
+	meta-*)
+		# FILES files per job in their own directory, each touched once
+		mkdir -p "$4/meta"
+		set -- "$1" "$2" "$3" "$4/meta"
+		base="--name=meta --nrfiles=$FILES --filesize=4k --openfiles=1 --bs=4k"
+		;;
+	*) base="--name=bench --size=$SIZE --bs=$BS --ioengine=psync --runtime=$RUNTIME" ;;
+	esac
 	# shellcheck disable=SC2086
-	if ! fio --name=bench --directory="$4" --size="$SIZE" --numjobs="$JOBS" --bs="$BS" \
-		--ioengine=psync --group_reporting --runtime="$RUNTIME" \
+	if ! fio $base --directory="$4" --numjobs="$JOBS" --group_reporting \
 		--invalidate=0 --fadvise_hint=0 --output-format=terse $opts \
 		>/tmp/fio.out 2>/tmp/fio.err; then
 		error "$1" "$2" "$3" "fio failed: $(grep -v '^3;' /tmp/fio.out /tmp/fio.err | tail -n1)"
 		return
 	fi
-	# terse v3: 5 = error, 7 = read KiB/s, 48 = write KiB/s
-	mibs=$(awk -F';' '$1 == 3 && $5 == 0 { printf "%.1f", ($7 + $48) / 1024; n++ }
+	# terse v3: 5 = error, 7/8 = read KiB/s / IOPS, 48/49 = write KiB/s / IOPS
+	case $2 in
+	*-iops | meta-*) fields='$8 + $49' ;;
+	*) fields='($7 + $48) / 1024' ;;
+	esac
+	val=$(awk -F';' '$1 == 3 && $5 == 0 { printf "%.1f", '"$fields"'; n++ }
 		END { exit n != 1 }' /tmp/fio.out) ||
 		{ error "$1" "$2" "$3" "no fio result: $(tail -n1 /tmp/fio.err)"; return; }
-	echo "BENCH $1 $2 $3 $mibs"
+	echo "BENCH $1 $2 $3 $val"
+}
+
+# mounted FSTYPE-REGEX: whether /mnt is mounted with a matching fs type
+mounted() {
+	awk -v m="$mnt" -v t="$1" '$2 == m && $3 ~ t { f = 1 } END { exit !f }' /proc/mounts
+}
+
+# hp_start TRANSPORT: passthrough_hp on furing (through furing-launch, its queues
+# registered) or on /dev/fuse (it mounts itself); waits until it serves.
+hp_start() {
+	if [ "$1" = hp-furing ]; then
+		furing-launch -o default_permissions "$mnt" passthrough_hp --foreground \
+			--nopassthrough -o io_uring "$back" @fd >/tmp/server.out 2>/tmp/server.err &
+	else
+		passthrough_hp --foreground --nopassthrough -o io_uring "$back" "$mnt" \
+			>/tmp/server.out 2>/tmp/server.err &
+	fi
+	srv=$!
+	i=0
+	# furing: both queues registered (debugfs); /dev/fuse: mounted, then a first request
+	until { [ "$1" = hp-furing ] && mounted '^furing$' &&
+		[ "$(awk 'NF > 4 && $1 != "qid" && $2 > 0' /sys/kernel/debug/furing/*/queues \
+			2>/dev/null | wc -l)" -ge 2 ]; } ||
+		{ [ "$1" = hp-intree ] && mounted '^fuse' && stat "$mnt" >/dev/null; }; do
+		i=$((i + 1))
+		if [ $i -gt 300 ] || ! kill -0 $srv 2>/dev/null; then
+			error "$1" - "$r" "server not ready: $(tail -n1 /tmp/server.err)"
+			kill $srv 2>/dev/null
+			wait $srv
+			return 1
+		fi
+		sleep 0.1
+	done
 }
 
 # server_start TRANSPORT: mount /mnt with furing-server, wait for its ready line
 server_start() {
+	case $1 in hp-*) hp_start "$1"; return ;; esac
 	# shellcheck disable=SC2046
 	furing-server --dev /dev/furing $(server_opts "$1") "$back" "$mnt" \
 		>/tmp/server.out 2>/tmp/server.err &
@@ -103,9 +159,21 @@ server_stop() {
 	for q in /sys/kernel/debug/furing/*/queues; do
 		[ -f "$q" ] && sed "s/^/# $1 rep $r debugfs: /" "$q"
 	done
+	# hp-furing: what went over furing's ring (passthrough_hp counts nothing itself)
+	ring=$(cat /sys/kernel/debug/furing/*/queues 2>/dev/null |
+		awk 'NF > 4 && $1 != "qid" { n += $3 } END { print n + 0 }')
 	umount "$mnt" || { error "$1" - "$r" "umount failed"; kill $srv; }
 	wait $srv
 	rc=$?
+	case $1 in
+	hp-*)
+		echo "# $1 rep $r: exit $rc; furing ring requests $ring"
+		[ $rc -eq 0 ] || error "$1" - "$r" "passthrough_hp exit status $rc: $(tail -n1 /tmp/server.err)"
+		[ "$1" = hp-intree ] || [ "$ring" -gt 0 ] ||
+			error "$1" - "$r" "nothing served over furing's ring"
+		return
+		;;
+	esac
 	line=$(grep '^furing-server: exit' /tmp/server.out)
 	echo "# $1 rep $r: ${line#furing-server: }"
 	[ $rc -eq 0 ] || error "$1" - "$r" "server exit status $rc: $(tail -n1 /tmp/server.err)"

@@ -14,6 +14,11 @@ import sys
 SPREAD = 0.10  # flag cells whose (max - min) / median is above this
 
 
+def unit(workload):
+    """What a workload's numbers count."""
+    return "ops/s" if workload.endswith("-iops") or workload.startswith("meta-") else "MiB/s"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--log", required=True)
@@ -51,7 +56,7 @@ def main():
         "kernel": kernel,
         **meta,
         "notes": notes,
-        "unit": "MiB/s",
+        "unit": {w: unit(w) for w in workloads},
         "transports": transports,
         "workloads": workloads,
         "reps": a.reps,
@@ -70,8 +75,9 @@ def main():
 
     print(f"# furing bench: kernel {kernel or '?'}, accelerator {a.accel}, "
           f"{a.reps} rep(s); {'; '.join(notes)}")
-    print("# MiB/s: median (min-max) over the reps; 'x basic' = median / basic's "
-          f"median; '!' = spread (max-min)/median > {SPREAD:.0%}")
+    print("# MiB/s (ops/s for *-iops, meta-*): median (min-max) over the reps; "
+          "'x T' = median / T's median; "
+          f"'!' = spread (max-min)/median > {SPREAD:.0%}")
     if a.accel != "kvm":
         print(f"# {a.accel.upper()}: emulated CPU, these are relative numbers only, "
               "not hardware numbers")
@@ -81,10 +87,10 @@ def main():
 
     # Ratios: to furing basic, to Linux 7.3's own io-uring, to the ceiling (if they ran).
     refs = [r for r in ("basic", "intree", "ceiling") if r in transports]
-    tw = max([len(t) + 2 for t in transports] + [len(w) for w in workloads])
+    tw = max([len(t) + 2 for t in transports] + [len(w) + 8 for w in workloads])
     for w in workloads:
         print()
-        print(f"{w:<{tw}} {'median':>9} {'(min-max)':>19}"
+        print(f"{w + ' (' + unit(w) + ')':<{tw}} {'median':>9} {'(min-max)':>19}"
               + "".join(f" {'x ' + r:>9}" for r in refs) + f" {'spread':>7}")
         for t in transports:
             vals = [cells[t][w][r] for r in sorted(cells[t][w])]
@@ -133,12 +139,12 @@ def plot(json_path, accel, kernel, transports, workloads, cells):
             lo.append(m - min(nums))
             hi.append(max(nums) - m)
         fig, ax = plt.subplots(figsize=(8, 4))
-        colors = ["tab:gray" if n == "ceiling" else "tab:orange" if n.startswith("intree")
+        colors = ["tab:gray" if n == "ceiling" else "tab:orange" if "intree" in n
                   else "tab:blue" for n in names]
         ax.bar(names, med, yerr=[lo, hi], capsize=4, color=colors)
         for i, m in enumerate(med):
             ax.text(i, m, f"{m:.0f}", ha="center", va="bottom", fontsize=8)
-        ax.set_ylabel("MiB/s (median, min-max)")
+        ax.set_ylabel(f"{unit(w)} (median, min-max)")
         ax.set_title(f"{w} -- Linux {kernel}, {accel.upper()}"
                      + (" (relative numbers only)" if accel != "kvm" else ""))
         ax.tick_params(axis="x", labelrotation=30)

@@ -10,8 +10,11 @@
 # speed.
 #
 #   BENCH_REPS=3 BENCH_RUNTIME=4 BENCH_SIZE=64M    reps, seconds per cell, size per job
-#   BENCH_TRANSPORTS="basic bufring pinned zerocopy classic intree intree-classic ceiling"
-#   BENCH_WORKLOADS="randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf"
+#   BENCH_FILES=1000                               files per job of the meta-* workloads
+#   BENCH_TRANSPORTS="basic bufring pinned zerocopy classic intree intree-classic
+#                     hp-furing hp-intree ceiling"
+#   BENCH_WORKLOADS="randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf
+#                    seqwrite-buf randread-4k-iops meta-create meta-stat meta-unlink"
 #   BENCH_JSON=path                                where the JSON goes
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,11 +24,13 @@ quick=0
 [[ "${1:-}" == --quick ]] && quick=1
 if ((quick)); then
 	reps=${BENCH_REPS:-1} runtime=${BENCH_RUNTIME:-2} size=${BENCH_SIZE:-32M}
+	files=${BENCH_FILES:-200}
 else
 	reps=${BENCH_REPS:-3} runtime=${BENCH_RUNTIME:-4} size=${BENCH_SIZE:-64M}
+	files=${BENCH_FILES:-1000}
 fi
-transports=${BENCH_TRANSPORTS:-basic bufring pinned zerocopy classic intree intree-classic ceiling}
-workloads=${BENCH_WORKLOADS:-randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf}
+transports=${BENCH_TRANSPORTS:-basic bufring pinned zerocopy classic intree intree-classic hp-furing hp-intree ceiling}
+workloads=${BENCH_WORKLOADS:-randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf randread-4k-iops meta-create meta-stat meta-unlink}
 work="$FURING_CACHE/work"
 mkdir -p "$work"
 t_all=$SECONDS
@@ -35,6 +40,7 @@ stage deps "$here/deps.sh"
 kdir=$(stage kernel nice -n 10 "$here/kernel.sh" normal | tail -n1)
 ko=$(KDIR=$kdir stage module nice -n 10 "$here/module.sh" normal | tail -n1)
 stage selftests nice -n 10 make -s -C "$FURING_TOP/selftests" KSRC="$(kernel_src)" OUT="$work/tests"
+stage libfuse nice -n 10 "$here/libfuse.sh" "$work/tests/extra"
 stage fio nice -n 10 "$here/fio.sh" "$work/bench"
 
 accel=$("$here/accel.sh" "$kdir" "$ko" "$work/tests" bench-probe)
@@ -44,7 +50,7 @@ say "accelerator: $accel"
 	say "$accel is an emulated CPU: the numbers compare transports, they are not hardware numbers"
 
 "$here/initramfs.sh" bench "$work/bench.cpio.gz" "$ko" "$work/tests" "$work/bench/fio" \
-	REPS="$reps" RUNTIME="$runtime" SIZE="$size" \
+	REPS="$reps" RUNTIME="$runtime" SIZE="$size" FILES="$files" \
 	TRANSPORTS="$transports" WORKLOADS="$workloads"
 ntr=$(wc -w <<<"$transports") nwl=$(wc -w <<<"$workloads")
 # Generous: each cell is RUNTIME s plus fio's start and exit, slow under TCG.
