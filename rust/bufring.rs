@@ -11,7 +11,7 @@
 
 use crate::copy::Buf;
 use crate::entry::UserBuf;
-use crate::ffi::Sqe;
+use crate::ffi::{FuseReq, Sqe};
 use crate::pinned::PinnedRegion;
 use crate::ring::{Limits, HEADER_SIZE};
 use crate::uapi;
@@ -19,6 +19,9 @@ use kernel::prelude::*;
 
 /// Most buffers a queue's payload region may be carved into.
 pub(crate) const MAX_BUFS: usize = 65536;
+
+/// Reads and writes of at least this many bytes go zero-copy on a zero-copy queue.
+pub(crate) const ZERO_COPY_MIN: usize = 64 << 10;
 
 /// Where a region's bytes are.
 enum Region {
@@ -123,6 +126,19 @@ impl BufRing {
     /// Whether the queue zero-copies the data pages of reads and writes.
     pub(crate) fn zero_copy(&self) -> bool {
         self.flags & uapi::FURING_URING_ZERO_COPY != 0
+    }
+
+    /// Whether `req` goes zero-copy on this queue: a READ or WRITE on a zero-copy queue
+    /// whose data is at least [`ZERO_COPY_MIN`] bytes, or does not fit a payload buffer.
+    /// Smaller ones are copied: the server's extra READ_FIXED/WRITE_FIXED costs more than
+    /// copying a few pages (4 KiB direct reads: 0.70x of copying, under TCG). Returns the
+    /// io_uring buffer direction and the data size.
+    pub(crate) fn zero_copies(&self, req: FuseReq) -> Option<(u8, usize)> {
+        if !self.zero_copy() {
+            return None;
+        }
+        let (dir, len) = req.zero_copy_io()?;
+        (len >= ZERO_COPY_MIN || len > self.buf_size).then_some((dir, len))
     }
 
     /// Entries the queue may have (ids `0..depth`).

@@ -62,12 +62,12 @@ pub(crate) enum EntryIo {
 }
 
 impl EntryIo {
-    /// Buffer-ring entries: the header slot, which is also the entry's io_uring buffer
-    /// index for zero-copy, and whether the queue zero-copies.
-    pub(crate) fn zero_copy_slot(&self) -> Option<u32> {
+    /// Whether `req` goes zero-copy through this entry (see [`BufRing::zero_copies`]):
+    /// the io_uring buffer index (the entry's header slot), direction and data size.
+    pub(crate) fn zero_copy(&self, req: FuseReq) -> Option<(u32, u8, usize)> {
         match self {
-            Self::Ring { br, slot, .. } if br.zero_copy() => Some(*slot),
-            _ => None,
+            Self::Ring { br, slot, .. } => br.zero_copies(req).map(|(dir, len)| (*slot, dir, len)),
+            Self::Basic { .. } => None,
         }
     }
 

@@ -85,8 +85,10 @@ impl QueueInner {
             let Some(i) = self.entries.iter().position(Entry::is_available) else {
                 return;
             };
-            let zero_copy =
-                self.br.as_ref().is_some_and(|br| br.zero_copy()) && req.zero_copy_io().is_some();
+            let zero_copy = self
+                .br
+                .as_ref()
+                .is_some_and(|br| br.zero_copies(*req).is_some());
             let buf = if self.br.is_some() && req.has_payload(zero_copy) {
                 let Some(buf) = self.free_bufs.pop() else {
                     self.buf_wait_max = self.buf_wait_max.max(self.waiting.len());
@@ -359,7 +361,7 @@ impl Queue {
         zc: &mut Option<ZcRegistration>,
         issue_flags: u32,
     ) -> Result {
-        if let (Some(slot), Some((dir, len))) = (io.zero_copy_slot(), req.zero_copy_io()) {
+        if let Some((slot, dir, len)) = io.zero_copy(req) {
             *zc = Some(ZcRegistration::register(cmd, req, dir, slot, issue_flags)?);
             self.zc_requests.fetch_add(1, Ordering::Relaxed);
             self.zc_bytes.fetch_add(len as u64, Ordering::Relaxed);

@@ -62,7 +62,10 @@
  * Zero-copy queues (FURING_URING_ZERO_COPY, with BUFRING and both PINNED
  * flags; CAP_SYS_ADMIN):
  *  - The data pages of a FUSE_READ (the reply's data) or FUSE_WRITE (the
- *    request's data) are not copied: the client's pages are registered as
+ *    request's data) of at least 64 KiB, or larger than buf_size, are not
+ *    copied (smaller ones are, as on a pinned queue, without the flag below:
+ *    a fixed-buffer operation costs more than copying a few pages): the
+ *    client's pages are registered as
  *    buffer buf_index of the io_uring the entry's command came from
  *    (io_buffer_register_bvec()), and ring_ent_in_out.flags has
  *    FURING_URING_ENT_ZERO_COPY. The server moves the data with
