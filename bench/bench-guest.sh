@@ -184,6 +184,8 @@ server_stop() {
 	esac
 }
 
+# fio's jobs are threads sharing one fd table; the meta-* workloads open FILES per job
+ulimit -n 65536 || ulimit -n 4096
 insmod /lib/modules/furing.ko || { echo "BENCH-ERROR - - - insmod failed"; exit 1; }
 # Linux 7.3's own FUSE io-uring is off by default.
 echo Y >/sys/module/fuse/parameters/enable_uring ||
