@@ -74,8 +74,8 @@ cell() {
 	opts=$(workload_opts "$2") || { error "$1" "$2" "$3" "unknown workload"; return; }
 	case $2 in
 	meta-*)
-		# FILES files per job in their own directory, each touched once
-		mkdir -p "$4/meta"
+		# FILES files per job in their own directory (made with the file set), each
+		# touched once
 		set -- "$1" "$2" "$3" "$4/meta"
 		base="--name=meta --nrfiles=$FILES --filesize=4k --openfiles=1 --bs=4k"
 		;;
@@ -104,26 +104,16 @@ mounted() {
 	awk -v m="$mnt" -v t="$1" '$2 == m && $3 ~ t { f = 1 } END { exit !f }' /proc/mounts
 }
 
-# hp_start TRANSPORT: passthrough_hp on furing (through furing-launch, its queues
-# registered) or on /dev/fuse (it mounts itself); waits until it serves.
-hp_start() {
-	if [ "$1" = hp-furing ]; then
-		furing-launch -o default_permissions "$mnt" passthrough_hp --foreground \
-			--nopassthrough -o io_uring "$back" @fd >/tmp/server.out 2>/tmp/server.err &
-	else
-		passthrough_hp --foreground --nopassthrough -o io_uring "$back" "$mnt" \
-			>/tmp/server.out 2>/tmp/server.err &
-	fi
-	srv=$!
+# wait_server TRANSPORT CMD...: wait (30 s at most) until CMD succeeds, with the
+# server ($srv) alive all along
+wait_server() {
+	t=$1
+	shift
 	i=0
-	# furing: both queues registered (debugfs); /dev/fuse: mounted, then a first request
-	until { [ "$1" = hp-furing ] && mounted '^furing$' &&
-		[ "$(awk 'NF > 4 && $1 != "qid" && $2 > 0' /sys/kernel/debug/furing/*/queues \
-			2>/dev/null | wc -l)" -ge 2 ]; } ||
-		{ [ "$1" = hp-intree ] && mounted '^fuse' && stat "$mnt" >/dev/null; }; do
+	until "$@"; do
 		i=$((i + 1))
 		if [ $i -gt 300 ] || ! kill -0 $srv 2>/dev/null; then
-			error "$1" - "$r" "server not ready: $(tail -n1 /tmp/server.err)"
+			error "$t" - "$r" "server not ready: $(tail -n1 /tmp/server.err)"
 			kill $srv 2>/dev/null
 			wait $srv
 			return 1
@@ -132,24 +122,41 @@ hp_start() {
 	done
 }
 
-# server_start TRANSPORT: mount /mnt with furing-server, wait for its ready line
+# hp_ready TRANSPORT: passthrough_hp serves: on furing, both queues registered
+# (debugfs); on /dev/fuse, mounted and answering
+hp_ready() {
+	if [ "$1" = hp-furing ]; then
+		mounted '^furing$' &&
+			[ "$(awk 'NF > 4 && $1 != "qid" && $2 > 0' /sys/kernel/debug/furing/*/queues \
+				2>/dev/null | wc -l)" -ge 2 ]
+	else
+		mounted '^fuse' && stat "$mnt" >/dev/null
+	fi
+}
+
+# server_start TRANSPORT: mount /mnt with furing-server (waiting for its ready line),
+# or passthrough_hp on furing (through furing-launch) or on /dev/fuse (it mounts itself)
 server_start() {
-	case $1 in hp-*) hp_start "$1"; return ;; esac
-	# shellcheck disable=SC2046
-	furing-server --dev /dev/furing $(server_opts "$1") "$back" "$mnt" \
-		>/tmp/server.out 2>/tmp/server.err &
+	case $1 in
+	hp-furing)
+		furing-launch -o default_permissions "$mnt" passthrough_hp --foreground \
+			--nopassthrough -o io_uring "$back" @fd >/tmp/server.out 2>/tmp/server.err &
+		;;
+	hp-intree)
+		passthrough_hp --foreground --nopassthrough -o io_uring "$back" "$mnt" \
+			>/tmp/server.out 2>/tmp/server.err &
+		;;
+	*)
+		# shellcheck disable=SC2046
+		furing-server --dev /dev/furing $(server_opts "$1") "$back" "$mnt" \
+			>/tmp/server.out 2>/tmp/server.err &
+		;;
+	esac
 	srv=$!
-	i=0
-	while ! grep -q '^furing-server: ready' /tmp/server.out; do
-		i=$((i + 1))
-		if [ $i -gt 300 ] || ! kill -0 $srv 2>/dev/null; then
-			error "$1" - "$r" "server not ready: $(tail -n1 /tmp/server.err)"
-			kill $srv 2>/dev/null
-			wait $srv
-			return 1
-		fi
-		sleep 0.1
-	done
+	case $1 in
+	hp-*) wait_server "$1" hp_ready "$1" ;;
+	*) wait_server "$1" grep -q '^furing-server: ready' /tmp/server.out ;;
+	esac
 }
 
 # server_stop TRANSPORT: umount, the server must exit 0; a ring transport must have
@@ -200,6 +207,7 @@ for r in $(seq "$REPS"); do
 		fio --name=bench --directory="$back" --size="$SIZE" --numjobs="$JOBS" --bs="$BS" \
 			--create_only=1 >/dev/null 2>/tmp/fio.err ||
 			{ error "$t" - "$r" "file set: $(tail -n1 /tmp/fio.err)"; continue; }
+		mkdir "$back/meta"
 		dir=$mnt
 		if [ "$t" = ceiling ]; then
 			dir=$back
