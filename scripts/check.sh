@@ -30,16 +30,7 @@ stage libfuse "$here/libfuse.sh" "$work/tests/extra"
 
 # The accelerator: KVM only if a short probe boots; TCG otherwise.
 first=${variants%% *}
-if [[ -z "${FURING_ACCEL:-}" ]]; then
-	FURING_ACCEL=tcg
-	if [[ -w /dev/kvm ]]; then
-		"$here/initramfs.sh" probe "$work/probe.cpio.gz" "${ko[$first]}" "$work/tests" true
-		if FURING_ACCEL=kvm "$here/vm.sh" "${kdir[$first]}" "$work/probe.cpio.gz" \
-			"$work/probe" probe 20 >/dev/null 2>&1; then
-			FURING_ACCEL=kvm
-		fi
-	fi
-fi
+FURING_ACCEL=$("$here/accel.sh" "${kdir[$first]}" "${ko[$first]}" "$work/tests" probe)
 export FURING_ACCEL
 echo "# accelerator: $FURING_ACCEL"
 
