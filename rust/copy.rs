@@ -63,9 +63,7 @@ impl RingBuf for UserBuf {
     }
 
     fn write_at(&self, off: usize, src: &[u8]) -> Result {
-        if off.checked_add(src.len()).is_none_or(|end| end > self.len) {
-            return Err(EINVAL);
-        }
+        crate::ffi::check_range(off, src.len(), self.len)?;
         if src.len() >= PAGE_COPY_MIN {
             // SAFETY: `src` is a kernel buffer of `src.len()` readable bytes.
             return unsafe { self.copy_pages(off, src.as_ptr().cast_mut(), src.len(), true) };
@@ -76,9 +74,7 @@ impl RingBuf for UserBuf {
     }
 
     fn read_at(&self, off: usize, dst: &mut [u8]) -> Result {
-        if off.checked_add(dst.len()).is_none_or(|end| end > self.len) {
-            return Err(EINVAL);
-        }
+        crate::ffi::check_range(off, dst.len(), self.len)?;
         if dst.len() >= PAGE_COPY_MIN {
             // SAFETY: `dst` is a kernel buffer of `dst.len()` writable bytes.
             return unsafe { self.copy_pages(off, dst.as_mut_ptr(), dst.len(), false) };
@@ -118,9 +114,7 @@ impl RingBuf for Buf<'_> {
         match self {
             Self::User(u) => u.write_at(off, src),
             Self::Kernel(p, base, len) => {
-                if off.checked_add(src.len()).is_none_or(|end| end > *len) {
-                    return Err(EINVAL);
-                }
+                crate::ffi::check_range(off, src.len(), *len)?;
                 p.write_at(base + off, src)
             }
         }
@@ -130,9 +124,7 @@ impl RingBuf for Buf<'_> {
         match self {
             Self::User(u) => u.read_at(off, dst),
             Self::Kernel(p, base, len) => {
-                if off.checked_add(dst.len()).is_none_or(|end| end > *len) {
-                    return Err(EINVAL);
-                }
+                crate::ffi::check_range(off, dst.len(), *len)?;
                 p.read_at(base + off, dst)
             }
         }

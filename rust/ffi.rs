@@ -962,6 +962,14 @@ impl Drop for PinnedPages {
     }
 }
 
+/// `EINVAL` unless `n` bytes at `off` lie within a buffer of `len` bytes.
+pub(crate) fn check_range(off: usize, n: usize, len: usize) -> Result {
+    if off.checked_add(n).is_none_or(|end| end > len) {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
 /// A kernel mapping (`vmap`) of pinned pages, for `memcpy` to and from them.
 ///
 /// # Invariants
@@ -996,9 +1004,7 @@ impl Vmap {
     /// The server may touch the same bytes at the same time (its own buffers); as with
     /// `copy_to_user`, it then sees torn data, which is its own doing.
     pub(crate) fn write_at(&self, off: usize, src: &[u8]) -> Result {
-        if off.checked_add(src.len()).is_none_or(|end| end > self.len) {
-            return Err(EINVAL);
-        }
+        check_range(off, src.len(), self.len)?;
         // SAFETY: `off + src.len()` is within the mapping (checked above, invariant), which
         // cannot overlap `src` (a kernel buffer or a client page, never the server's).
         unsafe {
@@ -1009,9 +1015,7 @@ impl Vmap {
 
     /// Copies from `off` into `dst`.
     pub(crate) fn read_at(&self, off: usize, dst: &mut [u8]) -> Result {
-        if off.checked_add(dst.len()).is_none_or(|end| end > self.len) {
-            return Err(EINVAL);
-        }
+        check_range(off, dst.len(), self.len)?;
         // SAFETY: As in `write_at`.
         unsafe {
             core::ptr::copy_nonoverlapping(self.addr.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
