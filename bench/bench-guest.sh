@@ -68,8 +68,19 @@ error() {
 	fi
 }
 
+# furing_times: furing's debugfs counters summed over every queue of every connection:
+# requests sent over a ring, then microseconds waiting for an entry or buffer, waiting
+# for task work, copying requests in, copying replies out
+furing_times() {
+	cat /sys/kernel/debug/furing/*/queues 2>/dev/null |
+		awk 'NF >= 15 && $1 != "qid" { s += $3; w += $15; t += $14; i += $12; o += $13 }
+			END { print s + 0, w + 0, t + 0, i + 0, o + 0 }'
+}
+
 # cell TRANSPORT WORKLOAD REP DIR: one fio run, prints its BENCH line: MiB/s, or ops/s
-# for the *-iops and meta-* workloads
+# for the *-iops and meta-* workloads, and for a cell served over furing's ring a
+# "PROFILE <transport> <workload> <rep> <requests> <wait> <task work> <copy in>
+# <copy out>" line (what the cell added to furing's counters, microseconds)
 cell() {
 	opts=$(workload_opts "$2") || { error "$1" "$2" "$3" "unknown workload"; return; }
 	case $2 in
@@ -81,6 +92,7 @@ cell() {
 		;;
 	*) base="--name=bench --size=$SIZE --bs=$BS --ioengine=psync --runtime=$RUNTIME" ;;
 	esac
+	before=$(furing_times)
 	# shellcheck disable=SC2086
 	if ! fio $base --directory="$4" --numjobs="$JOBS" --group_reporting \
 		--invalidate=0 --fadvise_hint=0 --output-format=terse $opts \
@@ -97,6 +109,10 @@ cell() {
 		END { exit n != 1 }' /tmp/fio.out) ||
 		{ error "$1" "$2" "$3" "no fio result: $(tail -n1 /tmp/fio.err)"; return; }
 	echo "BENCH $1 $2 $3 $val"
+	# shellcheck disable=SC2086
+	set -- "$1" "$2" "$3" $before $(furing_times)
+	[ "$9" -gt "$4" ] && echo "PROFILE $1 $2 $3 $(($9 - $4)) $((${10} - $5))" \
+		"$((${11} - $6)) $((${12} - $7)) $((${13} - $8))"
 }
 
 # mounted FSTYPE-REGEX: whether /mnt is mounted with a matching fs type

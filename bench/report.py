@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 # report.py: turn the "BENCH <transport> <workload> <rep> <MiB/s|NA>" lines of a bench
 # VM's results.log into a plain-text table (stdout), a small JSON file and, with --png,
-# one bar chart per workload (PNG, next to the JSON: <json stem>-<workload>.png).
+# one bar chart per workload (PNG, next to the JSON: <json stem>-<workload>.png); and the
+# "PROFILE <transport> <workload> <rep> <requests> <wait> <task work> <copy in>
+# <copy out>" lines (furing's debugfs timers, microseconds) into a table of where
+# furing's time goes per request.
 #   report.py --log results.log --json out.json --accel tcg [--png] [--meta KEY=VALUE...]
 # Exit status: 1 when a cell is missing or a "BENCH-ERROR" line is present (never on
 # speed), else 0.
@@ -34,6 +37,7 @@ def main():
     transports = a.transports.split()
     workloads = a.workloads.split()
     cells = {t: {w: {} for w in workloads} for t in transports}
+    prof = {t: {w: {} for w in workloads} for t in transports}
     errors, notes, kernel = [], [], ""
     for raw in open(a.log, errors="replace"):
         line = raw.strip().replace("\r", "")
@@ -42,6 +46,8 @@ def main():
             errors.append(line)
         elif len(f) == 5 and f[0] == "BENCH" and f[1] in cells and f[2] in cells[f[1]]:
             cells[f[1]][f[2]][int(f[3])] = None if f[4] == "NA" else float(f[4])
+        elif len(f) == 9 and f[0] == "PROFILE" and f[1] in prof and f[2] in prof[f[1]]:
+            prof[f[1]][f[2]][int(f[3])] = [int(x) for x in f[4:]]
         elif line.startswith("# kernel "):
             kernel = f[2].rstrip(",")
         elif line.startswith("# fio ") or line.startswith("# memory"):
@@ -63,6 +69,11 @@ def main():
         # results[transport][workload] = [MiB/s per rep, null = NA]
         "results": {t: {w: [cells[t][w].get(r) for r in range(1, a.reps + 1)]
                         for w in workloads} for t in transports},
+        # profile[transport][workload] = per rep [requests, wait, task work, copy in,
+        # copy out] (microseconds, furing's debugfs timers), null = not served by furing
+        "profile": {t: {w: [prof[t][w].get(r) for r in range(1, a.reps + 1)]
+                        for w in workloads if prof[t][w]} for t in transports if
+                    any(prof[t].values())},
         "errors": errors,
         "missing": missing,
     }
@@ -109,6 +120,7 @@ def main():
             extra = f"  ({len(vals) - len(nums)} NA)" if len(nums) < len(vals) else ""
             print(f"{name} {med:9.1f} {f'({lo:.1f}-{hi:.1f})':>19}{ratios} "
                   f"{spread:6.0%}{flag}{extra}")
+    profile(prof, transports, workloads, tw)
     if a.png:
         plot(a.json, a.accel, kernel, transports, workloads, cells)
     for e in errors:
@@ -117,6 +129,27 @@ def main():
         print(f"BENCH-MISSING {m}")
 
     return 1 if errors or missing else 0
+
+
+def profile(prof, transports, workloads, tw):
+    """Where furing's time goes: per request, median over the reps."""
+    if not any(prof[t][w] for t in transports for w in workloads):
+        return
+    print()
+    print("# where furing's time goes, microseconds per request (median over the reps):")
+    print("# wait = for an entry or a payload buffer, task = from entry to task work,")
+    print("# in/out = copying the request to the ring / the reply back")
+    for w in workloads:
+        rows = [t for t in transports if prof[t][w]]
+        if not rows:
+            continue
+        print()
+        print(f"{w:<{tw}} {'requests':>9} {'wait':>8} {'task':>8} {'in':>8} {'out':>8}")
+        for t in rows:
+            reps = list(prof[t][w].values())
+            n = statistics.median(r[0] for r in reps)
+            per = [statistics.median(r[i] / r[0] for r in reps) for i in range(1, 5)]
+            print(f"{'  ' + t:<{tw}} {n:9.0f}" + "".join(f" {x:8.1f}" for x in per))
 
 
 def plot(json_path, accel, kernel, transports, workloads, cells):

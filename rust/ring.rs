@@ -32,6 +32,9 @@ fn nanos_between(a: Instant<Monotonic>, b: Instant<Monotonic>) -> u64 {
     nanos(b - a)
 }
 
+/// Requests waiting for an entry, each with the time it was queued.
+type Waiting = KVec<(FuseReq, Instant<Monotonic>)>;
+
 /// Which queue of a connection a command is for, and the queue's limits.
 #[derive(Clone, Copy)]
 pub(crate) struct Limits {
@@ -61,7 +64,7 @@ struct QueueInner {
     /// Entries, in registration order.
     entries: KVec<Entry>,
     /// Requests waiting for an entry (or a payload buffer), oldest first.
-    waiting: KVec<FuseReq>,
+    waiting: Waiting,
     /// Id of the next entry registered.
     next_id: u64,
     /// Set at teardown: no new entries, no new requests.
@@ -74,6 +77,8 @@ struct QueueInner {
     free_bufs: KVec<u32>,
     /// Most requests seen waiting for a payload buffer at once.
     buf_wait_max: usize,
+    /// Time (ns) requests spent waiting for an entry or a payload buffer.
+    wait_ns: u64,
 }
 
 impl QueueInner {
@@ -81,14 +86,14 @@ impl QueueInner {
     /// buffer when the queue has a buffer ring and the request has payload -- and
     /// schedules their task work. Stops at the first request that cannot go yet.
     fn pump(&mut self) {
-        while let Some(req) = self.waiting.first() {
+        while let Some(&(req, _)) = self.waiting.first() {
             let Some(i) = self.entries.iter().position(Entry::is_available) else {
                 return;
             };
             let zero_copy = self
                 .br
                 .as_ref()
-                .is_some_and(|br| br.zero_copies(*req).is_some());
+                .is_some_and(|br| br.zero_copies(req).is_some());
             let buf = if self.br.is_some() && req.has_payload(zero_copy) {
                 let Some(buf) = self.free_bufs.pop() else {
                     self.buf_wait_max = self.buf_wait_max.max(self.waiting.len());
@@ -98,15 +103,17 @@ impl QueueInner {
             } else {
                 None
             };
-            let Ok(req) = self.waiting.remove(0) else {
+            let Ok((req, queued)) = self.waiting.remove(0) else {
                 return;
             };
+            let now = Instant::<Monotonic>::now();
+            self.wait_ns += nanos_between(queued, now);
             let e = &mut self.entries[i];
             if let Some(buf) = buf {
                 e.set_buf(buf);
             }
             e.set_state(EntryState::Sending(req));
-            e.set_queued_at(Instant::<Monotonic>::now());
+            e.set_queued_at(now);
             if let Some(cmd) = e.cmd() {
                 cmd.send_in_task();
             }
@@ -160,12 +167,14 @@ impl Queue {
                 br: None,
                 free_bufs: KVec::new(),
                 buf_wait_max: 0,
+                wait_ns: 0,
             }),
         })
     }
 
-    /// Parks `parked` in entry `id` (state `Busy`) and makes it available, or gives it a
-    /// waiting request. A teardown in between completes the command here.
+    /// Parks `parked` in entry `id` (state `Busy`), frees the payload buffer the entry
+    /// held for its last request, and makes the entry available, or gives it a waiting
+    /// request. A teardown in between completes the command here.
     fn park_in(&self, id: u64, parked: ParkedCmd, issue_flags: u32) {
         let mut inner = self.inner.lock();
         let stopped = inner.stopped;
@@ -182,8 +191,13 @@ impl Queue {
             return;
         }
         let e = &mut inner.entries[i];
+        let buf = e.take_buf();
         e.set_cmd(parked);
         e.set_state(EntryState::Available);
+        if let Some(buf) = buf {
+            // Never allocates: `free_bufs` has room for every buffer of the ring.
+            let _ = inner.free_bufs.push_within_capacity(buf);
+        }
         inner.pump();
     }
 
@@ -227,7 +241,11 @@ impl Queue {
         if inner.stopped || inner.entries.is_empty() {
             return Err(req);
         }
-        if inner.waiting.push(req, GFP_ATOMIC).is_err() {
+        if inner
+            .waiting
+            .push((req, Instant::<Monotonic>::now()), GFP_ATOMIC)
+            .is_err()
+        {
             return Err(req);
         }
         req.clear_flag(ffi::raw::fuse_req_flag_FR_PENDING);
@@ -402,27 +420,15 @@ impl Queue {
         if let Some(reg) = zc {
             reg.unregister(&cmd, issue_flags);
         }
-        match req {
-            Some(req) => {
-                self.free_buf(id);
-                req.end(0);
-            }
-            None => {
-                // Aborted meanwhile: the core ended the request; the entry goes.
-                drop(self.remove_entry(id));
-                return Err(ENOTCONN);
-            }
-        }
+        let Some(req) = req else {
+            // Aborted meanwhile: the core ended the request; the entry goes.
+            drop(self.remove_entry(id));
+            return Err(ENOTCONN);
+        };
+        req.end(0);
+        // One critical section frees the payload buffer and parks the entry again.
         self.park_in(id, cmd.park(issue_flags), issue_flags);
         Ok(())
-    }
-
-    /// Frees the payload buffer of entry `id`, if it holds one.
-    fn free_buf(&self, id: u64) {
-        let mut inner = self.inner.lock();
-        if let Some(i) = inner.entries.iter().position(|e| e.id() == id) {
-            inner.free_buf(i);
-        }
     }
 
     /// Takes entry `id` out of the queue (see [`QueueInner::take_entry`]), to drop what
@@ -456,7 +462,7 @@ impl Queue {
     ///
     /// The queue's reference on its buffer ring is returned too, to drop in process
     /// context; entries still busy keep the ring alive until they go.
-    fn stop(&self) -> (KVec<Entry>, KVec<FuseReq>, Option<Arc<BufRing>>) {
+    fn stop(&self) -> (KVec<Entry>, Waiting, Option<Arc<BufRing>>) {
         let mut inner = self.inner.lock();
         inner.stopped = true;
         let waiting = core::mem::take(&mut inner.waiting);
@@ -510,14 +516,16 @@ impl Queue {
         )
     }
 
-    /// Microseconds spent copying requests in, replies out, and waiting for task work.
-    pub(crate) fn times_us(&self) -> (u64, u64, u64) {
+    /// Microseconds spent waiting for an entry or a buffer, waiting for task work,
+    /// copying requests in and copying replies out.
+    pub(crate) fn times_us(&self) -> [u64; 4] {
         let us = |a: &AtomicU64| a.load(Ordering::Relaxed) / 1000;
-        (
+        [
+            self.inner.lock().wait_ns / 1000,
+            us(&self.task_work_ns),
             us(&self.copy_in_ns),
             us(&self.copy_out_ns),
-            us(&self.task_work_ns),
-        )
+        ]
     }
 
     /// Requests sent to the server through this queue.
@@ -697,7 +705,7 @@ impl Ring {
             }
             drop(entries);
             drop(br);
-            for req in waiting {
+            for (req, _) in waiting {
                 req.end(ECONNABORTED.to_errno());
             }
         }

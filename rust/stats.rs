@@ -6,8 +6,8 @@
 //! ```text
 //! classic 3
 //! qid entries sent in_flight flags bufs bufs_used pinned_bytes buf_wait_max zc_reqs zc_bytes \
-//!     copy_in_us copy_out_us task_work_us
-//! 0 4 120 1 0x7 2 1 9437184 3 0 0 310 2250 1800
+//!     copy_in_us copy_out_us task_work_us wait_us
+//! 0 4 120 1 0x7 2 1 9437184 3 0 0 310 2250 1800 5200
 //! ```
 //!
 //! `flags` are the queue's REGISTER flags; `bufs` and `bufs_used` the payload buffers of
@@ -16,7 +16,8 @@
 //! and `zc_bytes` the requests whose data pages were zero-copied; `copy_in_us`,
 //! `copy_out_us` and `task_work_us` the time spent copying requests to the ring,
 //! copying replies back, and between handing a request to an entry and its task work
-//! starting (all requests, cumulative). `furing/zero_copy` counts the registrations
+//! starting; `wait_us` the time requests waited for an entry or a payload buffer (all
+//! requests, cumulative). `furing/zero_copy` counts the registrations
 //! io_uring holds, over all connections.
 
 use crate::ring::Ring;
@@ -74,17 +75,17 @@ fn show(ring: &Arc<Ring>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(
         f,
         "qid entries sent in_flight flags bufs bufs_used pinned_bytes buf_wait_max zc_reqs zc_bytes \
-         copy_in_us copy_out_us task_work_us"
+         copy_in_us copy_out_us task_work_us wait_us"
     )?;
     for q in ring.queues() {
         let (entries, in_flight) = q.counts();
         if entries > 0 || q.sent() > 0 {
             let (flags, bufs, used, pinned, wait_max) = q.bufring_counts();
             let (zc_reqs, zc_bytes) = q.zero_copied();
-            let (copy_in, copy_out, task_work) = q.times_us();
+            let [wait, task_work, copy_in, copy_out] = q.times_us();
             writeln!(
                 f,
-                "{} {} {} {} {:#x} {} {} {} {} {} {} {} {} {}",
+                "{} {} {} {} {:#x} {} {} {} {} {} {} {} {} {} {}",
                 q.qid(),
                 entries,
                 q.sent(),
@@ -98,7 +99,8 @@ fn show(ring: &Arc<Ring>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 zc_bytes,
                 copy_in,
                 copy_out,
-                task_work
+                task_work,
+                wait
             )?;
         }
     }

@@ -63,7 +63,7 @@ t=$SECONDS
 vm_ok=1
 "$here/vm.sh" "$kdir" "$work/bench.cpio.gz" "$out" bench "$tmo" || vm_ok=0
 printf '# stage %-28s %4d s\n' "vm bench" $((SECONDS - t)) >&2
-tr -d '\r' <"$out/results.log" | grep -v -e '^BENCH ' -e '^FURING-END' || true
+tr -d '\r' <"$out/results.log" | grep -v -e '^BENCH ' -e '^PROFILE ' -e '^FURING-END' || true
 
 if ((quick)); then
 	json=${BENCH_JSON:-$work/bench-quick.json}
