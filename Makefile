@@ -9,6 +9,7 @@
 #   make demo            boot, load furing and show what it does
 #   make bench           fio over every transport in QEMU, table + bench/results/*.json
 #   make bench-quick     the same, one short rep: fails only if a transport fails
+#   make bench-profile   a few cells under perf: where the time goes, per symbol
 #   make rustfmt         format the Rust sources; rustfmtcheck only checks
 #   make clean
 
@@ -37,6 +38,9 @@ bench:
 bench-quick:
 	scripts/bench.sh --quick
 
+bench-profile:
+	scripts/bench.sh --profile
+
 RUST_ROOT := rust/furing_main.rs
 rustfmt:
 	$(RUSTFMT) --edition 2021 --config-path $(CURDIR)/.rustfmt.toml $(RUST_ROOT)
@@ -48,4 +52,4 @@ clean:
 	$(MAKE) -C $(or $(KDIR),$(shell scripts/kernel.sh normal)) M=$(CURDIR) $(KMAKE) clean
 	rm -f rust/ffi_generated.rs
 
-.PHONY: all modules check demo bench bench-quick rustfmt rustfmtcheck clean
+.PHONY: all modules check demo bench bench-quick bench-profile rustfmt rustfmtcheck clean

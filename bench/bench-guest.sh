@@ -6,9 +6,11 @@
 # the backing dir itself), every workload with fio, umount, server exit checked.
 # One line per cell: "BENCH <transport> <workload> <rep> <MiB/s>"; a failing FUSE
 # transport prints "BENCH-ERROR <transport> <workload> <rep> <why>" and the script exits
-# 1. Everything else is a "#" comment.
+# 1. With PERF=1 (make bench-profile) each FUSE cell runs under `perf record -a` and its
+# hottest symbols follow as "PERF <transport> <workload> <report line>". Everything else
+# is a "#" comment.
 
-REPS=3 RUNTIME=4 SIZE=64M JOBS=2 BS=1M DEPTH=8 FILES=1000
+REPS=3 RUNTIME=4 SIZE=64M JOBS=2 BS=1M DEPTH=8 FILES=1000 PERF=0
 TRANSPORTS="basic bufring pinned zerocopy classic intree intree-classic ceiling"
 WORKLOADS="randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf"
 [ -f /etc/furing-bench ] && . /etc/furing-bench
@@ -78,8 +80,8 @@ furing_times() {
 }
 
 # cell TRANSPORT WORKLOAD REP DIR: one fio run, prints its BENCH line: MiB/s, or ops/s
-# for the *-iops and meta-* workloads, and for a cell served over furing's ring a
-# "PROFILE <transport> <workload> <rep> <requests> <wait> <task work> <copy in>
+# for the *-iops and meta-* workloads, and (with PERF=1, which turns furing's request
+# timing on) for a cell served over furing's ring a "PROFILE <transport> <workload> <rep> <requests> <wait> <task work> <copy in>
 # <copy out>" line (what the cell added to furing's counters, microseconds)
 cell() {
 	opts=$(workload_opts "$2") || { error "$1" "$2" "$3" "unknown workload"; return; }
@@ -93,8 +95,12 @@ cell() {
 	*) base="--name=bench --size=$SIZE --bs=$BS --ioengine=psync --runtime=$RUNTIME" ;;
 	esac
 	before=$(furing_times)
+	# both vCPUs sampled: fio, the server and the kernel (symbols from /proc/kallsyms)
+	perf=
+	[ "$PERF" = 1 ] && [ "$1" != ceiling ] &&
+		perf="perf record -a -q -N -e cpu-clock -F 1000 -o /tmp/perf.data --"
 	# shellcheck disable=SC2086
-	if ! fio $base --directory="$4" --numjobs="$JOBS" --group_reporting \
+	if ! $perf fio $base --directory="$4" --numjobs="$JOBS" --group_reporting \
 		--invalidate=0 --fadvise_hint=0 --output-format=terse $opts \
 		>/tmp/fio.out 2>/tmp/fio.err; then
 		error "$1" "$2" "$3" "fio failed: $(grep -v '^3;' /tmp/fio.out /tmp/fio.err | tail -n1)"
@@ -109,9 +115,11 @@ cell() {
 		END { exit n != 1 }' /tmp/fio.out) ||
 		{ error "$1" "$2" "$3" "no fio result: $(tail -n1 /tmp/fio.err)"; return; }
 	echo "BENCH $1 $2 $3 $val"
+	[ -n "$perf" ] && perf report -i /tmp/perf.data --stdio -q --sort dso,sym \
+		--percent-limit 0.8 2>/dev/null | head -n 30 | sed "s/^/PERF $1 $2 /"
 	# shellcheck disable=SC2086
 	set -- "$1" "$2" "$3" $before $(furing_times)
-	[ "$9" -gt "$4" ] && echo "PROFILE $1 $2 $3 $(($9 - $4)) $((${10} - $5))" \
+	[ "$PERF" = 1 ] && [ "$9" -gt "$4" ] && echo "PROFILE $1 $2 $3 $(($9 - $4)) $((${10} - $5))" \
 		"$((${11} - $6)) $((${12} - $7)) $((${13} - $8))"
 }
 
@@ -210,6 +218,8 @@ server_stop() {
 # fio's jobs are threads sharing one fd table; the meta-* workloads open FILES per job
 ulimit -n 65536 || ulimit -n 4096
 insmod /lib/modules/furing.ko || { echo "BENCH-ERROR - - - insmod failed"; exit 1; }
+# furing's request timers cost a few clock reads per request: only when profiling
+[ "$PERF" = 1 ] && echo 1 >/sys/kernel/debug/furing/timing
 # Linux 7.3's own FUSE io-uring is off by default.
 echo Y >/sys/module/fuse/parameters/enable_uring ||
 	{ echo "BENCH-ERROR - - - fuse.enable_uring not settable"; exit 1; }

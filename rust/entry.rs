@@ -147,9 +147,9 @@ impl Entry {
         }
     }
 
-    /// Notes when a request was handed to the entry.
-    pub(crate) fn set_queued_at(&mut self, t: Instant<Monotonic>) {
-        self.queued_at = Some(t);
+    /// Notes when a request was handed to the entry (if timing is on).
+    pub(crate) fn set_queued_at(&mut self, t: Option<Instant<Monotonic>>) {
+        self.queued_at = t;
     }
 
     /// When the entry's request was handed to it.

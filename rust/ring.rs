@@ -12,6 +12,7 @@ use crate::bufring::BufRing;
 use crate::copy;
 use crate::entry::{Entry, EntryState};
 use crate::ffi::{self, FuseReq, ParkedCmd, UringCmd};
+use crate::stats;
 use crate::uapi;
 use crate::zerocopy::ZcRegistration;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -19,21 +20,36 @@ use kernel::{
     new_spinlock,
     prelude::*,
     sync::{Arc, SpinLock},
-    time::{Delta, Instant, Monotonic},
+    time::{Instant, Monotonic},
 };
 
-/// Nanoseconds of `d` (never negative on a monotonic clock).
-fn nanos(d: Delta) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(0)
+/// A point in time, taken only while request timing is on (debugfs `furing/timing`):
+/// reading the clock several times per request is not free.
+type Stamp = Option<Instant<Monotonic>>;
+
+/// Now, if request timing is on.
+fn stamp() -> Stamp {
+    stats::timing().then(Instant::<Monotonic>::now)
 }
 
-/// Nanoseconds from `a` to `b`.
-fn nanos_between(a: Instant<Monotonic>, b: Instant<Monotonic>) -> u64 {
-    nanos(b - a)
+/// Nanoseconds from `a` to `b`, when both were taken.
+fn nanos_between(a: Stamp, b: Stamp) -> u64 {
+    match (a, b) {
+        // Never negative on a monotonic clock.
+        (Some(a), Some(b)) => u64::try_from((b - a).as_nanos()).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Adds the time since `start` to `counter`.
+fn add_since(counter: &AtomicU64, start: Stamp) {
+    if start.is_some() {
+        counter.fetch_add(nanos_between(start, stamp()), Ordering::Relaxed);
+    }
 }
 
 /// Requests waiting for an entry, each with the time it was queued.
-type Waiting = KVec<(FuseReq, Instant<Monotonic>)>;
+type Waiting = KVec<(FuseReq, Stamp)>;
 
 /// Which queue of a connection a command is for, and the queue's limits.
 #[derive(Clone, Copy)]
@@ -52,7 +68,7 @@ pub(crate) struct Queue {
     zc_requests: AtomicU64,
     zc_bytes: AtomicU64,
     /// Time spent (ns) copying requests to the ring, copying replies back, and between
-    /// handing a request to an entry and its task work running.
+    /// handing a request to an entry and its task work running (while timing is on).
     copy_in_ns: AtomicU64,
     copy_out_ns: AtomicU64,
     task_work_ns: AtomicU64,
@@ -77,7 +93,8 @@ struct QueueInner {
     free_bufs: KVec<u32>,
     /// Most requests seen waiting for a payload buffer at once.
     buf_wait_max: usize,
-    /// Time (ns) requests spent waiting for an entry or a payload buffer.
+    /// Time (ns) requests spent waiting for an entry or a payload buffer (while timing is
+    /// on).
     wait_ns: u64,
 }
 
@@ -106,7 +123,7 @@ impl QueueInner {
             let Ok((req, queued)) = self.waiting.remove(0) else {
                 return;
             };
-            let now = Instant::<Monotonic>::now();
+            let now = stamp();
             self.wait_ns += nanos_between(queued, now);
             let e = &mut self.entries[i];
             if let Some(buf) = buf {
@@ -241,11 +258,7 @@ impl Queue {
         if inner.stopped || inner.entries.is_empty() {
             return Err(req);
         }
-        if inner
-            .waiting
-            .push((req, Instant::<Monotonic>::now()), GFP_ATOMIC)
-            .is_err()
-        {
+        if inner.waiting.push((req, stamp()), GFP_ATOMIC).is_err() {
             return Err(req);
         }
         req.clear_flag(ffi::raw::fuse_req_flag_FR_PENDING);
@@ -322,14 +335,11 @@ impl Queue {
         let res = if cancel || stopped {
             Err(ENOTCONN)
         } else {
-            let start = Instant::<Monotonic>::now();
-            self.task_work_ns.fetch_add(
-                queued.map_or(0, |q| nanos_between(q, start)),
-                Ordering::Relaxed,
-            );
+            let start = stamp();
+            self.task_work_ns
+                .fetch_add(nanos_between(queued, start), Ordering::Relaxed);
             let res = self.copy_in(cmd, req, &io, &mut zc, issue_flags);
-            self.copy_in_ns
-                .fetch_add(nanos(start.elapsed()), Ordering::Relaxed);
+            add_since(&self.copy_in_ns, start);
             res
         };
         match res {
@@ -410,10 +420,9 @@ impl Queue {
         let req = ffi::pq_take(fud, commit_id);
         if let Some(req) = req {
             let (header, payload, _) = io.bufs();
-            let start = Instant::<Monotonic>::now();
+            let start = stamp();
             let res = copy::reply_from_ring(req, &header, &payload, zc.is_some());
-            self.copy_out_ns
-                .fetch_add(nanos(start.elapsed()), Ordering::Relaxed);
+            add_since(&self.copy_out_ns, start);
             ffi::pq_release(fud, req, res.err().map_or(0, |e| e.to_errno()));
         }
         // The registration goes before the request ends, on every path.

@@ -17,22 +17,51 @@
 //! `copy_out_us` and `task_work_us` the time spent copying requests to the ring,
 //! copying replies back, and between handing a request to an entry and its task work
 //! starting; `wait_us` the time requests waited for an entry or a payload buffer (all
-//! requests, cumulative). `furing/zero_copy` counts the registrations
-//! io_uring holds, over all connections.
+//! requests, cumulative, while `furing/timing` is 1: off by default, as the clock reads
+//! cost every request). `furing/zero_copy` counts the registrations io_uring holds, over
+//! all connections.
 
 use crate::ring::Ring;
 use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     debugfs::{Dir, File},
     prelude::*,
     str::CString,
     sync::Arc,
+    uaccess::UserSliceReader,
 };
 
 /// `/sys/kernel/debug/furing` and its module-wide file.
 struct Root {
     dir: Dir,
     _zero_copy: Option<Pin<KBox<File<()>>>>,
+    _timing: Option<Pin<KBox<File<()>>>>,
+}
+
+/// Whether requests are timed (`furing/timing`).
+static TIMING: AtomicBool = AtomicBool::new(false);
+
+/// Whether requests are timed: the `*_us` columns of the queue statistics.
+pub(crate) fn timing() -> bool {
+    TIMING.load(Ordering::Relaxed)
+}
+
+fn show_timing(_: &(), f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", u8::from(timing()))
+}
+
+/// `furing/timing`: `1` (or `Y`) times requests from now on, `0` (or `N`) stops.
+fn write_timing(_: &(), r: &mut UserSliceReader) -> Result {
+    let mut c = [0u8; 1];
+    r.read_slice(&mut c)?;
+    let on = match c[0] {
+        b'1' | b'Y' | b'y' => true,
+        b'0' | b'N' | b'n' => false,
+        _ => return Err(EINVAL),
+    };
+    TIMING.store(on, Ordering::Relaxed);
+    Ok(())
 }
 
 kernel::sync::global_lock! {
@@ -56,9 +85,15 @@ pub(crate) fn init() {
         GFP_KERNEL,
     )
     .ok();
+    let timing = KBox::pin_init(
+        dir.read_write_callback_file(c"timing", (), &show_timing, &write_timing),
+        GFP_KERNEL,
+    )
+    .ok();
     *ROOT.lock() = Some(Root {
         dir,
         _zero_copy: zero_copy,
+        _timing: timing,
     });
 }
 

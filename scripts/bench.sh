@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# bench.sh [--quick] (`make bench`, `make bench-quick`): build what is missing (deps,
+# bench.sh [--quick|--profile] (`make bench`, `make bench-quick`, `make bench-profile`):
+# build what is missing (deps,
 # normal kernel, furing.ko, selftests with furing-server, static fio), boot the normal
 # kernel in QEMU and run bench/bench-guest.sh there: fio over every transport, reps
 # interleaved. Prints a table (median, min-max, ratios to furing basic, to Linux 7.3's
 # io-uring and to the tmpfs ceiling, spread) and writes the raw numbers as JSON to
 # bench/results/<date>-<accel>.json with a PNG bar chart per workload beside it
-# (--quick: JSON only, to the cache).
+# (--quick: JSON only, to the cache). --profile: one rep of a few transports and
+# workloads, each FUSE cell under the kernel's perf tool (built static from the pinned
+# source, scripts/perf.sh): the hottest symbols per cell go to
+# bench/results/<date>-<accel>-perf.txt (its numbers, slowed by sampling, to the cache).
 # Exits non-zero when a transport fails, a cell is missing or the VM splats; never on
 # speed.
 #
@@ -20,11 +24,17 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
-quick=0
+quick=0 profile=0
 [[ "${1:-}" == --quick ]] && quick=1
+[[ "${1:-}" == --profile ]] && profile=1
 if ((quick)); then
 	reps=${BENCH_REPS:-1} runtime=${BENCH_RUNTIME:-2} size=${BENCH_SIZE:-32M}
 	files=${BENCH_FILES:-200}
+elif ((profile)); then
+	reps=${BENCH_REPS:-1} runtime=${BENCH_RUNTIME:-4} size=${BENCH_SIZE:-64M}
+	files=${BENCH_FILES:-1000}
+	: "${BENCH_TRANSPORTS:=basic pinned zerocopy intree hp-furing hp-intree}"
+	: "${BENCH_WORKLOADS:=randread-dio randwrite-dio randread-4k-iops meta-stat}"
 else
 	reps=${BENCH_REPS:-3} runtime=${BENCH_RUNTIME:-4} size=${BENCH_SIZE:-64M}
 	files=${BENCH_FILES:-1000}
@@ -42,6 +52,11 @@ ko=$(KDIR=$kdir stage module nice -n 10 "$here/module.sh" normal | tail -n1)
 stage selftests nice -n 10 make -s -C "$FURING_TOP/selftests" KSRC="$(kernel_src)" OUT="$work/tests"
 stage libfuse nice -n 10 "$here/libfuse.sh" "$work/tests/extra"
 stage fio nice -n 10 "$here/fio.sh" "$work/bench"
+bins=$work/bench/fio
+if ((profile)); then
+	stage perf "$here/perf.sh" "$work/bench-perf"
+	bins+=:$work/bench-perf/perf
+fi
 
 accel=$("$here/accel.sh" "$kdir" "$ko" "$work/tests" bench-probe)
 export FURING_ACCEL=$accel
@@ -49,8 +64,8 @@ say "accelerator: $accel"
 [[ $accel == kvm ]] ||
 	say "$accel is an emulated CPU: the numbers compare transports, they are not hardware numbers"
 
-"$here/initramfs.sh" bench "$work/bench.cpio.gz" "$ko" "$work/tests" "$work/bench/fio" \
-	REPS="$reps" RUNTIME="$runtime" SIZE="$size" FILES="$files" \
+"$here/initramfs.sh" bench "$work/bench.cpio.gz" "$ko" "$work/tests" "$bins" \
+	PERF="$profile" REPS="$reps" RUNTIME="$runtime" SIZE="$size" FILES="$files" \
 	TRANSPORTS="$transports" WORKLOADS="$workloads"
 ntr=$(wc -w <<<"$transports") nwl=$(wc -w <<<"$workloads")
 # Generous: each cell is RUNTIME s plus fio's start and exit, slow under TCG.
@@ -63,10 +78,24 @@ t=$SECONDS
 vm_ok=1
 "$here/vm.sh" "$kdir" "$work/bench.cpio.gz" "$out" bench "$tmo" || vm_ok=0
 printf '# stage %-28s %4d s\n' "vm bench" $((SECONDS - t)) >&2
-tr -d '\r' <"$out/results.log" | grep -v -e '^BENCH ' -e '^PROFILE ' -e '^FURING-END' || true
+tr -d '\r' <"$out/results.log" | grep -v -e '^BENCH ' -e '^PROFILE ' -e '^PERF ' -e '^FURING-END' ||
+	true
 
-if ((quick)); then
-	json=${BENCH_JSON:-$work/bench-quick.json}
+if ((profile)); then
+	perf_txt=$FURING_TOP/bench/results/$(date -u +%Y-%m-%d-%H%M)-$accel-perf.txt
+	mkdir -p "$(dirname "$perf_txt")"
+	{
+		echo "# furing bench-profile: Linux $KVER, $accel, commit $(git -C "$FURING_TOP" describe --always --dirty 2>/dev/null)"
+		echo "# perf record -a -e cpu-clock over each fio run (2 vCPUs: fio, server, kernel);"
+		echo "# perf report --sort dso,sym, symbols over 0.8%"
+		tr -d '\r' <"$out/results.log" | awk '$1 == "PERF" {
+			if ($2 " " $3 != cur) { cur = $2 " " $3; print ""; print "## " cur }
+			$1 = $2 = $3 = ""; sub(/^ +/, "  "); print }'
+	} >"$perf_txt"
+	cat "$perf_txt"
+fi
+if ((quick || profile)); then
+	json=${BENCH_JSON:-$work/bench-${1#--}.json}
 else
 	json=${BENCH_JSON:-$FURING_TOP/bench/results/$(date -u +%Y-%m-%d-%H%M)-$accel.json}
 	mkdir -p "$(dirname "$json")"
@@ -77,13 +106,14 @@ echo
 status=0
 # Debian's python3 (with python3-matplotlib, for the charts), whatever else is on PATH.
 png=--png
-((quick)) && png=
+((quick || profile)) && png=
 /usr/bin/python3 "$FURING_TOP/bench/report.py" --log "$out/results.log" --json "$json" $png \
 	--accel "$accel" --reps "$reps" --transports "$transports" --workloads "$workloads" \
 	--meta date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" --meta commit="$commit" \
 	--meta host_cpu="$cpu" --meta host_cpus="$(nproc)" --meta vm_mem="${FURING_VM_MEM:-2G}" \
 	--meta runtime_s="$runtime" --meta size_per_job="$size" || status=1
 echo
+((profile)) && say "perf report: $perf_txt"
 say "raw results: $json; guest output: $out/results.log; kernel log: $out/console.log"
 if ((vm_ok == 0)); then
 	say "the VM splatted or did not finish (see above)"

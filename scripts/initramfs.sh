@@ -2,9 +2,10 @@
 # initramfs.sh MODE OUT.cpio.gz KO TESTDIR [TEST [ARGS...]]: pack the test VM's
 # initramfs: busybox-static, /init (scripts/guest-init), furing.ko, the static test
 # binaries of TESTDIR (all of them, or only TEST with ARGS), and the demo script.
-# initramfs.sh bench OUT.cpio.gz KO TESTDIR FIO [VAR=VALUE...]: the benchmark image
-# instead: no test binaries, the static fio as /bin/fio, bench/bench-guest.sh as
-# /bench.sh and its settings (VAR=VALUE, one per line) in /etc/furing-bench.
+# initramfs.sh bench OUT.cpio.gz KO TESTDIR BIN[:BIN...] [VAR=VALUE...]: the benchmark
+# image instead: no test binaries, the static tools BIN (fio, and perf to profile) in
+# /bin, bench/bench-guest.sh as /bench.sh and its settings (VAR=VALUE, one per line) in
+# /etc/furing-bench.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -20,9 +21,9 @@ cp "$here/demo-guest.sh" "$root/demo.sh"
 cp "$ko" "$root/lib/modules/furing.ko"
 [[ -d "$testdir/extra" ]] && cp -r "$testdir/extra/." "$root/bin/"
 if [[ $mode == bench ]]; then
-	fio=${1:?initramfs.sh bench: FIO binary missing}
+	IFS=: read -ra bins <<<"${1:?initramfs.sh bench: BIN missing}"
 	shift
-	cp "$fio" "$root/bin/fio"
+	cp "${bins[@]}" "$root/bin/"
 	cp "$FURING_TOP/bench/bench-guest.sh" "$root/bench.sh"
 	chmod +x "$root/bench.sh"
 	# sourced by the guest's sh: quote each value

@@ -186,6 +186,35 @@ TEST_F(srv, data_direct)
 	expect_zero_copied(_metadata, self, variant);
 }
 
+/* Request timing (debugfs furing/timing): off by default, counts only while on. */
+TEST_F(srv, timing)
+{
+	const char *path = "/sys/kernel/debug/furing/timing";
+	struct furing_qstats st;
+	char buf[8];
+	int fd;
+
+	if (!variant->ring)
+		SKIP(return, "no ring");
+	ASSERT_LT(0, read_text(path, buf, sizeof(buf)));
+	ASSERT_STREQ("0\n", buf);
+	EXPECT_TRUE(roundtrip(_metadata, MAX_WRITE, 0, 1));
+	ASSERT_EQ(0, furing_queue_stats(self->id, &st));
+	EXPECT_EQ(0, st.us);
+
+	fd = open(path, O_WRONLY);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, write(fd, "x", 1));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(1, write(fd, "1", 1));
+	EXPECT_TRUE(roundtrip(_metadata, MAX_WRITE, 0, 1));
+	EXPECT_EQ(1, write(fd, "0", 1));
+	close(fd);
+	ASSERT_EQ(0, furing_queue_stats(self->id, &st));
+	EXPECT_LT(0, st.us);
+	TH_LOG("timed: %ld us", st.us);
+}
+
 /* Directory operations through the ring. */
 TEST_F(srv, namespace_ops)
 {

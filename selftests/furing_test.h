@@ -243,12 +243,14 @@ struct furing_qstats {
 	long buf_wait_max;	/* most requests that waited for a buffer at once (max) */
 	long zc_reqs;	/* requests whose data pages were zero-copied */
 	long zc_bytes;	/* ... and their bytes */
+	long us;	/* request timing (furing/timing): copy in + out + task work + wait */
 };
 
 /* Reads the debugfs queue statistics of connection @id; 0 or -errno. */
 static inline int furing_queue_stats(long id, struct furing_qstats *st)
 {
 	long qid, entries, sent, inflight, bufs, used, pinned, wait_max, zc_reqs, zc_bytes;
+	long in_us, out_us, tw_us, wait_us;
 	char path[128], buf[4096], *line;
 	unsigned long flags;
 	int n;
@@ -262,9 +264,10 @@ static inline int furing_queue_stats(long id, struct furing_qstats *st)
 	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
 		if (sscanf(line, "classic %ld", &st->classic) == 1)
 			continue;
-		if (sscanf(line, "%ld %ld %ld %ld %lx %ld %ld %ld %ld %ld %ld", &qid, &entries,
-			   &sent, &inflight, &flags, &bufs, &used, &pinned, &wait_max, &zc_reqs,
-			   &zc_bytes) == 11) {
+		if (sscanf(line, "%ld %ld %ld %ld %lx %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld", &qid,
+			   &entries, &sent, &inflight, &flags, &bufs, &used, &pinned, &wait_max,
+			   &zc_reqs, &zc_bytes, &in_us, &out_us, &tw_us, &wait_us) == 15) {
+			st->us += in_us + out_us + tw_us + wait_us;
 			st->zc_reqs += zc_reqs;
 			st->zc_bytes += zc_bytes;
 			st->sent += sent;
