@@ -227,6 +227,8 @@ mkdir -p "$mnt"
 echo "# fio $(fio --version); reps $REPS, runtime $RUNTIME s, $JOBS jobs x $SIZE, bs $BS, depth $DEPTH"
 echo "# memory: $(awk '/MemTotal/ { print $2 / 1024 " MiB" }' /proc/meminfo)"
 for r in $(seq "$REPS"); do
+	# a clocksource change (TSC found unstable) slows every clock read: say so
+	echo "# rep $r: clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 	for t in $TRANSPORTS; do
 		rm -rf "$back"
 		mkdir -p "$back"
