@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh [--quick|--profile] (`make bench`, `make bench-quick`, `make bench-profile`):
-# build what is missing (deps,
-# normal kernel, furing.ko, selftests with furing-server, static fio), boot the normal
-# kernel in QEMU and run bench/bench-guest.sh there: fio over every transport, reps
+# build what is missing (deps, normal kernel, furing.ko, selftests with furing-server,
+# static fio), boot the normal kernel in QEMU and run bench/bench-guest.sh there: fio over every transport, reps
 # interleaved. Prints a table (median, min-max, ratios to furing basic, to Linux 7.3's
 # io-uring and to the tmpfs ceiling, spread) and writes the raw numbers as JSON to
 # bench/results/<date>-<accel>.json with a PNG bar chart per workload beside it
@@ -88,7 +87,7 @@ if ((profile)); then
 		echo "# furing bench-profile: Linux $KVER, $accel, commit $(git -C "$FURING_TOP" describe --always --dirty 2>/dev/null)"
 		echo "# perf record -a -e cpu-clock over each fio run (2 vCPUs: fio, server, kernel);"
 		echo "# perf report --sort dso,sym, symbols over 0.8%"
-		tr -d '\r' <"$out/results.log" | awk '$1 == "PERF" {
+		tr -d '\r' <"$out/results.log" | awk '$1 == "PERF" && NF > 3 {
 			if ($2 " " $3 != cur) { cur = $2 " " $3; print ""; print "## " cur }
 			$1 = $2 = $3 = ""; sub(/^ +/, "  "); print }'
 	} >"$perf_txt"
