@@ -151,16 +151,16 @@ impl QueueInner {
         } else {
             None
         };
+        self.pump();
         (entry, br)
     }
 
-    /// Frees the payload buffer of entry `i`, if it holds one, and lets waiting requests
-    /// have it.
+    /// Returns the payload buffer of entry `i`, if it holds one, to the free buffers;
+    /// the caller then pumps, so that waiting requests may have it.
     fn free_buf(&mut self, i: usize) {
         if let Some(buf) = self.entries.get_mut(i).and_then(Entry::take_buf) {
             // Never allocates: `free_bufs` has room for every buffer of the ring.
             let _ = self.free_bufs.push_within_capacity(buf);
-            self.pump();
         }
     }
 }
@@ -208,13 +208,9 @@ impl Queue {
             return;
         }
         let e = &mut inner.entries[i];
-        let buf = e.take_buf();
         e.set_cmd(parked);
         e.set_state(EntryState::Available);
-        if let Some(buf) = buf {
-            // Never allocates: `free_bufs` has room for every buffer of the ring.
-            let _ = inner.free_bufs.push_within_capacity(buf);
-        }
+        inner.free_buf(i);
         inner.pump();
     }
 
