@@ -81,8 +81,9 @@ furing_times() {
 
 # cell TRANSPORT WORKLOAD REP DIR: one fio run, prints its BENCH line: MiB/s, or ops/s
 # for the *-iops and meta-* workloads, and (with PERF=1, which turns furing's request
-# timing on) for a cell served over furing's ring a "PROFILE <transport> <workload> <rep> <requests> <wait> <task work> <copy in>
-# <copy out>" line (what the cell added to furing's counters, microseconds)
+# timing on) for a cell served over furing's ring a "PROFILE <transport> <workload>
+# <rep> <requests> <wait> <task work> <copy in> <copy out>" line (what the cell added
+# to furing's counters, microseconds)
 cell() {
 	opts=$(workload_opts "$2") || { error "$1" "$2" "$3" "unknown workload"; return; }
 	case $2 in
@@ -94,11 +95,11 @@ cell() {
 		;;
 	*) base="--name=bench --size=$SIZE --bs=$BS --ioengine=psync --runtime=$RUNTIME" ;;
 	esac
-	before=$(furing_times)
 	# both vCPUs sampled: fio, the server and the kernel (symbols from /proc/kallsyms)
 	perf=
 	[ "$PERF" = 1 ] && [ "$1" != ceiling ] &&
-		perf="perf record -a -q -N -e cpu-clock -F 1000 -o /tmp/perf.data --"
+		perf="perf record -a -q -N -e cpu-clock -F 1000 -o /tmp/perf.data --" &&
+		before=$(furing_times)
 	# shellcheck disable=SC2086
 	if ! $perf fio $base --directory="$4" --numjobs="$JOBS" --group_reporting \
 		--invalidate=0 --fadvise_hint=0 --output-format=terse $opts \
@@ -115,11 +116,12 @@ cell() {
 		END { exit n != 1 }' /tmp/fio.out) ||
 		{ error "$1" "$2" "$3" "no fio result: $(tail -n1 /tmp/fio.err)"; return; }
 	echo "BENCH $1 $2 $3 $val"
-	[ -n "$perf" ] && perf report -i /tmp/perf.data --stdio -q --sort dso,sym \
-		--percent-limit 0.8 2>/dev/null | head -n 30 | sed "s/^/PERF $1 $2 /"
+	[ -n "$perf" ] || return 0
+	perf report -i /tmp/perf.data --stdio -q --sort dso,sym --percent-limit 0.8 \
+		2>/dev/null | head -n 30 | sed "s/^/PERF $1 $2 /"
 	# shellcheck disable=SC2086
 	set -- "$1" "$2" "$3" $before $(furing_times)
-	[ "$PERF" = 1 ] && [ "$9" -gt "$4" ] && echo "PROFILE $1 $2 $3 $(($9 - $4)) $((${10} - $5))" \
+	[ "$9" -gt "$4" ] && echo "PROFILE $1 $2 $3 $(($9 - $4)) $((${10} - $5))" \
 		"$((${11} - $6)) $((${12} - $7)) $((${13} - $8))"
 }
 
@@ -191,8 +193,7 @@ server_stop() {
 		[ -f "$q" ] && sed "s/^/# $1 rep $r debugfs: /" "$q"
 	done
 	# hp-furing: what went over furing's ring (passthrough_hp counts nothing itself)
-	ring=$(cat /sys/kernel/debug/furing/*/queues 2>/dev/null |
-		awk 'NF > 4 && $1 != "qid" { n += $3 } END { print n + 0 }')
+	ring=$(furing_times | cut -d' ' -f1)
 	umount "$mnt" || { error "$1" - "$r" "umount failed"; kill $srv; }
 	wait $srv
 	rc=$?

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench.sh [--quick|--profile] (`make bench`, `make bench-quick`, `make bench-profile`):
 # build what is missing (deps, normal kernel, furing.ko, selftests with furing-server,
-# static fio), boot the normal kernel in QEMU and run bench/bench-guest.sh there: fio over every transport, reps
-# interleaved. Prints a table (median, min-max, ratios to furing basic, to Linux 7.3's
+# static fio), boot the normal kernel in QEMU and run bench/bench-guest.sh there: fio
+# over every transport, reps interleaved. Prints a table (median, min-max, ratios to furing basic, to Linux 7.3's
 # io-uring and to the tmpfs ceiling, spread) and writes the raw numbers as JSON to
 # bench/results/<date>-<accel>.json with a PNG bar chart per workload beside it
 # (--quick: JSON only, to the cache). --profile: one rep of a few transports and

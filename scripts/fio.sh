@@ -30,14 +30,12 @@ if [[ -z "$bin" ]]; then
 		{ echo "fio: configure did not take --build-static (see $dir/configure.log)" >&2; exit 1; }
 	nice -n 10 make -C "$dir/src" -j"$(nproc)" fio >"$dir/make.log" 2>&1 ||
 		{ tail -20 "$dir/make.log" >&2; exit 1; }
-	file "$dir/src/fio" | grep -q 'statically linked' ||
-		{ echo "fio: $dir/src/fio is not statically linked: $(file -b "$dir/src/fio")" >&2; exit 1; }
+	need_static "$dir/src/fio"
 	"$dir/src/fio" --version >/dev/null
 	install -s -m 0755 "$dir/src/fio" "$dir/fio"
 	say "fio: built in $((SECONDS - t0)) s"
 	bin="$dir/fio"
 fi
 install -m 0755 "$bin" "$out/fio"
-file "$out/fio" | grep -q 'statically linked' ||
-	{ echo "fio: $out/fio is not statically linked" >&2; exit 1; }
+need_static "$out/fio"
 say "fio: $("$out/fio" --version), static -> $out/fio"

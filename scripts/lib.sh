@@ -33,6 +33,13 @@ kernel_src() {
 	echo "$dir"
 }
 
+# need_static FILE: fail unless FILE is a statically linked executable (the VM has no
+# shared libraries).
+need_static() {
+	file "$1" | grep -q 'statically linked' ||
+		{ echo "$1 is not statically linked: $(file -b "$1")" >&2; return 1; }
+}
+
 # stage NAME CMD...: run CMD, then print how long it took (to stderr).
 stage() {
 	local name=$1 t=$SECONDS

@@ -24,8 +24,7 @@ if [[ ! -x "$dir/perf" ]]; then
 		NO_LIBDW=1 NO_LIBBABELTRACE=1 NO_LIBLLVM=1 NO_CAPSTONE=1 NO_LIBPFM4=1 \
 		NO_DEMANGLE=1 NO_SHELLCHECK=1 NO_JVMTI=1 NO_RUST=1 perf >"$dir/make.log" 2>&1 ||
 		{ tail -20 "$dir/make.log" >&2; exit 1; }
-	file "$dir/build/perf" | grep -q 'statically linked' ||
-		{ echo "perf: $dir/build/perf is not statically linked" >&2; exit 1; }
+	need_static "$dir/build/perf"
 	install -s -m 0755 "$dir/build/perf" "$dir/perf"
 	say "perf: built in $((SECONDS - t0)) s"
 fi
