@@ -64,6 +64,10 @@ void furing_send_in_task(struct io_uring_cmd *cmd, bool cancel, unsigned int iss
 /* folio_get() / folio_put(). */
 void furing_folio_get(struct folio *folio);
 void furing_folio_put(struct folio *folio);
+/* folio_zero_segments(@folio, 0, @start, @end, folio_size(@folio)): all but [@start, @end). */
+void furing_folio_zero_outside(struct folio *folio, size_t start, size_t end);
+/* folio_size(). */
+size_t furing_folio_size(struct folio *folio);
 
 /*
  * Zero-copy: registers the folios of @ap (its descs give offset and length

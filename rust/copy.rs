@@ -242,6 +242,7 @@ pub(crate) fn reply_from_ring(
         return Err(EINVAL);
     }
     req.fit_out_args(nbytes)?;
+    req.zero_out_folios(zero_copy);
     let mut off = 0usize;
     req.for_each_arg(true, 0, |piece| match piece {
         ArgPiece::Bytes(ptr, len) => {

@@ -821,6 +821,44 @@ impl FuseReq {
         })
     }
 
+    /// The FUSE core's page zeroing for a reply whose arguments were fitted to its size
+    /// ([`Self::fit_out_args`]), done before any reply byte reaches a folio
+    /// (`fuse_copy_folios()` with `args->page_zeroing`): a folio of the output page
+    /// argument that the reply does not fill is cleared, so a short read never leaves
+    /// stale memory in a page the core then marks uptodate. Copied folios are cleared
+    /// whole (a failed copy leaves zeros); with `zero_copy` the server already wrote
+    /// `[offset, offset + count)` into the folio, and only the bytes around it are cleared.
+    pub(crate) fn zero_out_folios(&self, zero_copy: bool) {
+        // SAFETY: The request's args are valid while we own it.
+        let args = unsafe { &*self.r().args };
+        if !args.out_pages() || !args.page_zeroing() || args.out_numargs == 0 {
+            return;
+        }
+        let mut left = args.out_args[usize::from(args.out_numargs) - 1].size as usize;
+        // SAFETY: With page arguments, `args` is the `args` member of a `fuse_args_pages`
+        // (the core's contract for in_pages/out_pages).
+        let ap = unsafe { &*core::ptr::from_ref(args).cast::<raw::fuse_args_pages>() };
+        for k in 0..ap.num_folios as usize {
+            // SAFETY: `folios` and `descs` have `num_folios` entries.
+            let (folio, desc) = unsafe { (*ap.folios.add(k), *ap.descs.add(k)) };
+            let count = (desc.length as usize).min(left);
+            left -= count;
+            // SAFETY: A folio of the request we own, referenced by it.
+            if count >= unsafe { raw::furing_folio_size(folio) } {
+                continue;
+            }
+            let (start, end) = if zero_copy {
+                (desc.offset as usize, desc.offset as usize + count)
+            } else {
+                (0, 0)
+            };
+            // SAFETY: As above. The core sets `page_zeroing` only on requests that fill
+            // folios no one else writes until the request ends (locked page-cache folios
+            // being read, or a private one); `start..end` lies within the folio.
+            unsafe { raw::furing_folio_zero_outside(folio, start, end) };
+        }
+    }
+
     /// Checks a reply of `nbytes` payload bytes against the output arguments, shortening a
     /// variable-size last argument (`fuse_copy_out_args()`'s rule).
     pub(crate) fn fit_out_args(&self, nbytes: usize) -> Result {

@@ -120,6 +120,16 @@ void furing_folio_put(struct folio *folio)
 	folio_put(folio);
 }
 
+void furing_folio_zero_outside(struct folio *folio, size_t start, size_t end)
+{
+	folio_zero_segments(folio, 0, start, end, folio_size(folio));
+}
+
+size_t furing_folio_size(struct folio *folio)
+{
+	return folio_size(folio);
+}
+
 static void furing_zc_release(void *priv)
 {
 	furing_zc_released(priv);

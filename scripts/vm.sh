@@ -18,10 +18,13 @@ mkdir -p "$outdir"
 : >"$outdir/results.log"
 cpu=max
 [[ "$accel" == kvm ]] && cpu=host
+# A kernel with page poisoning fills freed pages (stale memory then shows).
+extra=
+grep -q '^CONFIG_PAGE_POISONING=y' "$kdir/.config" && extra+=" page_poison=1"
 # With an unexpected exit, timeout kills QEMU; the missing end marker reports it.
 timeout "$tmo" qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -smp 2 -m "$mem" \
 	-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$initrd" \
-	-append "console=ttyS0 panic=-1 oops=panic furing.mode=$mode" \
+	-append "console=ttyS0 panic=-1 oops=panic furing.mode=$mode$extra" \
 	-display none -monitor none -no-reboot \
 	-serial "file:$outdir/console.log" -serial "file:$outdir/results.log" \
 	</dev/null >"$outdir/qemu.log" 2>&1 || true

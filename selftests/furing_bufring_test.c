@@ -6,6 +6,7 @@
  * server's locked memory and pinned once, and every teardown (umount, fusectl
  * abort, io_uring exit) gives back both the charge and the pins.
  */
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/mount.h>

@@ -13,6 +13,7 @@
 #include "furing_test.h"
 #include <linux/furing.h>
 #include "kselftest_harness.h"
+#include "furing_fsx.h"
 
 #define MNT "/tmp/furing-io-mnt"
 #define BACK "/tmp/furing-io-back"
@@ -48,6 +49,21 @@ FIXTURE_VARIANT_ADD(srv, pinned) {
 };
 FIXTURE_VARIANT_ADD(srv, zero_copy) {
 	.args = { "--zero-copy" }, .ring = 1,
+	.flags = FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS | FURING_URING_PINNED_BUFFERS |
+		 FURING_URING_ZERO_COPY,
+};
+/* With the writeback cache the kernel reads a page before it writes part of it. */
+FIXTURE_VARIANT_ADD(srv, wb_classic) { .args = { "--writeback-cache", "--no-uring" }, .ring = 0 };
+FIXTURE_VARIANT_ADD(srv, wb_ring) { .args = { "--writeback-cache" }, .ring = 1 };
+FIXTURE_VARIANT_ADD(srv, wb_bufring) {
+	.args = { "--writeback-cache", "--bufring" }, .ring = 1, .flags = FURING_URING_BUFRING,
+};
+FIXTURE_VARIANT_ADD(srv, wb_pinned) {
+	.args = { "--writeback-cache", "--bufring", "--pin-headers", "--pin-buffers" }, .ring = 1,
+	.flags = FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS | FURING_URING_PINNED_BUFFERS,
+};
+FIXTURE_VARIANT_ADD(srv, wb_zero_copy) {
+	.args = { "--writeback-cache", "--zero-copy" }, .ring = 1,
 	.flags = FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS | FURING_URING_PINNED_BUFFERS |
 		 FURING_URING_ZERO_COPY,
 };
@@ -242,130 +258,29 @@ TEST_F(srv, namespace_ops)
 	EXPECT_EQ(-1, stat(BACK "/d", &st));
 }
 
-/*
- * Random-op checker (fsx style): NTHREADS threads, each on its own file, do
- * random writes, truncates, reads and mmap reads against an in-memory model
- * of the file, OPS operations in all. The seed is printed; FURING_FSX_SEED
- * replays a run.
- */
-#include <pthread.h>
-#include <sys/mman.h>
-
-#define NTHREADS 4
-#define OPS 10000
-#define FSX_MAX (256 << 10)
-
-struct fsx {
-	int idx;
-	unsigned int seed;
-	long bad_op;	/* first failing op, or -1 */
-	char what[96];
-};
-
-static unsigned int rnd(unsigned int *s)
-{
-	*s = *s * 1103515245 + 12345;
-	return *s >> 8;
-}
-
-static void *fsx_thread(void *arg)
-{
-	struct fsx *t = arg;
-	char path[64], *model, *buf;
-	size_t size = 0;
-	int fd, op;
-
-	t->bad_op = -1;
-	snprintf(path, sizeof(path), MNT "/fsx%d", t->idx);
-	model = calloc(1, FSX_MAX);
-	buf = malloc(FSX_MAX);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	if (!model || !buf || fd < 0) {
-		t->bad_op = 0;
-		snprintf(t->what, sizeof(t->what), "setup: %s", strerror(errno));
-		goto out;
-	}
-	for (op = 0; op < OPS / NTHREADS; op++) {
-		size_t off = rnd(&t->seed) % FSX_MAX;
-		size_t len = rnd(&t->seed) % (FSX_MAX - off) % (64 << 10) + 1;
-		unsigned int kind = rnd(&t->seed) % 10;
-
-		if (kind < 4) {		/* write */
-			size_t i;
-
-			for (i = 0; i < len; i++)
-				buf[i] = rnd(&t->seed);
-			if (pwrite(fd, buf, len, off) != (ssize_t)len) {
-				snprintf(t->what, sizeof(t->what), "write %zu@%zu", len, off);
-				break;
-			}
-			memcpy(model + off, buf, len);
-			if (off + len > size)
-				size = off + len;
-		} else if (kind < 5) {	/* truncate */
-			if (ftruncate(fd, off)) {
-				snprintf(t->what, sizeof(t->what), "truncate %zu", off);
-				break;
-			}
-			if (off < size)
-				memset(model + off, 0, size - off);
-			size = off;
-		} else if (kind < 8) {	/* read */
-			ssize_t want = off >= size ? 0 : (ssize_t)(len < size - off ? len : size - off);
-
-			if (pread(fd, buf, len, off) != want || memcmp(buf, model + off, want)) {
-				snprintf(t->what, sizeof(t->what), "read %zu@%zu (size %zu)", len, off, size);
-				break;
-			}
-		} else if (size > 0) {	/* mmap read */
-			char *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-
-			off %= size;
-			len = len < size - off ? len : size - off;
-			if (map == MAP_FAILED || memcmp(map + off, model + off, len)) {
-				snprintf(t->what, sizeof(t->what), "mmap read %zu@%zu", len, off);
-				if (map != MAP_FAILED)
-					munmap(map, size);
-				break;
-			}
-			munmap(map, size);
-		}
-	}
-	if (op < OPS / NTHREADS)
-		t->bad_op = op;
-out:
-	if (fd >= 0)
-		close(fd);
-	free(model);
-	free(buf);
-	return NULL;
-}
-
 TEST_F_TIMEOUT(srv, random_ops, 600)
 {
-	struct fsx t[NTHREADS];
-	pthread_t th[NTHREADS];
-	unsigned int seed = time(NULL);
 	long classic, sent;
-	int i;
 
-	if (getenv("FURING_FSX_SEED"))
-		seed = strtoul(getenv("FURING_FSX_SEED"), NULL, 0);
-	TH_LOG("seed %u, %d ops on %d threads", seed, OPS, NTHREADS);
-	for (i = 0; i < NTHREADS; i++) {
-		t[i] = (struct fsx){ .idx = i, .seed = seed + i };
-		ASSERT_EQ(0, pthread_create(&th[i], NULL, fsx_thread, &t[i]));
-	}
-	for (i = 0; i < NTHREADS; i++) {
-		pthread_join(th[i], NULL);
-		EXPECT_EQ(-1, t[i].bad_op) {
-			TH_LOG("thread %d (seed %u): op %ld: %s", i, seed + i, t[i].bad_op, t[i].what);
-		}
-	}
+	furing_fsx(_metadata, MNT, BACK);
 	ASSERT_EQ(0, furing_stats(self->id, &classic, &sent));
 	TH_LOG("requests: %ld over the ring, %ld classic", sent, classic);
 	if (variant->ring)
 		EXPECT_LT(1000, sent);
+}
+
+/*
+ * No stale memory: a short READ into the page cache leaves zeros past EOF
+ * (mapped, after an extending truncate, and O_DIRECT leaves the user's buffer
+ * alone past the data), with memory full of a pattern just before.
+ */
+TEST_F_TIMEOUT(srv, stale_tails, 300)
+{
+	char why[512] = "";
+
+	EXPECT_EQ(0, furing_stale_check(MNT, BACK, why, sizeof(why))) {
+		TH_LOG("%s", why);
+	}
 }
 
 /*

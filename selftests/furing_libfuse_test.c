@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include "furing_test.h"
 #include "kselftest_harness.h"
+#include "furing_fsx.h"
 
 #define MNT "/tmp/furing-hp-mnt"
 #define BACK "/tmp/furing-hp-back"
@@ -188,6 +189,25 @@ TEST_F_TIMEOUT(hp, file_workload, 300)
 	       after.sent - before.sent, after.classic - before.classic);
 	EXPECT_LE(400, after.sent - before.sent);
 	EXPECT_EQ(before.classic, after.classic);
+}
+
+/*
+ * passthrough_hp keeps the writeback cache on (no --nocache): no stale memory
+ * past EOF, and random partial writes land in the backing files as the model
+ * says.
+ */
+TEST_F_TIMEOUT(hp, stale_tails, 300)
+{
+	char why[512] = "";
+
+	EXPECT_EQ(0, furing_stale_check(MNT, BACK, why, sizeof(why))) {
+		TH_LOG("%s", why);
+	}
+}
+
+TEST_F_TIMEOUT(hp, random_ops, 600)
+{
+	furing_fsx(_metadata, MNT, BACK);
 }
 
 /* The first child of @parent found in /proc, or -1. */

@@ -3,6 +3,7 @@
  * furing module basics: load, /dev/furing, the filesystem type, mount option
  * errors, load/unload cycles without leaks, rmmod refused while in use.
  */
+#define _GNU_SOURCE
 #include <sys/mount.h>
 #include <sys/sysmacros.h>
 #include "furing_test.h"

@@ -4,6 +4,7 @@
  * flow over read()/write() on /dev/furing, and every way a mount ends (umount,
  * server close, fusectl abort) leaves nothing hung; rmmod waits for all of it.
  */
+#define _GNU_SOURCE
 #include <poll.h>
 #include <pthread.h>
 #include <sys/mount.h>

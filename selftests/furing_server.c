@@ -163,6 +163,8 @@ static struct {
 	unsigned int buf_size;
 	/* --zc-no-touch: zero-copied requests get no fixed READ/WRITE */
 	bool zc_no_touch;
+	/* --writeback-cache: FUSE_WRITEBACK_CACHE in the INIT reply */
+	bool writeback_cache;
 } opt = {
 	.dev = "/dev/furing",
 	.depth = 4,
@@ -667,7 +669,11 @@ static ssize_t op_link(struct req *r)
  */
 static int backing_flags(uint32_t flags)
 {
-	return (flags & ~(O_NOCTTY | O_NOFOLLOW | O_DIRECT | O_APPEND)) | O_CLOEXEC;
+	flags &= ~(O_NOCTTY | O_NOFOLLOW | O_DIRECT | O_APPEND);
+	/* The writeback cache reads a write-only file to fill a partial page. */
+	if (opt.writeback_cache && (flags & O_ACCMODE) == O_WRONLY)
+		flags = (flags & ~O_ACCMODE) | O_RDWR;
+	return flags | O_CLOEXEC;
 }
 
 static ssize_t op_open(struct req *r)
@@ -1875,14 +1881,17 @@ static int do_init(void)
 	if ((size_t)n >= sizeof(*ih) + sizeof(*ii) && (offered & FUSE_INIT_EXT))
 		offered |= (uint64_t)ii->flags2 << 32;
 	/*
-	 * No FUSE_PASSTHROUGH, no FUSE_HAS_IO_URING_BUFPOOL, no writeback
-	 * cache: every byte goes through the transport under test.
+	 * No FUSE_PASSTHROUGH, no FUSE_HAS_IO_URING_BUFPOOL, and the writeback
+	 * cache only when asked: every byte goes through the transport under
+	 * test.
 	 */
 	want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_MAX_PAGES |
 	       FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS |
 	       FUSE_ASYNC_DIO | FUSE_INIT_EXT;
 	if (!opt.no_uring)
 		want |= FUSE_OVER_IO_URING;
+	if (opt.writeback_cache)
+		want |= FUSE_WRITEBACK_CACHE;
 	flags = want & offered;
 	use_uring = flags & FUSE_OVER_IO_URING;
 
@@ -1949,6 +1958,8 @@ static void usage(FILE *f)
 "  --zc-no-touch       with --zero-copy: no READ_FIXED / WRITE_FIXED; a zero-\n"
 "                      copied READ answers the requested size (data unspecified),\n"
 "                      a WRITE the requested size as written\n"
+"  --writeback-cache   FUSE_WRITEBACK_CACHE: the kernel caches writes and reads a\n"
+"                      page before a partial write to it\n"
 "  --crash-after N     SIGKILL itself on receiving request N+1, before replying\n"
 "                      (INIT, FORGET, BATCH_FORGET and INTERRUPT not counted)\n"
 "  --delay-ms N        wait N ms before running each request (an interrupted one\n"
@@ -1985,7 +1996,7 @@ static void parse_args(int argc, char **argv)
 {
 	enum { O_DEV = 256, O_NO_URING, O_QUEUES, O_DEPTH, O_CRASH, O_DELAY, O_MAX_WRITE,
 	       O_MAX_READ, O_MAX_BG, O_DEBUG, O_BUFRING, O_PIN_HEADERS, O_PIN_BUFFERS, O_BUFS,
-	       O_BUF_SIZE, O_ZERO_COPY, O_ZC_NO_TOUCH };
+	       O_BUF_SIZE, O_ZERO_COPY, O_ZC_NO_TOUCH, O_WB_CACHE };
 	static const struct option lopts[] = {
 		{ "dev", required_argument, NULL, O_DEV },
 		{ "no-uring", no_argument, NULL, O_NO_URING },
@@ -1998,6 +2009,7 @@ static void parse_args(int argc, char **argv)
 		{ "buf-size", required_argument, NULL, O_BUF_SIZE },
 		{ "zero-copy", no_argument, NULL, O_ZERO_COPY },
 		{ "zc-no-touch", no_argument, NULL, O_ZC_NO_TOUCH },
+		{ "writeback-cache", no_argument, NULL, O_WB_CACHE },
 		{ "crash-after", required_argument, NULL, O_CRASH },
 		{ "delay-ms", required_argument, NULL, O_DELAY },
 		{ "max-write", required_argument, NULL, O_MAX_WRITE },
@@ -2045,6 +2057,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case O_ZC_NO_TOUCH:
 			opt.zc_no_touch = true;
+			break;
+		case O_WB_CACHE:
+			opt.writeback_cache = true;
 			break;
 		case O_CRASH:
 			opt.crash_after = parse_num("crash-after", optarg, 0, ULONG_MAX);

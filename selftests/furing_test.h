@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -367,6 +368,203 @@ static inline pid_t furing_server_start(const char *back, const char *mnt, ...)
 	if (out)
 		fclose(out);
 	return pid;
+}
+
+/*
+ * Fills @mb MiB of anonymous memory with 0xab and frees it: the pages the
+ * kernel hands out next (page cache among them) hold that pattern unless the
+ * kernel clears them, so a read of stale memory shows as non-zero bytes.
+ */
+static inline void furing_spray(size_t mb)
+{
+	size_t len = mb << 20;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return;
+	memset(p, 0xab, len);
+	munmap(p, len);
+}
+
+/* Bytes of @p[0..@len) that are not zero. */
+static inline size_t furing_nonzero(const char *p, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++)
+		n += p[i] != 0;
+	return n;
+}
+
+/* The byte @i of the files furing_stale_* write: never 0. */
+static inline char furing_stale_byte(size_t i)
+{
+	return 'a' + i % 23;
+}
+
+/* Writes @size bytes of furing_stale_byte() to a new file @path; 0 or -errno. */
+static inline int furing_write_pattern(const char *path, size_t size)
+{
+	char *buf = malloc(size);
+	int fd, ret = 0;
+	size_t i;
+
+	if (!buf)
+		return -ENOMEM;
+	for (i = 0; i < size; i++)
+		buf[i] = furing_stale_byte(i);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || write(fd, buf, size) != (ssize_t)size)
+		ret = -errno ?: -EIO;
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return ret;
+}
+
+/*
+ * Writes a file of @size bytes (furing_stale_byte()) as @back/@name, beside
+ * the mount, then maps @mnt/@name, whose page cache is empty: returns how many
+ * bytes past EOF in its last page are not zero (stale memory a short READ left
+ * in a page marked uptodate), or -1 with a message in @why when the file's own
+ * bytes are wrong or a call fails.
+ */
+static inline long furing_stale_tail(const char *mnt, const char *back, const char *name,
+				     size_t size, char *why, size_t whylen)
+{
+	size_t i, maplen = (size + 4095) & ~4095UL;
+	char path[256], *map;
+	long stale = -1;
+	int fd, err;
+
+	snprintf(path, sizeof(path), "%s/%s", back, name);
+	err = furing_write_pattern(path, size);
+	if (err) {
+		snprintf(why, whylen, "write %s: %s", path, strerror(-err));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/%s", mnt, name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		snprintf(why, whylen, "open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	map = mmap(NULL, maplen, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED) {
+		snprintf(why, whylen, "mmap %s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < size && map[i] == furing_stale_byte(i); i++)
+		;
+	if (i < size)
+		snprintf(why, whylen, "%s: byte %zu below EOF differs", path, i);
+	else
+		stale = furing_nonzero(map + size, maplen - size);
+	munmap(map, maplen);
+	return stale;
+}
+
+/* The sizes the stale-memory checks use: short reads in and across pages and requests. */
+static const size_t furing_stale_sizes[] = { 1, 100, 4095, 4097, 204900, (1 << 20) + 1 };
+
+/*
+ * The whole stale-memory check on @mnt (served from @back): for each of
+ * furing_stale_sizes, after furing_spray(): the mapped tail past EOF is zero;
+ * extended with ftruncate() through the mount, the file reads (and maps) as
+ * zeros past its old end; an O_DIRECT read across EOF returns the file's bytes
+ * and leaves the rest of the buffer as it was. Returns the stale bytes found
+ * (0 when clean), or -1 with @why set.
+ */
+static inline long furing_stale_check(const char *mnt, const char *back, char *why,
+				      size_t whylen)
+{
+	const size_t ext = 8192;
+	long total = 0;
+	unsigned int k;
+
+	for (k = 0; k < sizeof(furing_stale_sizes) / sizeof(furing_stale_sizes[0]); k++) {
+		size_t i, size = furing_stale_sizes[k], maplen = (size + ext + 4095) & ~4095UL;
+		size_t dlen = maplen + 4096;
+		char name[32], path[256], *buf, *map;
+		long stale;
+		ssize_t n;
+		int fd;
+
+		furing_spray(64);
+		snprintf(name, sizeof(name), "stale-%zu", size);
+		stale = furing_stale_tail(mnt, back, name, size, why, whylen);
+		if (stale < 0)
+			return -1;
+		if (stale) {
+			snprintf(why, whylen, "%zu-byte file: %ld stale bytes past EOF", size, stale);
+			total += stale;
+		}
+		/* Extended: the old tail is file data now, and must read as zeros. */
+		snprintf(path, sizeof(path), "%s/%s", mnt, name);
+		fd = open(path, O_RDWR);
+		if (fd < 0 || ftruncate(fd, size + ext)) {
+			snprintf(why, whylen, "truncate %s: %s", path, strerror(errno));
+			return -1;
+		}
+		buf = malloc(ext);
+		if (!buf || pread(fd, buf, ext, size) != (ssize_t)ext) {
+			snprintf(why, whylen, "read %s past its old end: %s", path, strerror(errno));
+			return -1;
+		}
+		stale = furing_nonzero(buf, ext);
+		free(buf);
+		map = mmap(NULL, maplen, PROT_READ, MAP_SHARED, fd, 0);
+		if (map == MAP_FAILED) {
+			snprintf(why, whylen, "mmap %s: %s", path, strerror(errno));
+			return -1;
+		}
+		stale += furing_nonzero(map + size, maplen - size);
+		munmap(map, maplen);
+		close(fd);
+		if (stale) {
+			snprintf(why, whylen, "%zu-byte file extended by %zu: %ld non-zero bytes", size,
+				 ext, stale);
+			total += stale;
+		}
+		/* O_DIRECT across EOF of a fresh file: its bytes, the rest of the buffer untouched. */
+		furing_spray(64);
+		snprintf(path, sizeof(path), "%s/direct-%zu", back, size);
+		if (furing_write_pattern(path, size)) {
+			snprintf(why, whylen, "write %s", path);
+			return -1;
+		}
+		snprintf(path, sizeof(path), "%s/direct-%zu", mnt, size);
+		fd = open(path, O_RDONLY | O_DIRECT);
+		if (fd < 0 || posix_memalign((void **)&buf, 4096, dlen)) {
+			snprintf(why, whylen, "O_DIRECT open %s: %s", path, strerror(errno));
+			return -1;
+		}
+		memset(buf, 0x5a, dlen);
+		n = pread(fd, buf, dlen, 0);
+		close(fd);
+		if (n != (ssize_t)size) {
+			snprintf(why, whylen, "O_DIRECT read of %zu-byte file: %zd", size, n);
+			free(buf);
+			return -1;
+		}
+		for (i = 0; i < size && buf[i] == furing_stale_byte(i); i++)
+			;
+		if (i == size)
+			for (stale = 0; i < dlen; i++)
+				stale += buf[i] != 0x5a;
+		free(buf);
+		if (i != dlen) {
+			snprintf(why, whylen, "O_DIRECT read of %zu-byte file: wrong data", size);
+			return -1;
+		}
+		if (stale) {
+			snprintf(why, whylen, "O_DIRECT read of %zu-byte file: %ld bytes past EOF written",
+				 size, stale);
+			total += stale;
+		}
+	}
+	return total;
 }
 
 #endif /* _FURING_TEST_H */

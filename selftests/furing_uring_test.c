@@ -5,6 +5,7 @@
  * entries park their commands, and every teardown (umount, fusectl abort,
  * io_uring exit, server exit) completes them with nothing left behind.
  */
+#define _GNU_SOURCE
 #include <liburing.h>
 #include <poll.h>
 #include <pthread.h>
