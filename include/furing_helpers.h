@@ -49,12 +49,27 @@ struct folio;
  * read from the device; a reply takes it out under FR_LOCKED, as
  * fuse_dev_do_write() does.
  */
-/* Adds @req to the processing hash; false when the pqueue is aborted. */
+/*
+ * Adds @req to the processing hash with FR_SENT (and queues its interrupt if
+ * a signal came first); false when the pqueue is aborted.
+ */
 bool furing_pq_add(struct fuse_dev *fud, struct fuse_req *req);
+/* FR_SENT and the interrupt check of a request the transport keeps. */
+void furing_req_mark_sent(struct fuse_req *req);
 /* Finds and locks the request @unique for its reply; NULL when unknown. */
 struct fuse_req *furing_pq_take(struct fuse_dev *fud, u64 unique);
-/* Unlocks @req after its reply was copied (@err < 0: copy failed). */
-void furing_pq_release(struct fuse_dev *fud, struct fuse_req *req, int err);
+/* Unlocks @req after its reply was copied (@bad: the reply was bad: EIO). */
+void furing_pq_release(struct fuse_dev *fud, struct fuse_req *req, bool bad);
+
+/* A list of requests through req->list: INIT_LIST_HEAD, add, pop the first. */
+struct list_head;
+void furing_list_init(struct list_head *head);
+void furing_req_list_add(struct list_head *head, struct fuse_req *req, bool front);
+struct fuse_req *furing_req_list_pop(struct list_head *head);
+
+/* alloc_workqueue("furing", WQ_UNBOUND, 0). */
+struct workqueue_struct;
+struct workqueue_struct *furing_alloc_wq(void);
 
 /* io_uring_cmd_complete_in_task() with furing's task-work callback. */
 void furing_cmd_send_in_task(struct io_uring_cmd *cmd);

@@ -10,15 +10,17 @@
 //! the layout and how to reach the bytes.
 
 use crate::copy::Buf;
-use crate::entry::UserBuf;
-use crate::ffi::{FuseReq, Sqe};
+use crate::entry::{BufId, SlotId};
+use crate::ffi::{Req, Sqe};
 use crate::pinned::PinnedRegion;
 use crate::ring::{Limits, HEADER_SIZE};
 use crate::uapi;
+use crate::user::{read_iovecs, UserBuf};
 use kernel::prelude::*;
 
-/// Most buffers a queue's payload region may be carved into.
-pub(crate) const MAX_BUFS: usize = 65536;
+/// Most buffers a queue's payload region may be carved into (buffer ids are 16 bits, and
+/// `FURING_URING_NO_BUF` is the last one).
+pub(crate) const MAX_BUFS: usize = uapi::FURING_URING_NO_BUF as usize;
 
 /// Reads and writes of at least this many bytes go zero-copy on a zero-copy queue.
 pub(crate) const ZERO_COPY_MIN: usize = 64 << 10;
@@ -35,10 +37,9 @@ impl Region {
     /// Sets a region up: pins it when `pinned`, else checks it is mapped writable.
     fn new(iov: UserBuf, used: usize, pinned: bool) -> Result<Self> {
         if pinned {
-            let addr = iov.addr.as_const_ptr() as usize;
-            Ok(Self::Pinned(PinnedRegion::new(addr, iov.len)?))
+            Ok(Self::Pinned(PinnedRegion::new(iov.addr(), iov.len)?))
         } else {
-            crate::ffi::probe_user_writable(iov.addr, used)?;
+            iov.probe_writable(used)?;
             Ok(Self::User(iov))
         }
     }
@@ -46,10 +47,7 @@ impl Region {
     /// `len` bytes at `off` (the caller keeps within the region).
     fn slice(&self, off: usize, len: usize) -> Buf<'_> {
         match self {
-            Self::User(u) => Buf::User(UserBuf {
-                addr: u.addr.wrapping_byte_add(off),
-                len,
-            }),
+            Self::User(u) => Buf::User(u.slice(off, len)),
             Self::Pinned(p) => Buf::Kernel(p, off, len),
         }
     }
@@ -79,12 +77,12 @@ impl BufRing {
     /// context, no locks held.
     pub(crate) fn new(sqe: &Sqe, limits: Limits) -> Result<Self> {
         let flags = sqe.req.flags;
-        let (depth, buf_size) = crate::ffi::sqe_init(sqe);
-        let buf_size = buf_size as usize;
+        let depth = u32::from(sqe.req.init.queue_depth);
+        let buf_size = sqe.req.init.buf_size as usize;
         if sqe.len != 2 || depth == 0 || depth > uapi::FURING_URING_MAX_QUEUE_DEPTH {
             return Err(EINVAL);
         }
-        let [headers, payload] = crate::ffi::read_iovecs::<2>(sqe.addr)?;
+        let [headers, payload] = read_iovecs::<2>(sqe.addr)?;
         let headers_len = HEADER_SIZE * depth as usize;
         // Zero-copy moves the data pages without the buffers: they may be smaller.
         let zero_copy = flags & uapi::FURING_URING_ZERO_COPY != 0;
@@ -118,11 +116,6 @@ impl BufRing {
         })
     }
 
-    /// The queue flags.
-    pub(crate) fn flags(&self) -> u64 {
-        self.flags
-    }
-
     /// Whether the queue zero-copies the data pages of reads and writes.
     pub(crate) fn zero_copy(&self) -> bool {
         self.flags & uapi::FURING_URING_ZERO_COPY != 0
@@ -130,10 +123,10 @@ impl BufRing {
 
     /// Whether `req` goes zero-copy on this queue: a READ or WRITE on a zero-copy queue
     /// whose data is at least [`ZERO_COPY_MIN`] bytes, or does not fit a payload buffer.
-    /// Smaller ones are copied: the server's extra READ_FIXED/WRITE_FIXED costs more than
-    /// copying a few pages (4 KiB direct reads: 0.70x of copying, under TCG). Returns the
-    /// io_uring buffer direction and the data size.
-    pub(crate) fn zero_copies(&self, req: FuseReq) -> Option<(u8, usize)> {
+    /// Smaller ones are copied: for a few pages, the registration and the server's extra
+    /// READ_FIXED/WRITE_FIXED cost more than the copy (`make bench` compares the two on
+    /// its 4 KiB workload). Returns the io_uring buffer direction and the data size.
+    pub(crate) fn zero_copies(&self, req: &Req) -> Option<(u8, usize)> {
         if !self.zero_copy() {
             return None;
         }
@@ -157,17 +150,17 @@ impl BufRing {
     }
 
     /// The header slot of entry `slot` (< depth).
-    pub(crate) fn header(&self, slot: u32) -> Buf<'_> {
-        self.headers
-            .slice(slot.min(self.depth - 1) as usize * HEADER_SIZE, HEADER_SIZE)
+    pub(crate) fn header(&self, slot: SlotId) -> Buf<'_> {
+        let slot = u32::from(slot).min(self.depth - 1) as usize;
+        self.headers.slice(slot * HEADER_SIZE, HEADER_SIZE)
     }
 
     /// Payload buffer `id` (< nr_bufs), or an empty buffer for a request without payload.
-    pub(crate) fn buffer(&self, id: Option<u32>) -> Buf<'_> {
+    pub(crate) fn buffer(&self, id: Option<BufId>) -> Buf<'_> {
         match id {
-            Some(id) if id < self.nr_bufs => self
+            Some(id) if u32::from(id) < self.nr_bufs => self
                 .payload
-                .slice(id as usize * self.buf_size, self.buf_size),
+                .slice(usize::from(id) * self.buf_size, self.buf_size),
             _ => Buf::empty(),
         }
     }

@@ -9,7 +9,7 @@
 //! the [`Conn`]; the core drops it through `release` when the last connection reference
 //! goes (process context).
 
-use crate::ffi::{self, raw, ModuleRef, StaticTable, UringCmd};
+use crate::ffi::{self, raw, ClassicQueue, ModuleRef, OwnedQueue, Req, StaticTable, UringCmd};
 use crate::ring::{Limits, Ring};
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
@@ -22,14 +22,17 @@ use kernel::{
     workqueue::{Work, WorkItem},
 };
 
+kernel::sync::global_lock! {
+    // SAFETY: `init_hooks()` initialises it from the module initializer, before any mount.
+    unsafe(uninit) static WQ: SpinLock<Option<OwnedQueue>> = None;
+}
+
 /// The end callback of a request's `fuse_args`.
 type EndFn = unsafe extern "C" fn(*mut raw::fuse_args, c_int);
 
 /// Transport state of one FUSE connection.
 #[pin_data]
 pub(crate) struct Conn {
-    /// The core's classic operations, which carry whatever the ring does not.
-    classic: &'static raw::fuse_iqueue_ops,
     /// The server answered FUSE_INIT with `FUSE_OVER_IO_URING`.
     server_uring: AtomicBool,
     /// The per-CPU queues of the server's entries.
@@ -69,6 +72,9 @@ impl WorkItem for Conn {
     fn run(this: Arc<Conn>) {
         // Completes every parked command with -ENOTCONN: the server stops waiting.
         this.ring.stop();
+        // `this` may be the last reference, and with it the module's: dropped last, on
+        // furing's own work queue, which module exit drains before the text goes.
+        drop(this);
     }
 }
 
@@ -114,12 +120,12 @@ unsafe extern "C" fn furing_send_in_task(
     let Some(cmd) = (unsafe { UringCmd::from_raw(cmd) }) else {
         return;
     };
-    // SAFETY: The parked command holds its /dev/furing file.
-    let Some(fch) = (unsafe { ffi::chan_of_file(cmd.file()) }) else {
+    // The parked command holds its /dev/furing file, whose device holds the channel.
+    let Some(fch) = cmd.fuse_dev().chan() else {
         return;
     };
     // SAFETY: The file keeps the channel and its connection alive.
-    let conn = unsafe { conn_of(&raw mut (*fch).iq) };
+    let conn = unsafe { conn_of(fch.iqueue()) };
     conn.ring.send_in_task(cmd, cancel, issue_flags);
 }
 
@@ -134,10 +140,16 @@ pub(crate) unsafe fn install(fch: *mut raw::fuse_chan) -> Result {
     let classic = unsafe { &*(*fch).iq.ops };
     // SAFETY: As above; the iqueue lives as long as the channel.
     let fiq = unsafe { &raw mut (*fch).iq };
-    let ring = Arc::new(Ring::new(kernel::cpu::nr_cpu_ids() as usize)?, GFP_KERNEL)?;
+    // SAFETY: The ring is dropped with the connection, in `fiq_release` at the latest,
+    // while the channel (and its iqueue) is alive; `classic` are the core's operations.
+    let classic =
+        unsafe { ClassicQueue::new(core::ptr::NonNull::new(fiq).ok_or(EINVAL)?, classic) };
+    let ring = Arc::new(
+        Ring::new(kernel::cpu::nr_cpu_ids() as usize, classic)?,
+        GFP_KERNEL,
+    )?;
     let conn = Arc::pin_init(
         pin_init!(Conn {
-            classic,
             server_uring: AtomicBool::new(false),
             ring,
             stats <- new_mutex!(None),
@@ -205,8 +217,11 @@ unsafe extern "C" fn abort_wake(
     if connected == 0 && !conn.aborted.swap(true, Ordering::AcqRel) {
         // SAFETY: `conn` lives in an `Arc` (made by `install`), which it is borrowed from.
         let conn: Arc<Conn> = unsafe { ArcBorrow::from_raw(conn) }.into();
-        // Already queued means the teardown is coming anyway.
-        let _ = ffi::system_dfl_wq().enqueue(conn);
+        // Already queued means the teardown is coming anyway. The queue exists while any
+        // connection does (each holds the module).
+        if let Some(wq) = WQ.lock().as_ref() {
+            let _ = wq.queue().enqueue(conn);
+        }
     }
     // Never an exclusive wake-up: readers of the device still get theirs.
     0
@@ -216,14 +231,14 @@ unsafe extern "C" fn abort_wake(
 /// `-EIOCBQUEUED` when furing keeps it, else its result.
 pub(crate) fn uring_cmd(cmd: UringCmd, issue_flags: u32) -> c_int {
     let cancel = issue_flags & ffi::IO_URING_F_CANCEL != 0;
-    // SAFETY: The command holds a reference on its `/dev/furing` file.
-    let Some(fch) = (unsafe { ffi::chan_of_file(cmd.file()) }) else {
+    // The command holds its `/dev/furing` file, whose device holds the channel.
+    let Some(fch) = cmd.fuse_dev().chan() else {
         // Not mounted (or the mount went): nothing can be parked here.
         return if cancel { 0 } else { EPERM.to_errno() };
     };
     // SAFETY: `fch` is the live channel of a mounted /dev/furing file: a furing connection
     // whose `priv` is a `Conn` until the channel is released, which the file prevents.
-    let conn = unsafe { conn_of(&raw mut (*fch).iq) };
+    let conn = unsafe { conn_of(fch.iqueue()) };
     if cancel {
         conn.ring.cancel(cmd, issue_flags);
         return 0;
@@ -232,8 +247,7 @@ pub(crate) fn uring_cmd(cmd: UringCmd, issue_flags: u32) -> c_int {
         // The command does not fit a 64-byte SQE.
         return EINVAL.to_errno();
     }
-    // SAFETY: As above.
-    let state = unsafe { ffi::chan_state(fch) };
+    let state = fch.state();
     let res = if !state.initialized {
         // FUSE_INIT not answered yet: the server retries.
         Err(EAGAIN)
@@ -280,9 +294,8 @@ unsafe fn conn_of<'a>(fiq: *mut raw::fuse_iqueue) -> ArcBorrow<'a, Conn> {
 unsafe extern "C" fn send_forget(fiq: *mut raw::fuse_iqueue, link: *mut raw::fuse_forget_link) {
     // SAFETY: Called by the core on a live furing connection.
     let conn = unsafe { conn_of(fiq) };
-    let op = conn.classic.send_forget.expect("classic send_forget");
-    // SAFETY: Passing the core's arguments through to the core's own operation.
-    unsafe { op(fiq, link) }
+    // SAFETY: The core's forget, passed through to its own operation.
+    unsafe { conn.ring.classic_path().send_forget(link) }
 }
 
 /// `fuse_iqueue_ops::send_interrupt`: interrupts go the classic way.
@@ -293,9 +306,8 @@ unsafe extern "C" fn send_forget(fiq: *mut raw::fuse_iqueue, link: *mut raw::fus
 unsafe extern "C" fn send_interrupt(fiq: *mut raw::fuse_iqueue, req: *mut raw::fuse_req) {
     // SAFETY: Called by the core on a live furing connection.
     let conn = unsafe { conn_of(fiq) };
-    let op = conn.classic.send_interrupt.expect("classic send_interrupt");
-    // SAFETY: Passing the core's arguments through to the core's own operation.
-    unsafe { op(fiq, req) }
+    // SAFETY: The core's request, passed through to its own operation.
+    unsafe { conn.ring.classic_path().send_interrupt(req) }
 }
 
 /// `fuse_iqueue_ops::send_req`: delivers one request. May run under `fch->bg_lock`, so it
@@ -307,27 +319,34 @@ unsafe extern "C" fn send_interrupt(fiq: *mut raw::fuse_iqueue, req: *mut raw::f
 unsafe extern "C" fn send_req(fiq: *mut raw::fuse_iqueue, req: *mut raw::fuse_req) {
     // SAFETY: Called by the core on a live furing connection.
     let conn = unsafe { conn_of(fiq) };
-    // SAFETY: The core hands us the request until we end it or pass it on.
-    let Some(r) = (unsafe { ffi::FuseReq::from_raw(req) }) else {
-        return;
-    };
-    let opcode = r.in_header().opcode;
+    // SAFETY: INIT's args are the core's to adjust until it is sent: read the opcode.
+    let opcode = unsafe { (*req).in_.h.opcode };
     if opcode == raw::fuse_opcode_FUSE_INIT {
         // SAFETY: An INIT request not yet delivered: its args are ours to adjust.
         unsafe { init::hook(conn, req) };
-    } else if conn.ring_usable() && r.test_flag(raw::fuse_req_flag_FR_ISREPLY) {
-        // SAFETY: `fiq` and `req` are the core's; assigning the unique id is step one of
-        // sending, whichever path the request then takes.
-        unsafe { raw::fuse_request_assign_unique(fiq, req) };
-        let cpu = kernel::cpu::CpuId::current().as_u32() as usize;
-        if conn.ring.send(r, cpu).is_ok() {
-            return;
+    } else if conn.ring_usable() {
+        // SAFETY: The core hands us the request until we end it or pass it on, on no list.
+        if let Some(r) = unsafe { Req::from_raw(req) } {
+            if r.is_reply() {
+                // SAFETY: `fiq` and `req` are the core's; assigning the unique id is step
+                // one of sending, whichever path the request then takes.
+                unsafe { raw::fuse_request_assign_unique(fiq, req) };
+                let cpu = kernel::cpu::CpuId::current().as_u32() as usize;
+                match conn.ring.send(r, cpu) {
+                    Ok(()) => return,
+                    Err(r) => {
+                        conn.ring.count_classic();
+                        return conn.ring.classic_path().send(r);
+                    }
+                }
+            }
+            // Not ours after all: the classic path takes the raw request below.
+            let _ = r.into_raw();
         }
     }
     conn.ring.count_classic();
-    let op = conn.classic.send_req.expect("classic send_req");
-    // SAFETY: Passing the core's arguments through to the core's own operation.
-    unsafe { op(fiq, req) }
+    // SAFETY: The core's request, passed through to its own operation.
+    unsafe { conn.ring.classic_path().send_raw(req) }
 }
 
 /// `fuse_iqueue_ops::release`: drops the connection's transport state.
@@ -338,13 +357,14 @@ unsafe extern "C" fn send_req(fiq: *mut raw::fuse_iqueue, req: *mut raw::fuse_re
 unsafe extern "C" fn fiq_release(fiq: *mut raw::fuse_iqueue) {
     // SAFETY: `priv` holds the reference made in `install`; this is its last use.
     let conn = unsafe { <Arc<Conn> as ForeignOwnable>::from_foreign((*fiq).priv_.cast()) };
+    // SAFETY: `fiq` is valid for this call.
+    unsafe { (*fiq).priv_ = core::ptr::null_mut::<c_void>() };
     // SAFETY: `abort_wait` was queued on `fiq->waitq` in `install`.
     unsafe { bindings::remove_wait_queue(&raw mut (*fiq).waitq, conn.abort_wait.get()) };
     // Whatever is still parked completes now (the channel is going: process context).
     conn.ring.stop();
+    // Last: this may be the final reference on the connection, and on the module.
     drop(conn);
-    // SAFETY: `fiq` is valid for this call.
-    unsafe { (*fiq).priv_ = core::ptr::null_mut::<c_void>() };
 }
 
 static FIQ_OPS: StaticTable<raw::fuse_iqueue_ops> = StaticTable(raw::fuse_iqueue_ops {
@@ -377,16 +397,25 @@ mod init {
         unsafe(uninit) static HOOKS: SpinLock<KVec<Hook>> = KVec::new();
     }
 
-    /// Initialises the hook table; called once from module init.
-    pub(crate) fn init_hooks() {
+    /// Initialises the hook table and furing's work queue; called once from module init.
+    pub(crate) fn init_hooks() -> Result {
         // SAFETY: Called once, from the module initializer, before any use.
-        unsafe { HOOKS.init() };
+        unsafe {
+            HOOKS.init();
+            super::WQ.init();
+        }
+        *super::WQ.lock() = Some(OwnedQueue::new()?);
+        Ok(())
     }
 
-    /// Frees the hook table; called from module exit (a static is never dropped). No
-    /// INIT is in flight then: every connection holds a module reference.
+    /// Frees the hook table and drains and destroys the work queue; called from module exit
+    /// (a static is never dropped). No INIT is in flight then, and no abort work can be
+    /// queued: every connection holds a module reference. A work item still running (its
+    /// last reference dropped) finishes before `destroy_workqueue()` returns.
     pub(crate) fn exit_hooks() {
         drop(core::mem::take(&mut *HOOKS.lock()));
+        let wq = super::WQ.lock().take();
+        drop(wq);
     }
 
     const OVER_IO_URING_HI: u32 = (raw::FUSE_OVER_IO_URING >> 32) as u32;

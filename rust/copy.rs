@@ -9,14 +9,15 @@
 //! region through its kernel address ([`Buf::Kernel`]), chosen per region from the
 //! queue's flags.
 
-use crate::entry::UserBuf;
-use crate::ffi::{raw, with_folio_chunks, ArgPiece, FuseReq};
+use crate::ffi::{raw, Req};
 use crate::pinned::PinnedRegion;
 use crate::uapi::{
     furing_uring_ent_in_out, FURING_URING_ENT_ZERO_COPY, IN_OUT_HEADER_SZ, OP_IN_OUT_SZ,
 };
+use crate::user::{check_range, UserBuf};
 use kernel::{
     prelude::*,
+    transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -63,7 +64,7 @@ impl RingBuf for UserBuf {
     }
 
     fn write_at(&self, off: usize, src: &[u8]) -> Result {
-        crate::ffi::check_range(off, src.len(), self.len)?;
+        check_range(off, src.len(), self.len)?;
         if src.len() >= PAGE_COPY_MIN {
             // SAFETY: `src` is a kernel buffer of `src.len()` readable bytes.
             return unsafe { self.copy_pages(off, src.as_ptr().cast_mut(), src.len(), true) };
@@ -74,7 +75,7 @@ impl RingBuf for UserBuf {
     }
 
     fn read_at(&self, off: usize, dst: &mut [u8]) -> Result {
-        crate::ffi::check_range(off, dst.len(), self.len)?;
+        check_range(off, dst.len(), self.len)?;
         if dst.len() >= PAGE_COPY_MIN {
             // SAFETY: `dst` is a kernel buffer of `dst.len()` writable bytes.
             return unsafe { self.copy_pages(off, dst.as_mut_ptr(), dst.len(), false) };
@@ -114,7 +115,7 @@ impl RingBuf for Buf<'_> {
         match self {
             Self::User(u) => u.write_at(off, src),
             Self::Kernel(p, base, len) => {
-                crate::ffi::check_range(off, src.len(), *len)?;
+                check_range(off, src.len(), *len)?;
                 p.write_at(base + off, src)
             }
         }
@@ -124,37 +125,29 @@ impl RingBuf for Buf<'_> {
         match self {
             Self::User(u) => u.read_at(off, dst),
             Self::Kernel(p, base, len) => {
-                crate::ffi::check_range(off, dst.len(), *len)?;
+                check_range(off, dst.len(), *len)?;
                 p.read_at(base + off, dst)
             }
         }
     }
 }
 
-/// A plain C struct of integers: every byte is initialised and any bytes are a value.
-///
-/// # Safety
-///
-/// Only for such structs.
-unsafe trait Plain {}
-// SAFETY: UAPI structs of integers only.
-unsafe impl Plain for raw::fuse_in_header {}
-// SAFETY: As above.
-unsafe impl Plain for raw::fuse_out_header {}
-// SAFETY: As above.
-unsafe impl Plain for furing_uring_ent_in_out {}
+/// A UAPI struct of integers only, without padding: every byte is initialised and any
+/// bytes are a value.
+#[repr(transparent)]
+struct Wire<T>(T);
 
-/// The bytes of a plain-data UAPI struct.
-fn bytes_of<T: Plain>(v: &T) -> &[u8] {
-    // SAFETY: `T` is a plain C struct (integers only): every byte is initialised.
-    unsafe { core::slice::from_raw_parts(core::ptr::from_ref(v).cast(), size_of::<T>()) }
-}
-
-/// The bytes of a plain-data UAPI struct, to fill in.
-fn bytes_of_mut<T: Plain>(v: &mut T) -> &mut [u8] {
-    // SAFETY: `T` is a plain C struct of integers: any bytes are a valid value.
-    unsafe { core::slice::from_raw_parts_mut(core::ptr::from_mut(v).cast(), size_of::<T>()) }
-}
+// SAFETY: `fuse_in_header`, `fuse_out_header` and `furing_uring_ent_in_out` are integer
+// fields laid out without padding (asserted in `uapi.rs` for the ring header).
+unsafe impl AsBytes for Wire<raw::fuse_in_header> {}
+// SAFETY: As above.
+unsafe impl FromBytes for Wire<raw::fuse_out_header> {}
+// SAFETY: As above.
+unsafe impl AsBytes for Wire<raw::fuse_out_header> {}
+// SAFETY: As above.
+unsafe impl AsBytes for Wire<furing_uring_ent_in_out> {}
+// SAFETY: As above.
+unsafe impl FromBytes for Wire<furing_uring_ent_in_out> {}
 
 /// Copies `req` into an entry: header slots and payload (buffer `buf_id` of a buffer
 /// ring, or `FURING_URING_NO_BUF`). Returns the payload size.
@@ -163,41 +156,26 @@ fn bytes_of_mut<T: Plain>(v: &mut T) -> &mut [u8] {
 /// instead: they are skipped here but counted in `payload_sz`, and `ent_in_out.flags`
 /// says so.
 pub(crate) fn request_to_ring(
-    req: FuseReq,
+    req: &Req,
     header: &impl RingBuf,
     payload: &impl RingBuf,
-    buf_id: u32,
+    buf_id: u16,
     zero_copy: bool,
 ) -> Result<u32> {
-    header.write_at(0, bytes_of(&req.in_header()))?;
-    if let Some((ptr, len)) = req.op_header() {
-        if len > OP_IN_OUT_SZ {
+    header.write_at(0, Wire(req.in_header()).as_bytes())?;
+    if let Some(op) = req.op_header() {
+        if op.len() > OP_IN_OUT_SZ {
             return Err(EINVAL);
         }
-        if len > 0 {
-            // SAFETY: Input argument 0 is `len` readable bytes of the request we own.
-            header.write_at(IN_OUT_HEADER_SZ, unsafe {
-                core::slice::from_raw_parts(ptr, len)
-            })?;
+        if !op.is_empty() {
+            header.write_at(IN_OUT_HEADER_SZ, op)?;
         }
     }
-    let (mut off, mut zero_copied) = (0usize, 0usize);
-    req.for_each_arg(false, 1, |piece| match piece {
-        ArgPiece::Bytes(ptr, len) => {
-            // SAFETY: An input argument of the request we own: `len` readable bytes.
-            payload.write_at(off, unsafe { core::slice::from_raw_parts(ptr, len) })?;
-            off += len;
-            Ok(())
-        }
-        ArgPiece::Folio(_, _, len) if zero_copy => {
-            zero_copied += len;
-            Ok(())
-        }
-        ArgPiece::Folio(folio, offset, len) => with_folio_chunks(folio, offset, len, |chunk| {
-            payload.write_at(off, chunk)?;
-            off += chunk.len();
-            Ok(())
-        }),
+    let mut off = 0usize;
+    let zero_copied = req.for_each_in_chunk(zero_copy, |chunk| {
+        payload.write_at(off, chunk)?;
+        off += chunk.len();
+        Ok(())
     })?;
     let payload_sz = u32::try_from(off + zero_copied).map_err(|_| EINVAL)?;
     let ent = furing_uring_ent_in_out {
@@ -211,28 +189,27 @@ pub(crate) fn request_to_ring(
         buf_id,
         ..Default::default()
     };
-    header.write_at(ENT_IN_OUT, bytes_of(&ent))?;
+    header.write_at(ENT_IN_OUT, Wire(ent).as_bytes())?;
     Ok(payload_sz)
 }
 
 /// Copies the server's reply from an entry into `req` (out header, then the output
-/// arguments from the payload buffer, `payload_sz` bytes of it). With `zero_copy` the
-/// server wrote the page argument into the registered folios itself: `payload_sz` counts
-/// those bytes but they are not in the buffer.
+/// arguments from the payload buffer, `payload_sz` bytes of it), as `fuse_dev_do_write()`
+/// and Linux 7.3's ring check it: the out header's `unique` must be the request's, its
+/// error within -511..0. With `zero_copy` the server wrote the page argument into the
+/// registered folios itself: `payload_sz` counts those bytes but they are not in the
+/// buffer. An `Err` is a bad reply (the request then fails with EIO).
 pub(crate) fn reply_from_ring(
-    req: FuseReq,
+    req: &mut Req,
     header: &impl RingBuf,
     payload: &impl RingBuf,
     zero_copy: bool,
 ) -> Result {
-    let mut oh = raw::fuse_out_header::default();
-    header.read_at(0, bytes_of_mut(&mut oh))?;
-    let mut ent = furing_uring_ent_in_out::default();
-    header.read_at(ENT_IN_OUT, bytes_of_mut(&mut ent))?;
-    if oh.error <= -512 || oh.error > 0 {
+    let oh = read_wire::<raw::fuse_out_header>(header, 0)?;
+    let ent = read_wire::<furing_uring_ent_in_out>(header, ENT_IN_OUT)?;
+    if oh.unique != req.unique() || oh.error <= -512 || oh.error > 0 {
         return Err(EINVAL);
     }
-    oh.unique = req.unique();
     req.set_out_header(oh);
     if oh.error != 0 {
         return Ok(());
@@ -244,18 +221,19 @@ pub(crate) fn reply_from_ring(
     req.fit_out_args(nbytes)?;
     req.zero_out_folios(zero_copy);
     let mut off = 0usize;
-    req.for_each_arg(true, 0, |piece| match piece {
-        ArgPiece::Bytes(ptr, len) => {
-            // SAFETY: An output argument of the request we own: `len` writable bytes.
-            payload.read_at(off, unsafe { core::slice::from_raw_parts_mut(ptr, len) })?;
-            off += len;
-            Ok(())
-        }
-        ArgPiece::Folio(..) if zero_copy => Ok(()),
-        ArgPiece::Folio(folio, offset, len) => with_folio_chunks(folio, offset, len, |chunk| {
-            payload.read_at(off, chunk)?;
-            off += chunk.len();
-            Ok(())
-        }),
+    req.for_each_out_chunk(zero_copy, |chunk| {
+        payload.read_at(off, chunk)?;
+        off += chunk.len();
+        Ok(())
     })
+}
+
+/// Reads a wire struct at `off` of `buf`.
+fn read_wire<T: Default>(buf: &impl RingBuf, off: usize) -> Result<T>
+where
+    Wire<T>: FromBytes + AsBytes,
+{
+    let mut v = Wire(T::default());
+    buf.read_at(off, v.as_bytes_mut())?;
+    Ok(v.0)
 }

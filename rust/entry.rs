@@ -1,242 +1,335 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A ring entry: one request slot of the server and, while it waits for a request, the
-//! server's parked command. In basic mode the slot is the entry's own header and payload
-//! buffers in the server's memory; in a buffer-ring queue it is header slot `buf_index`
-//! of the queue's headers region plus, per request, a payload buffer of the ring.
+//! Ring entries and the slab that holds a queue's entries by slot.
+//!
+//! An entry is one request slot of the server: in basic mode its own header and payload
+//! buffers in the server's memory; in a buffer-ring queue header slot `slot` of the
+//! queue's headers region plus, per request, a payload buffer of the ring. Its [`State`]
+//! owns exactly what belongs to it in that state -- the parked command while it waits,
+//! the request while it is being sent -- so an entry can neither lose nor duplicate
+//! either. The slab finds an entry by slot (a command's PDU names it) and by commit id,
+//! and keeps the available ones on a stack: no operation searches the entries.
 
-use crate::bufring::BufRing;
-use crate::copy::Buf;
-use crate::ffi::{FuseReq, ParkedCmd, Sqe, UringCmd};
-use crate::ring::{Limits, HEADER_SIZE};
-use crate::uapi::FURING_URING_NO_BUF;
+use crate::ffi::{ParkedCmd, Req, RingId};
+use crate::user::UserBuf;
 use crate::zerocopy::ZcRegistration;
 use kernel::{
     prelude::*,
-    sync::Arc,
     time::{Instant, Monotonic},
-    uaccess::UserPtr,
 };
 
-/// Where an entry is in its life.
-pub(crate) enum EntryState {
-    /// Registered, with its command parked, waiting for a request.
-    Available,
-    /// A request is on its way to the server: task work copies it and completes the
-    /// parked command (which must not be completed any other way meanwhile).
-    Sending(FuseReq),
-    /// Task work copies the request into the entry's buffers.
-    Copying,
-    /// The server holds the request `commit_id` (hashed on the device's processing
-    /// queue, where an abort finds it).
-    Userspace(u64),
-    /// Being registered, or a reply is being committed (the request ends meanwhile), or
-    /// the command is being parked again.
-    Busy,
-}
+/// A point in time, taken only while request timing is on.
+pub(crate) type Stamp = Option<Instant<Monotonic>>;
 
-/// A user buffer: address and length in the server's memory.
-#[derive(Clone, Copy)]
-pub(crate) struct UserBuf {
-    pub(crate) addr: UserPtr,
-    pub(crate) len: usize,
-}
+/// A slot of a queue: the entry's index, its header slot in a buffer ring.
+pub(crate) type SlotId = u16;
 
-// SAFETY: A `UserBuf` is an address and a length, only dereferenced through uaccess in the
-// server's own task (which checks it); passing the numbers between threads is harmless.
-unsafe impl Send for UserBuf {}
-// SAFETY: As above; shared access only reads the numbers.
-unsafe impl Sync for UserBuf {}
+/// A payload buffer of a queue's buffer ring.
+pub(crate) type BufId = u16;
 
 /// Where an entry's request goes.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub(crate) enum EntryIo {
-    /// Basic mode: the entry's own buffers.
+    /// Basic mode: the entry's own header slot and payload buffer.
     Basic { header: UserBuf, payload: UserBuf },
-    /// Buffer ring: header slot `slot`, and payload buffer `buf` while a request holds one.
-    Ring {
-        br: Arc<BufRing>,
-        slot: u32,
-        buf: Option<u32>,
-    },
+    /// A buffer-ring queue: the header slot of the entry's slot, payload buffers of the
+    /// queue's ring.
+    Ring,
 }
 
-impl EntryIo {
-    /// Whether `req` goes zero-copy through this entry (see [`BufRing::zero_copies`]):
-    /// the io_uring buffer index (the entry's header slot), direction and data size.
-    pub(crate) fn zero_copy(&self, req: FuseReq) -> Option<(u32, u8, usize)> {
+/// A zero-copy request the server holds: the entry keeps it off the processing queue, so
+/// that it ends only once its pages are unregistered (or their io_uring let go of them).
+pub(crate) struct ZcHeld {
+    pub(crate) req: Req,
+    pub(crate) reg: ZcRegistration,
+}
+
+/// Where an entry is in its life; each state owns what belongs to it.
+pub(crate) enum State {
+    /// REGISTER is parking its command (marking it cancelable may sleep, so it happens
+    /// outside the queue's lock). Teardown leaves the entry to REGISTER, which sees it.
+    Registering,
+    /// Waiting for a request, with the server's parked command.
+    Available(ParkedCmd),
+    /// Handed a request: task work in the server's task copies it in and completes `cmd`;
+    /// nothing else may complete `cmd` meanwhile.
+    Sending {
+        cmd: ParkedCmd,
+        req: Req,
+        buf: Option<BufId>,
+        queued: Stamp,
+    },
+    /// Task work copies the request in (it holds the command and the request).
+    Copying { buf: Option<BufId> },
+    /// The server holds the request `unique`: hashed on the device's processing queue,
+    /// or, zero-copied, kept here with its registration.
+    Userspace {
+        unique: u64,
+        buf: Option<BufId>,
+        zc: Option<ZcHeld>,
+    },
+    /// A COMMIT_AND_FETCH copies the reply back (it holds the request).
+    Committing { buf: Option<BufId> },
+}
+
+impl State {
+    /// The payload buffer the entry's request holds.
+    pub(crate) fn buf(&self) -> Option<BufId> {
         match self {
-            Self::Ring { br, slot, .. } => br.zero_copies(req).map(|(dir, len)| (*slot, dir, len)),
-            Self::Basic { .. } => None,
+            Self::Sending { buf, .. }
+            | Self::Copying { buf }
+            | Self::Userspace { buf, .. }
+            | Self::Committing { buf } => *buf,
+            Self::Registering | Self::Available(_) => None,
         }
     }
 
-    /// The header slot, the payload buffer and the `buf_id` the server is told.
-    pub(crate) fn bufs(&self) -> (Buf<'_>, Buf<'_>, u32) {
+    /// A short name, for debugfs.
+    pub(crate) fn name(&self) -> &'static str {
         match self {
-            Self::Basic { header, payload } => (Buf::User(*header), Buf::User(*payload), 0),
-            Self::Ring { br, slot, buf } => (
-                br.header(*slot),
-                br.buffer(*buf),
-                buf.unwrap_or(FURING_URING_NO_BUF),
-            ),
+            Self::Registering => "registering",
+            Self::Available(_) => "available",
+            Self::Sending { .. } => "sending",
+            Self::Copying { .. } => "copying",
+            Self::Userspace { .. } => "userspace",
+            Self::Committing { .. } => "committing",
         }
     }
 }
 
 /// One entry.
 pub(crate) struct Entry {
-    id: u64,
-    state: EntryState,
-    cmd: Option<ParkedCmd>,
-    io: EntryIo,
-    /// Zero-copy: the registration of the request the server holds.
-    zc: Option<ZcRegistration>,
-    /// When the entry's current request was handed to it (for the task-work latency).
-    queued_at: Option<Instant<Monotonic>>,
+    pub(crate) io: EntryIo,
+    /// The io_uring the entry was registered from.
+    pub(crate) ring: RingId,
+    pub(crate) state: State,
+    /// The next entry in the same commit-id bucket (while in `Userspace`).
+    next: Option<SlotId>,
+    /// Whether the slot is on the available stack.
+    listed: bool,
 }
 
 impl Entry {
-    /// Validates a basic-mode REGISTER's buffers (two iovecs, a header slot and a payload
-    /// buffer large enough for any request) and makes an entry for them.
-    pub(crate) fn new(sqe: &Sqe, limits: Limits) -> Result<Self> {
-        if sqe.len != 2 {
-            return Err(EINVAL);
-        }
-        let [header, payload] = crate::ffi::read_iovecs::<2>(sqe.addr)?;
-        if header.len < HEADER_SIZE || payload.len < limits.max_payload {
-            return Err(EINVAL);
-        }
-        // The buffers must be there and writable now, not only when a request comes:
-        // clear the entry's in/out slot and probe both ends of the payload.
-        crate::ffi::probe_user_writable(header.addr, HEADER_SIZE)?;
-        crate::ffi::probe_user_writable(payload.addr, payload.len)?;
-        Ok(Self::with_io(EntryIo::Basic { header, payload }))
-    }
-
-    /// An entry of a buffer-ring queue, in header slot `slot` (< the ring's depth).
-    pub(crate) fn new_in_ring(br: Arc<BufRing>, slot: u32) -> Self {
-        Self::with_io(EntryIo::Ring {
-            br,
-            slot,
-            buf: None,
-        })
-    }
-
-    fn with_io(io: EntryIo) -> Self {
+    /// A new entry, being registered from `ring`.
+    pub(crate) fn new(io: EntryIo, ring: RingId) -> Self {
         Self {
-            id: 0,
-            state: EntryState::Available,
-            cmd: None,
             io,
-            zc: None,
-            queued_at: None,
+            ring,
+            state: State::Registering,
+            next: None,
+            listed: false,
         }
-    }
-
-    /// Where the entry's request goes (cloned, to copy outside the queue's lock).
-    pub(crate) fn io(&self) -> EntryIo {
-        self.io.clone()
-    }
-
-    /// The header slot of a buffer-ring entry.
-    pub(crate) fn slot(&self) -> Option<u32> {
-        match &self.io {
-            EntryIo::Ring { slot, .. } => Some(*slot),
-            EntryIo::Basic { .. } => None,
-        }
-    }
-
-    /// Notes when a request was handed to the entry (if timing is on).
-    pub(crate) fn set_queued_at(&mut self, t: Option<Instant<Monotonic>>) {
-        self.queued_at = t;
-    }
-
-    /// When the entry's request was handed to it.
-    pub(crate) fn take_queued_at(&mut self) -> Option<Instant<Monotonic>> {
-        self.queued_at.take()
-    }
-
-    /// Keeps the zero-copy registration of the entry's request.
-    pub(crate) fn set_zc(&mut self, zc: ZcRegistration) {
-        self.zc = Some(zc);
-    }
-
-    /// Takes the zero-copy registration of the entry's request out (to unregister it).
-    pub(crate) fn take_zc(&mut self) -> Option<ZcRegistration> {
-        self.zc.take()
-    }
-
-    /// Gives the entry payload buffer `buf` of its ring.
-    pub(crate) fn set_buf(&mut self, id: u32) {
-        if let EntryIo::Ring { buf, .. } = &mut self.io {
-            *buf = Some(id);
-        }
-    }
-
-    /// Takes the entry's payload buffer back (to free it).
-    pub(crate) fn take_buf(&mut self) -> Option<u32> {
-        match &mut self.io {
-            EntryIo::Ring { buf, .. } => buf.take(),
-            EntryIo::Basic { .. } => None,
-        }
-    }
-
-    /// The entry's id within its queue.
-    pub(crate) fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// Sets the entry's id within its queue.
-    pub(crate) fn set_id(&mut self, id: u64) {
-        self.id = id;
-    }
-
-    /// Parks a command in the entry.
-    pub(crate) fn set_cmd(&mut self, cmd: ParkedCmd) {
-        self.cmd = Some(cmd);
-    }
-
-    /// The entry's state.
-    pub(crate) fn state(&self) -> &EntryState {
-        &self.state
-    }
-
-    /// Moves the entry to `state`, returning the previous one.
-    pub(crate) fn set_state(&mut self, state: EntryState) -> EntryState {
-        core::mem::replace(&mut self.state, state)
-    }
-
-    /// Whether a request is on its way to the server or in its hands.
-    pub(crate) fn has_request(&self) -> bool {
-        matches!(
-            self.state,
-            EntryState::Sending(_) | EntryState::Copying | EntryState::Userspace(_)
-        )
-    }
-
-    /// Whether the entry waits for a request with a parked command.
-    pub(crate) fn is_available(&self) -> bool {
-        matches!(self.state, EntryState::Available) && self.cmd.is_some()
-    }
-
-    /// Whether `cmd` is the entry's parked command.
-    pub(crate) fn holds(&self, cmd: &UringCmd) -> bool {
-        self.cmd.as_ref().is_some_and(|p| p.is(cmd))
-    }
-
-    /// Takes the parked command out (to complete it).
-    pub(crate) fn take_cmd(&mut self) -> Option<ParkedCmd> {
-        self.cmd.take()
-    }
-
-    /// The parked command, to schedule task work on.
-    pub(crate) fn cmd(&self) -> Option<&ParkedCmd> {
-        self.cmd.as_ref()
     }
 }
 
-// SAFETY: The user buffers are addresses in the server's memory, only dereferenced
-// through uaccess from the server's own task; the request and command handles are owned
-// by the entry and may be handed between tasks.
-unsafe impl Send for Entry {}
+/// Why a slot could not be had.
+pub(crate) enum Full {
+    /// The slab has no free slot; it may grow to this many.
+    Grow(usize),
+    /// An error for the REGISTER.
+    Err(Error),
+}
+
+/// The entries of a queue, by slot.
+///
+/// # Invariants
+///
+/// - `avail` holds each slot at most once (`Entry::listed`), so it never outgrows its
+///   capacity, `slots.len()`.
+/// - A slot is in the bucket chain of `unique` exactly while its entry is in `Userspace`
+///   with that `unique`.
+pub(crate) struct Slab {
+    slots: KVec<Option<Entry>>,
+    avail: KVec<SlotId>,
+    buckets: KVec<Option<SlotId>>,
+    count: usize,
+}
+
+impl Slab {
+    /// An empty slab of `n` slots (n <= 65536).
+    pub(crate) fn new(n: usize) -> Result<Self> {
+        let mut slots = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            slots.push(None, GFP_KERNEL)?;
+        }
+        let nb = n.next_power_of_two().max(8);
+        let mut buckets = KVec::with_capacity(nb, GFP_KERNEL)?;
+        for _ in 0..nb {
+            buckets.push(None, GFP_KERNEL)?;
+        }
+        Ok(Self {
+            slots,
+            avail: KVec::with_capacity(n, GFP_KERNEL)?,
+            buckets,
+            count: 0,
+        })
+    }
+
+    /// Slots in all.
+    pub(crate) fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Entries registered.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The entries, with their slots.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (SlotId, &Entry)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|e| (i as SlotId, e)))
+    }
+
+    /// Puts `entry` in slot `slot`, or in the first free one; gives it back otherwise.
+    pub(crate) fn insert(
+        &mut self,
+        slot: Option<SlotId>,
+        entry: Entry,
+        max: usize,
+    ) -> core::result::Result<SlotId, (Full, Entry)> {
+        let i = match slot {
+            Some(s) if usize::from(s) >= self.slots.len() => {
+                return Err((Full::Err(EINVAL), entry))
+            }
+            Some(s) if self.slots[usize::from(s)].is_some() => {
+                return Err((Full::Err(EEXIST), entry))
+            }
+            Some(s) => usize::from(s),
+            None => match self.slots.iter().position(Option::is_none) {
+                Some(i) => i,
+                None if self.slots.len() >= max => return Err((Full::Err(ENOSPC), entry)),
+                None => return Err((Full::Grow((self.slots.len() * 2).min(max)), entry)),
+            },
+        };
+        self.slots[i] = Some(entry);
+        self.count += 1;
+        Ok(i as SlotId)
+    }
+
+    /// Moves every entry into `bigger` (same slots) and makes it this slab; returns the
+    /// old, empty tables, to free after the lock.
+    pub(crate) fn grow(&mut self, mut bigger: Slab) -> Slab {
+        for (i, e) in self.slots.iter_mut().enumerate() {
+            if let Some(mut e) = e.take() {
+                e.next = None;
+                e.listed = false;
+                bigger.slots[i] = Some(e);
+            }
+        }
+        bigger.count = self.count;
+        for i in 0..bigger.slots.len() {
+            let slot = i as SlotId;
+            match bigger.slots[i].as_ref().map(|e| &e.state) {
+                Some(State::Available(_)) => bigger.push_avail(slot),
+                Some(State::Userspace { unique, .. }) => {
+                    let unique = *unique;
+                    bigger.hash_insert(slot, unique);
+                }
+                _ => {}
+            }
+        }
+        core::mem::replace(self, bigger)
+    }
+
+    /// The entry in `slot`.
+    pub(crate) fn get_mut(&mut self, slot: SlotId) -> Option<&mut Entry> {
+        self.slots.get_mut(usize::from(slot))?.as_mut()
+    }
+
+    /// Takes the entry in `slot` out (off the commit hash if it is there).
+    pub(crate) fn remove(&mut self, slot: SlotId) -> Option<Entry> {
+        if let Some(State::Userspace { unique, .. }) = self.get_mut(slot).map(|e| &e.state) {
+            let unique = *unique;
+            self.hash_remove(slot, unique);
+        }
+        let e = self.slots.get_mut(usize::from(slot))?.take()?;
+        self.count -= 1;
+        Some(e)
+    }
+
+    /// Puts `slot` (an `Available` entry) on the available stack.
+    pub(crate) fn push_avail(&mut self, slot: SlotId) {
+        let Some(e) = self.get_mut(slot) else { return };
+        if e.listed {
+            return;
+        }
+        e.listed = true;
+        // Never fails: each slot is on the stack at most once (invariant).
+        let _ = self.avail.push_within_capacity(slot);
+    }
+
+    /// Takes an `Available` entry off the stack (stale slots are dropped on the way).
+    pub(crate) fn pop_avail(&mut self) -> Option<SlotId> {
+        while let Some(slot) = self.avail.pop() {
+            let Some(e) = self.get_mut(slot) else {
+                continue;
+            };
+            e.listed = false;
+            if matches!(e.state, State::Available(_)) {
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    /// Whether an `Available` entry is on the stack.
+    pub(crate) fn has_avail(&mut self) -> bool {
+        match self.pop_avail() {
+            Some(slot) => {
+                self.push_avail(slot);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn bucket(&self, unique: u64) -> usize {
+        // Unique ids step by 2 (FUSE_REQ_ID_STEP): consecutive requests, distinct buckets.
+        ((unique >> 1) as usize) & (self.buckets.len() - 1)
+    }
+
+    /// Hashes `slot` (now `Userspace` with `unique`) for its commit.
+    pub(crate) fn hash_insert(&mut self, slot: SlotId, unique: u64) {
+        let b = self.bucket(unique);
+        let head = self.buckets[b];
+        if let Some(e) = self.get_mut(slot) {
+            e.next = head;
+            self.buckets[b] = Some(slot);
+        }
+    }
+
+    /// The `Userspace` entry holding request `unique`.
+    pub(crate) fn hash_find(&mut self, unique: u64) -> Option<SlotId> {
+        let mut cur = self.buckets[self.bucket(unique)];
+        while let Some(slot) = cur {
+            let e = self.get_mut(slot)?;
+            if matches!(e.state, State::Userspace { unique: u, .. } if u == unique) {
+                return Some(slot);
+            }
+            cur = e.next;
+        }
+        None
+    }
+
+    /// Unhashes `slot` (leaving `Userspace` with `unique`).
+    pub(crate) fn hash_remove(&mut self, slot: SlotId, unique: u64) {
+        let b = self.bucket(unique);
+        let next = self.get_mut(slot).and_then(|e| e.next.take());
+        if self.buckets[b] == Some(slot) {
+            self.buckets[b] = next;
+            return;
+        }
+        let mut cur = self.buckets[b];
+        while let Some(s) = cur {
+            let Some(e) = self.get_mut(s) else { return };
+            if e.next == Some(slot) {
+                e.next = next;
+                return;
+            }
+            cur = e.next;
+        }
+    }
+}

@@ -18,6 +18,7 @@ mod pinned;
 mod ring;
 mod stats;
 mod uapi;
+mod user;
 mod zerocopy;
 
 module! {
@@ -36,10 +37,18 @@ struct Furing {
 
 impl kernel::Module for Furing {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        conn::init_hooks();
+        conn::init_hooks()?;
         stats::init();
-        let device = device::Device::register()?;
-        let fs = fs::Registration::register()?;
+        let registered = device::Device::register()
+            .and_then(|device| Ok((device, fs::Registration::register()?)));
+        let (device, fs) = match registered {
+            Ok(r) => r,
+            Err(e) => {
+                stats::exit();
+                conn::exit_hooks();
+                return Err(e);
+            }
+        };
         pr_info!(
             "loaded: /dev/furing (misc minor {}), filesystem type furing\n",
             device.minor()

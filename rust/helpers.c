@@ -9,6 +9,7 @@
 #include <linux/highmem.h>
 #include <linux/bvec.h>
 #include <linux/slab.h>
+#include <linux/workqueue.h>
 #include "furing_ffi.h"
 
 int furing_invalfc(struct fs_context *fsc, const char *msg)
@@ -46,6 +47,16 @@ void furing_init_wait_entry(struct wait_queue_entry *wq, wait_queue_func_t func)
 	init_waitqueue_func_entry(wq, func);
 }
 
+/* FR_SENT, then the interrupt a signal queued nothing for (as fuse_dev_do_read()). */
+static void furing_sent(struct fuse_req *req)
+{
+	set_bit(FR_SENT, &req->flags);
+	/* matches barrier in request_wait_answer() */
+	smp_mb__after_atomic();
+	if (test_bit(FR_INTERRUPTED, &req->flags))
+		req->chan->iq.ops->send_interrupt(&req->chan->iq, req);
+}
+
 bool furing_pq_add(struct fuse_dev *fud, struct fuse_req *req)
 {
 	struct fuse_pqueue *fpq = &fud->pq;
@@ -55,14 +66,21 @@ bool furing_pq_add(struct fuse_dev *fud, struct fuse_req *req)
 	ok = fpq->connected;
 	if (ok) {
 		list_add_tail(&req->list, &fpq->processing[fuse_req_hash(req->in.h.unique)]);
-		set_bit(FR_SENT, &req->flags);
+		/*
+		 * Under fpq->lock: an abort or a reply takes the request off the
+		 * list under this lock before it can end, so it is alive here
+		 * (fuse_dev_do_read() holds a reference instead, which the core
+		 * does not export a way to drop).
+		 */
+		furing_sent(req);
 	}
 	spin_unlock(&fpq->lock);
-	/* As fuse_dev_do_read(): a signal that came before FR_SENT queued nothing. */
-	smp_mb__after_atomic();
-	if (ok && test_bit(FR_INTERRUPTED, &req->flags))
-		req->chan->iq.ops->send_interrupt(&req->chan->iq, req);
 	return ok;
+}
+
+void furing_req_mark_sent(struct fuse_req *req)
+{
+	furing_sent(req);
 }
 
 struct fuse_req *furing_pq_take(struct fuse_dev *fud, u64 unique)
@@ -86,17 +104,44 @@ struct fuse_req *furing_pq_take(struct fuse_dev *fud, u64 unique)
 	return NULL;
 }
 
-void furing_pq_release(struct fuse_dev *fud, struct fuse_req *req, int err)
+void furing_pq_release(struct fuse_dev *fud, struct fuse_req *req, bool bad)
 {
 	struct fuse_pqueue *fpq = &fud->pq;
 
 	spin_lock(&fpq->lock);
 	clear_bit(FR_LOCKED, &req->flags);
-	if (fpq->connected && err)
+	if (fpq->connected && bad)
 		req->out.h.error = -EIO;
 	if (!test_bit(FR_PRIVATE, &req->flags))
 		list_del_init(&req->list);
 	spin_unlock(&fpq->lock);
+}
+
+void furing_list_init(struct list_head *head)
+{
+	INIT_LIST_HEAD(head);
+}
+
+void furing_req_list_add(struct list_head *head, struct fuse_req *req, bool front)
+{
+	if (front)
+		list_add(&req->list, head);
+	else
+		list_add_tail(&req->list, head);
+}
+
+struct fuse_req *furing_req_list_pop(struct list_head *head)
+{
+	struct fuse_req *req = list_first_entry_or_null(head, struct fuse_req, list);
+
+	if (req)
+		list_del_init(&req->list);
+	return req;
+}
+
+struct workqueue_struct *furing_alloc_wq(void)
+{
+	return alloc_workqueue("furing", WQ_UNBOUND, 0);
 }
 
 static void furing_tw_cb(struct io_tw_req tw_req, io_tw_token_t tw)

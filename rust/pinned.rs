@@ -12,6 +12,11 @@ use crate::ffi::{MemlockCharge, PinnedPages, Vmap};
 use kernel::{page::PAGE_SIZE, prelude::*};
 
 /// One pinned region. Field order is drop order.
+///
+/// # Invariants
+///
+/// `map` maps the pages of `_pages`, which cover `len` bytes (and the rest of the last
+/// page), charged by `_charge`.
 pub(crate) struct PinnedRegion {
     map: Vmap,
     _pages: PinnedPages,
@@ -20,14 +25,15 @@ pub(crate) struct PinnedRegion {
 }
 
 impl PinnedRegion {
-    /// Pins `len` bytes at `addr` of the current task. `EINVAL` unless both are page
-    /// aligned (and `len` is not 0), `ENOMEM` over RLIMIT_MEMLOCK, `EFAULT` when the range
-    /// is not mapped writable.
+    /// Pins the pages `len` bytes at `addr` of the current task cover (`addr` page
+    /// aligned; `len` need not be, the v2 series' server passes `depth * 288`). `EINVAL`
+    /// for a misaligned address or no bytes, `ENOMEM` over RLIMIT_MEMLOCK, `EFAULT` when
+    /// the range is not mapped writable.
     pub(crate) fn new(addr: usize, len: usize) -> Result<Self> {
-        if len == 0 || addr % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+        if len == 0 || addr % PAGE_SIZE != 0 {
             return Err(EINVAL);
         }
-        let nr = len / PAGE_SIZE;
+        let nr = len.div_ceil(PAGE_SIZE);
         let charge = MemlockCharge::new(nr)?;
         let mut pages = PinnedPages::pin(addr, nr)?;
         let map = Vmap::new(&mut pages)?;
@@ -44,13 +50,15 @@ impl PinnedRegion {
         self.len
     }
 
-    /// Copies `src` to `off`.
+    /// Copies `src` to `off` (within the region's `len` bytes).
     pub(crate) fn write_at(&self, off: usize, src: &[u8]) -> Result {
+        crate::user::check_range(off, src.len(), self.len)?;
         self.map.write_at(off, src)
     }
 
-    /// Copies from `off` into `dst`.
+    /// Copies from `off` into `dst` (within the region's `len` bytes).
     pub(crate) fn read_at(&self, off: usize, dst: &mut [u8]) -> Result {
+        crate::user::check_range(off, dst.len(), self.len)?;
         self.map.read_at(off, dst)
     }
 }

@@ -1,19 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The ring of a connection: one queue per possible CPU, each holding the entries the
-//! server registered with `FURING_URING_CMD_REGISTER` and the requests waiting for one.
+//! server registered with `FURING_URING_CMD_REGISTER` (a [`Slab`]) and the requests
+//! waiting for one (a [`ReqFifo`]).
 //!
-//! An entry owns the server's io_uring command while the command waits for a request
-//! ([`ParkedCmd`]); a command leaves the entry only by being completed: with a request
-//! (from task work in the server's task), with an error at teardown (umount, server exit,
-//! fusectl abort), or through io_uring's cancel callback when the server's ring goes away.
+//! Every operation on a queue is one or a few short critical sections under its spinlock
+//! that move entries between [`State`]s. Whatever such a section takes out that must not
+//! be released under a spinlock -- a parked command to complete, a request to end, the
+//! last reference on a buffer ring, a table to free -- it hands back in a [`Deferred`],
+//! which the caller runs after the unlock. The lock never allocates and never drops
+//! anything that sleeps.
 
 use crate::bufring::BufRing;
-use crate::copy;
-use crate::entry::{Entry, EntryState};
-use crate::ffi::{self, FuseReq, ParkedCmd, UringCmd};
+use crate::copy::{self, Buf};
+use crate::entry::{BufId, Entry, EntryIo, Full, Slab, SlotId, Stamp, State, ZcHeld};
+use crate::ffi::{self, ClassicQueue, ParkedCmd, Pdu, Req, ReqFifo, RingId, Sqe, UringCmd};
 use crate::stats;
 use crate::uapi;
+use crate::user::read_iovecs;
 use crate::zerocopy::ZcRegistration;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
@@ -23,11 +27,7 @@ use kernel::{
     time::{Instant, Monotonic},
 };
 
-/// A point in time, taken only while request timing is on (debugfs `furing/timing`):
-/// reading the clock several times per request is not free.
-type Stamp = Option<Instant<Monotonic>>;
-
-/// Now, if request timing is on.
+/// Now, if request timing is on (debugfs `furing/timing`).
 fn stamp() -> Stamp {
     stats::timing().then(Instant::<Monotonic>::now)
 }
@@ -48,14 +48,53 @@ fn add_since(counter: &AtomicU64, start: Stamp) {
     }
 }
 
-/// Requests waiting for an entry, each with the time it was queued.
-type Waiting = KVec<(FuseReq, Stamp)>;
-
-/// Which queue of a connection a command is for, and the queue's limits.
+/// What a command needs to know of the connection's limits.
 #[derive(Clone, Copy)]
 pub(crate) struct Limits {
     /// Smallest payload buffer an entry may register: room for the largest request.
     pub(crate) max_payload: usize,
+}
+
+/// Most entries of a queue: basic mode's limit, and a buffer ring's largest depth.
+pub(crate) const MAX_ENTRIES: usize = uapi::FURING_URING_MAX_QUEUE_DEPTH as usize;
+
+/// Slots a basic-mode queue starts with; doubled (outside the lock) as entries come.
+const BASIC_SLOTS: usize = 8;
+
+/// The size of one request header slot.
+pub(crate) const HEADER_SIZE: usize = core::mem::size_of::<uapi::furing_uring_req_header>();
+
+/// What a critical section leaves to do after the unlock: none of it may run under a
+/// spinlock (completing a command takes io_uring's locks, ending a request runs the core's
+/// end callbacks, a buffer ring's last reference unpins and unmaps).
+#[must_use]
+#[derive(Default)]
+struct Deferred {
+    complete: Option<(ParkedCmd, i32)>,
+    end: Option<(Req, i32)>,
+    zc: Option<ZcHeld>,
+    ring: Option<Arc<BufRing>>,
+    tables: Option<Slab>,
+    free: KVec<BufId>,
+}
+
+impl Deferred {
+    /// Runs what was deferred; `issue_flags` as io_uring passed them to the current
+    /// callback (or `IO_URING_F_UNLOCKED`).
+    fn run(self, issue_flags: u32) {
+        if let Some(ZcHeld { req, reg }) = self.zc {
+            // No command of the registration's io_uring at hand: io_uring releases the
+            // pages when it lets go of them (see `Ring::stop`).
+            drop(reg);
+            req.end(ECONNABORTED.to_errno());
+        }
+        if let Some((req, err)) = self.end {
+            req.end(err);
+        }
+        if let Some((cmd, res)) = self.complete {
+            cmd.complete(res, issue_flags);
+        }
+    }
 }
 
 /// One per-CPU queue.
@@ -77,97 +116,132 @@ pub(crate) struct Queue {
 }
 
 struct QueueInner {
-    /// Entries, in registration order.
-    entries: KVec<Entry>,
+    /// The entries, once the first REGISTER made room for them.
+    slab: Option<Slab>,
     /// Requests waiting for an entry (or a payload buffer), oldest first.
-    waiting: Waiting,
-    /// Id of the next entry registered.
-    next_id: u64,
+    waiting: ReqFifo,
     /// Set at teardown: no new entries, no new requests.
     stopped: bool,
     /// The queue flags of the first REGISTER; every later one must match.
     flags: Option<u64>,
-    /// Buffer-ring queues: the ring, set up by the first REGISTER.
+    /// Buffer-ring queues: the ring, for as long as the queue has entries.
     br: Option<Arc<BufRing>>,
     /// Payload buffers no request holds (room for all of them is reserved up front).
-    free_bufs: KVec<u32>,
+    free_bufs: KVec<BufId>,
     /// Most requests seen waiting for a payload buffer at once.
     buf_wait_max: usize,
-    /// Time (ns) requests spent waiting for an entry or a payload buffer (while timing is
-    /// on).
+    /// Time (ns) requests spent waiting for an entry or a payload buffer.
     wait_ns: u64,
 }
 
+/// A request copied into an entry, and where it stands.
+enum Sent {
+    /// Hashed on the processing queue (the core owns it).
+    Hashed(u64),
+    /// Zero-copied: kept by the entry with its registration.
+    Held(u64, ZcHeld),
+}
+
 impl QueueInner {
+    fn entries(&self) -> usize {
+        self.slab.as_ref().map_or(0, Slab::count)
+    }
+
     /// Hands waiting requests, oldest first, to available entries -- with a payload
     /// buffer when the queue has a buffer ring and the request has payload -- and
-    /// schedules their task work. Stops at the first request that cannot go yet.
+    /// schedules their task work (atomic-safe). Stops at the first request that cannot go.
     fn pump(&mut self) {
-        while let Some(&(req, _)) = self.waiting.first() {
-            let Some(i) = self.entries.iter().position(Entry::is_available) else {
-                return;
-            };
-            let zero_copy = self
-                .br
-                .as_ref()
-                .is_some_and(|br| br.zero_copies(req).is_some());
-            let buf = if self.br.is_some() && req.has_payload(zero_copy) {
-                let Some(buf) = self.free_bufs.pop() else {
-                    self.buf_wait_max = self.buf_wait_max.max(self.waiting.len());
-                    return;
-                };
-                Some(buf)
-            } else {
-                None
-            };
-            let Ok((req, queued)) = self.waiting.remove(0) else {
-                return;
-            };
-            let now = stamp();
-            self.wait_ns += nanos_between(queued, now);
-            let e = &mut self.entries[i];
-            if let Some(buf) = buf {
-                e.set_buf(buf);
-            }
-            e.set_state(EntryState::Sending(req));
-            e.set_queued_at(now);
-            if let Some(cmd) = e.cmd() {
-                cmd.send_in_task();
-            }
-        }
-    }
-
-    /// Takes entry `i` out (freeing its payload buffer). When it was the last entry of a
-    /// buffer-ring queue, the ring goes too -- its pinned memory with the server's
-    /// io_uring, not only with the connection -- and the next REGISTER sets the queue up
-    /// afresh. Both are for the caller to drop after the lock.
-    fn take_entry(&mut self, i: usize) -> (Option<Entry>, Option<Arc<BufRing>>) {
-        self.free_buf(i);
-        let entry = self.entries.remove(i).ok();
-        let br = if self.entries.is_empty() && self.br.is_some() {
-            self.flags = None;
-            self.free_bufs = KVec::new();
-            self.br.take()
-        } else {
-            None
+        let Some(slab) = self.slab.as_mut() else {
+            return;
         };
-        self.pump();
-        (entry, br)
+        while !self.waiting.is_empty() && slab.has_avail() {
+            let Some(req) = self.waiting.pop_front() else {
+                break;
+            };
+            let buf = match &self.br {
+                Some(br) if req.has_payload(br.zero_copies(&req).is_some()) => {
+                    match self.free_bufs.pop() {
+                        Some(b) => Some(b),
+                        None => {
+                            self.buf_wait_max = self.buf_wait_max.max(self.waiting.len() + 1);
+                            self.waiting.push_front(req);
+                            return;
+                        }
+                    }
+                }
+                _ => None,
+            };
+            let Some(slot) = slab.pop_avail() else {
+                self.waiting.push_front(req);
+                return;
+            };
+            let Some(e) = slab.get_mut(slot) else { return };
+            let State::Available(cmd) = core::mem::replace(&mut e.state, State::Registering) else {
+                return;
+            };
+            cmd.send_in_task();
+            e.state = State::Sending {
+                cmd,
+                req,
+                buf,
+                queued: stamp(),
+            };
+        }
     }
 
-    /// Returns the payload buffer of entry `i`, if it holds one, to the free buffers;
-    /// the caller then pumps, so that waiting requests may have it.
-    fn free_buf(&mut self, i: usize) {
-        if let Some(buf) = self.entries.get_mut(i).and_then(Entry::take_buf) {
-            // Never allocates: `free_bufs` has room for every buffer of the ring.
-            let _ = self.free_bufs.push_within_capacity(buf);
+    /// Returns payload buffer `buf` to the free ones (never allocates: room for every
+    /// buffer of the ring is reserved).
+    fn free_buf(&mut self, buf: Option<BufId>) {
+        if let Some(b) = buf {
+            let _ = self.free_bufs.push_within_capacity(b);
         }
+    }
+
+    /// Takes the entry in `slot` out, freeing its payload buffer. When it was the last
+    /// entry, the queue's tables go too (and a buffer ring with its pinned memory: the next
+    /// REGISTER sets the queue up afresh). What must be dropped goes to `d`.
+    fn remove(&mut self, slot: SlotId, d: &mut Deferred) -> Option<Entry> {
+        let slab = self.slab.as_mut()?;
+        let e = slab.remove(slot)?;
+        let buf = e.state.buf();
+        self.free_buf(buf);
+        if self.slab.as_ref().is_some_and(|s| s.count() == 0) {
+            self.flags = None;
+            d.ring = self.br.take();
+            d.tables = self.slab.take();
+            d.free = core::mem::take(&mut self.free_bufs);
+        }
+        Some(e)
+    }
+
+    /// Puts `cmd` into the entry in `slot` (state `Registering` or `Committing`): it waits
+    /// for a request, or gets one. Once the queue stopped, the entry goes and the command
+    /// completes with `ENOTCONN` (in `d`).
+    fn park(&mut self, slot: SlotId, cmd: ParkedCmd, d: &mut Deferred) {
+        if self.stopped {
+            let _ = self.remove(slot, d);
+            d.complete = Some((cmd, ENOTCONN.to_errno()));
+            return;
+        }
+        let Some(slab) = self.slab.as_mut() else {
+            d.complete = Some((cmd, ENOTCONN.to_errno()));
+            return;
+        };
+        let Some(e) = slab.get_mut(slot) else {
+            d.complete = Some((cmd, ENOTCONN.to_errno()));
+            return;
+        };
+        let buf = core::mem::replace(&mut e.state, State::Available(cmd)).buf();
+        slab.push_avail(slot);
+        self.free_buf(buf);
+        self.pump();
     }
 }
 
 impl Queue {
-    fn new(qid: u16) -> impl PinInit<Self> {
-        pin_init!(Self {
+    fn new(qid: u16) -> Result<impl PinInit<Self>> {
+        let waiting = ReqFifo::new()?;
+        Ok(pin_init!(Self {
             qid,
             sent: AtomicU64::new(0),
             zc_requests: AtomicU64::new(0),
@@ -176,9 +250,8 @@ impl Queue {
             copy_out_ns: AtomicU64::new(0),
             task_work_ns: AtomicU64::new(0),
             inner <- new_spinlock!(QueueInner {
-                entries: KVec::new(),
-                waiting: KVec::new(),
-                next_id: 0,
+                slab: None,
+                waiting,
                 stopped: false,
                 flags: None,
                 br: None,
@@ -186,314 +259,509 @@ impl Queue {
                 buf_wait_max: 0,
                 wait_ns: 0,
             }),
-        })
+        }))
     }
 
-    /// Parks `parked` in entry `id` (state `Busy`), frees the payload buffer the entry
-    /// held for its last request, and makes the entry available, or gives it a waiting
-    /// request. A teardown in between completes the command here.
-    fn park_in(&self, id: u64, parked: ParkedCmd, issue_flags: u32) {
-        let mut inner = self.inner.lock();
-        let stopped = inner.stopped;
-        let Some(i) = inner.entries.iter().position(|e| e.id() == id) else {
-            drop(inner);
-            parked.complete(ENOTCONN.to_errno(), issue_flags);
-            return;
-        };
-        if stopped {
-            let gone = inner.take_entry(i);
-            drop(inner);
-            drop(gone);
-            parked.complete(ENOTCONN.to_errno(), issue_flags);
-            return;
-        }
-        let e = &mut inner.entries[i];
-        e.set_cmd(parked);
-        e.set_state(EntryState::Available);
-        inner.free_buf(i);
-        inner.pump();
-    }
-
-    /// Registers `entry` and parks `cmd` in it until a request comes.
-    ///
-    /// Parking marks the command cancelable, which may sleep, so it happens between two
-    /// critical sections.
-    ///
-    /// `entry` is dropped after the lock on failure (it may hold the last reference on a
-    /// buffer ring).
-    fn register(&self, mut entry: Entry, flags: u64, cmd: UringCmd, issue_flags: u32) -> Result {
-        let id = {
-            let mut inner = self.inner.lock();
-            if inner.stopped {
-                return Err(ENOTCONN);
-            }
-            match inner.flags {
-                Some(f) if f != flags => return Err(EINVAL),
-                _ => inner.flags = Some(flags),
-            }
-            if let Some(slot) = entry.slot() {
-                if inner.entries.iter().any(|e| e.slot() == Some(slot)) {
-                    return Err(EEXIST);
+    /// Puts `entry` into a slot (`slot`, or the first free one), growing a basic queue's
+    /// slab outside the lock as needed; the queue's buffer ring must be `br` (the one the
+    /// caller prepared, or the one the queue has). Returns the slot.
+    fn reserve(
+        &self,
+        mut entry: Entry,
+        slot: Option<SlotId>,
+        flags: u64,
+        mut ring: Option<(Arc<BufRing>, Slab, KVec<BufId>)>,
+    ) -> Result<SlotId> {
+        loop {
+            let mut d = Deferred::default();
+            let grow = {
+                let mut inner = self.inner.lock();
+                if inner.stopped {
+                    return Err(ENOTCONN);
                 }
-            }
-            let id = inner.next_id;
-            inner.next_id += 1;
-            entry.set_id(id);
-            entry.set_state(EntryState::Busy);
-            inner.entries.push(entry, GFP_ATOMIC)?;
-            id
-        };
-        self.park_in(id, cmd.park(issue_flags), issue_flags);
-        Ok(())
+                match inner.flags {
+                    Some(f) if f != flags => return Err(EINVAL),
+                    Some(_) => {
+                        // The queue is set up: a prepared ring is not needed.
+                        if let Some((br, tables, free)) = ring.take() {
+                            d.ring = Some(br);
+                            d.tables = Some(tables);
+                            d.free = free;
+                        }
+                    }
+                    None => {
+                        // The first entry sets the queue up: a buffer ring (prepared by
+                        // the caller: EAGAIN asks for one), or basic slots.
+                        match ring.take() {
+                            Some((br, tables, free)) => {
+                                inner.br = Some(br);
+                                inner.slab = Some(tables);
+                                inner.free_bufs = free;
+                            }
+                            None if flags & uapi::FURING_URING_BUFRING != 0 => {
+                                return Err(EAGAIN);
+                            }
+                            None => {}
+                        }
+                    }
+                }
+                let cap = inner.slab.as_ref().map_or(0, Slab::capacity);
+                let res = match inner.slab.as_mut() {
+                    Some(slab) => slab.insert(slot, entry, MAX_ENTRIES),
+                    None => Err((Full::Grow(BASIC_SLOTS), entry)),
+                };
+                match res {
+                    Ok(slot) => {
+                        inner.flags = Some(flags);
+                        drop(inner);
+                        d.run(ffi::IO_URING_F_UNLOCKED);
+                        return Ok(slot);
+                    }
+                    Err((Full::Err(e), _)) => {
+                        if inner.entries() == 0 {
+                            // Nothing registered: the queue is not set up after all.
+                            inner.flags = None;
+                            d.ring = inner.br.take();
+                            d.tables = inner.slab.take();
+                            d.free = core::mem::take(&mut inner.free_bufs);
+                        }
+                        drop(inner);
+                        d.run(ffi::IO_URING_F_UNLOCKED);
+                        return Err(e);
+                    }
+                    Err((Full::Grow(n), back)) => {
+                        entry = back;
+                        (cap, n)
+                    }
+                }
+            };
+            d.run(ffi::IO_URING_F_UNLOCKED);
+            // A basic queue out of slots: a bigger slab, made without the lock.
+            let (cap, n) = grow;
+            let bigger = Slab::new(n)?;
+            let old = {
+                let mut inner = self.inner.lock();
+                match inner.slab.as_mut() {
+                    Some(slab) if slab.capacity() == cap => Some(slab.grow(bigger)),
+                    Some(_) => None,
+                    None if cap == 0 => {
+                        inner.slab = Some(bigger);
+                        None
+                    }
+                    None => None,
+                }
+            };
+            drop(old);
+        }
+    }
+
+    /// Parks `cmd` in the new entry `slot` (state `Registering`).
+    fn register(&self, cmd: UringCmd, slot: SlotId, issue_flags: u32) {
+        let parked = cmd.park(
+            Pdu {
+                qid: self.qid,
+                slot,
+            },
+            issue_flags,
+        );
+        let mut d = Deferred::default();
+        self.inner.lock().park(slot, parked, &mut d);
+        d.run(issue_flags);
     }
 
     /// Queues `req` behind the requests already waiting and hands out what can go; gives
-    /// it back when the queue cannot take it (stopped, no entries, no memory).
-    fn send(&self, req: FuseReq) -> core::result::Result<(), FuseReq> {
+    /// it back when the queue cannot take it (stopped, or no entries).
+    fn send(&self, req: Req) -> core::result::Result<(), Req> {
         let mut inner = self.inner.lock();
-        if inner.stopped || inner.entries.is_empty() {
+        if inner.stopped || inner.entries() == 0 {
             return Err(req);
         }
-        if inner.waiting.push((req, stamp()), GFP_ATOMIC).is_err() {
-            return Err(req);
-        }
-        req.clear_flag(ffi::raw::fuse_req_flag_FR_PENDING);
+        req.clear_pending();
+        inner.waiting.push_back(req);
         inner.pump();
         Ok(())
-    }
-
-    /// The buffer ring of the queue, if it has one and `flags` are the queue's flags;
-    /// `EINVAL` when the queue was registered with other flags.
-    fn bufring(&self, flags: u64) -> Result<Option<Arc<BufRing>>> {
-        let inner = self.inner.lock();
-        match inner.flags {
-            Some(f) if f != flags => Err(EINVAL),
-            _ => Ok(inner.br.clone()),
-        }
-    }
-
-    /// Installs `br` (with `free`, every buffer id) as the queue's buffer ring, unless a
-    /// concurrent REGISTER was first: returns the ring the queue has. An unused `br` is
-    /// dropped after the lock (dropping unpins, which sleeps).
-    fn install_bufring(&self, br: Arc<BufRing>, free: KVec<u32>) -> Result<Arc<BufRing>> {
-        let mut unused = Some(br);
-        let mut inner = self.inner.lock();
-        if inner.stopped {
-            return Err(ENOTCONN);
-        }
-        if let Some(cur) = &inner.br {
-            return match &unused {
-                Some(new) if new.flags() == cur.flags() => Ok(cur.clone()),
-                _ => Err(EINVAL),
-            };
-        }
-        if inner.flags.is_some() {
-            // Basic entries came first.
-            return Err(EINVAL);
-        }
-        let br = unused.take().ok_or(EINVAL)?;
-        inner.flags = Some(br.flags());
-        inner.free_bufs = free;
-        inner.br = Some(br.clone());
-        Ok(br)
     }
 
     /// Whether the queue has entries.
     fn has_entries(&self) -> bool {
-        !self.inner.lock().entries.is_empty()
+        self.inner.lock().entries() > 0
     }
 
-    /// Task work for `cmd`: copies its entry's request to the server and completes the
-    /// command. Returns false when `cmd` is not an entry of this queue.
-    fn send_in_task(&self, cmd: &UringCmd, cancel: bool, issue_flags: u32) -> bool {
+    /// A request waiting on a queue that lost its entries (or stopped), to send elsewhere.
+    fn take_stranded(&self) -> Option<(Req, bool)> {
         let mut inner = self.inner.lock();
-        let Some(i) = inner
-            .entries
-            .iter()
-            .position(|e| e.holds(cmd) && matches!(e.state(), EntryState::Sending(_)))
-        else {
-            return false;
-        };
+        if inner.entries() > 0 && !inner.stopped {
+            return None;
+        }
         let stopped = inner.stopped;
-        let e = &mut inner.entries[i];
-        let EntryState::Sending(req) = e.set_state(EntryState::Copying) else {
-            return true;
-        };
-        let io = e.io();
-        let queued = e.take_queued_at();
-        let Some(parked) = e.take_cmd() else {
-            return true;
-        };
-        let id = e.id();
-        drop(inner);
+        inner.waiting.pop_front().map(|r| (r, stopped))
+    }
 
-        let mut zc = None;
-        let res = if cancel || stopped {
-            Err(ENOTCONN)
-        } else {
-            let start = stamp();
-            self.task_work_ns
-                .fetch_add(nanos_between(queued, start), Ordering::Relaxed);
-            let res = self.copy_in(cmd, req, &io, &mut zc, issue_flags);
-            add_since(&self.copy_in_ns, start);
-            res
-        };
-        match res {
-            Ok(()) => {
-                self.sent.fetch_add(1, Ordering::Relaxed);
-                let mut inner = self.inner.lock();
-                if let Some(e) = inner.entries.iter_mut().find(|e| e.id() == id) {
-                    e.set_state(EntryState::Userspace(req.unique()));
-                    if let Some(reg) = zc.take() {
-                        e.set_zc(reg);
-                    }
-                }
-                drop(inner);
-                // The entry went meanwhile (teardown): nobody else can unregister.
-                if let Some(reg) = zc {
-                    reg.unregister(cmd, issue_flags);
-                }
-                parked.complete(0, issue_flags);
+    /// Task work for the parked command `cmd` of entry `slot`: copies the entry's request
+    /// into it and completes the command, or, with `cancel` (the server's io_uring is going
+    /// away), gives the request back to the queue and drops the entry. Returns whether
+    /// waiting requests may be stranded here.
+    fn send_in_task(&self, cmd: &UringCmd, slot: SlotId, cancel: bool, issue_flags: u32) -> bool {
+        let (parked, req, buf, queued, io, br, stopped) = {
+            let mut inner = self.inner.lock();
+            let stopped = inner.stopped;
+            let br = inner.br.clone();
+            let Some(e) = inner.slab.as_mut().and_then(|s| s.get_mut(slot)) else {
+                return false;
+            };
+            if !matches!(&e.state, State::Sending { cmd: p, .. } if cmd.is(p)) {
+                return false;
             }
-            Err(err) => {
-                if let Some(reg) = zc {
-                    reg.unregister(cmd, issue_flags);
-                }
-                // The entry is gone with its command; the request ends here.
-                drop(self.remove_entry(id));
-                let code = if err == ENOTCONN {
-                    ECONNABORTED.to_errno()
+            let State::Sending {
+                cmd: parked,
+                req,
+                buf,
+                queued,
+            } = core::mem::replace(&mut e.state, State::Copying { buf: None })
+            else {
+                return false;
+            };
+            e.state = State::Copying { buf };
+            (parked, req, buf, queued, e.io, br, stopped)
+        };
+
+        if cancel || stopped {
+            let mut d = Deferred::default();
+            let stranded = {
+                let mut inner = self.inner.lock();
+                let _ = inner.remove(slot, &mut d);
+                if inner.stopped {
+                    d.end = Some((req, ECONNABORTED.to_errno()));
                 } else {
-                    EIO.to_errno()
-                };
-                req.end(code);
-                let res = if cancel { ECANCELED } else { err };
-                parked.complete(res.to_errno(), issue_flags);
+                    // The request loses nothing: first in line again, for another entry.
+                    inner.waiting.push_front(req);
+                    inner.pump();
+                }
+                inner.entries() == 0
+            };
+            let res = if cancel { ECANCELED } else { ENOTCONN };
+            d.complete = Some((parked, res.to_errno()));
+            d.run(issue_flags);
+            return stranded;
+        }
+
+        let start = stamp();
+        self.task_work_ns
+            .fetch_add(nanos_between(queued, start), Ordering::Relaxed);
+        let res = self.copy_in(cmd, req, slot, buf, &io, br.as_deref(), issue_flags);
+        add_since(&self.copy_in_ns, start);
+
+        let mut d = Deferred::default();
+        let mut inner = self.inner.lock();
+        match res {
+            Ok(sent) => {
+                self.sent.fetch_add(1, Ordering::Relaxed);
+                if inner.stopped {
+                    let _ = inner.remove(slot, &mut d);
+                    if let Sent::Held(_, held) = sent {
+                        // This command's ring holds the pages: unregister right here.
+                        drop(inner);
+                        held.reg.unregister(cmd, issue_flags);
+                        held.req.end(ECONNABORTED.to_errno());
+                        d.complete = Some((parked, ENOTCONN.to_errno()));
+                        d.run(issue_flags);
+                        return false;
+                    }
+                    d.complete = Some((parked, ENOTCONN.to_errno()));
+                } else if let Some(slab) = inner.slab.as_mut() {
+                    let (unique, zc) = match sent {
+                        Sent::Hashed(u) => (u, None),
+                        Sent::Held(u, held) => (u, Some(held)),
+                    };
+                    if let Some(e) = slab.get_mut(slot) {
+                        e.state = State::Userspace { unique, buf, zc };
+                        slab.hash_insert(slot, unique);
+                    }
+                    d.complete = Some((parked, 0));
+                }
+            }
+            Err((req, err)) => {
+                // As Linux 7.3: the request ends, the entry stays and takes the next one.
+                d.end = Some((req, err));
+                inner.park(slot, parked, &mut d);
             }
         }
-        true
+        drop(inner);
+        d.run(issue_flags);
+        false
     }
 
-    /// Copies `req` into the entry (`io`), registering its data pages first on a
-    /// zero-copy queue (`zc` then holds the registration, also on failure), and hashes
-    /// it on the processing queue, where an abort finds it before the server can see it.
+    /// Copies `req` into entry `slot` (`io`, with payload buffer `buf` of `br`),
+    /// registering its data pages first on a zero-copy queue, and hands it to the server:
+    /// hashed on the processing queue, or kept (zero-copy). On failure the request comes
+    /// back with the error to end it with; a registration made is undone.
+    #[allow(clippy::too_many_arguments)]
     fn copy_in(
         &self,
         cmd: &UringCmd,
-        req: FuseReq,
-        io: &crate::entry::EntryIo,
-        zc: &mut Option<ZcRegistration>,
+        req: Req,
+        slot: SlotId,
+        buf: Option<BufId>,
+        io: &EntryIo,
+        br: Option<&BufRing>,
         issue_flags: u32,
-    ) -> Result {
-        if let Some((slot, dir, len)) = io.zero_copy(req) {
-            *zc = Some(ZcRegistration::register(cmd, req, dir, slot, issue_flags)?);
-            self.zc_requests.fetch_add(1, Ordering::Relaxed);
-            self.zc_bytes.fetch_add(len as u64, Ordering::Relaxed);
+    ) -> core::result::Result<Sent, (Req, i32)> {
+        let zc = match br.and_then(|br| br.zero_copies(&req)) {
+            Some((dir, len)) => {
+                match ZcRegistration::register(cmd, &req, dir, u32::from(slot), issue_flags) {
+                    Ok(reg) => {
+                        self.zc_requests.fetch_add(1, Ordering::Relaxed);
+                        self.zc_bytes.fetch_add(len as u64, Ordering::Relaxed);
+                        Some(reg)
+                    }
+                    Err(_) => return Err((req, EIO.to_errno())),
+                }
+            }
+            None => None,
+        };
+        let (header, payload) = entry_bufs(io, br, slot, buf);
+        let buf_id = match io {
+            EntryIo::Basic { .. } => 0,
+            EntryIo::Ring => buf.unwrap_or(uapi::FURING_URING_NO_BUF),
+        };
+        if copy::request_to_ring(&req, &header, &payload, buf_id, zc.is_some()).is_err() {
+            // The registration goes before the request ends.
+            if let Some(reg) = zc {
+                reg.unregister(cmd, issue_flags);
+            }
+            return Err((req, EIO.to_errno()));
         }
-        let (header, payload, buf_id) = io.bufs();
-        copy::request_to_ring(req, &header, &payload, buf_id, zc.is_some())?;
-        if ffi::pq_add(ffi::fud_of_file(cmd.file()), req) {
-            Ok(())
-        } else {
-            Err(ENOTCONN)
+        match zc {
+            Some(reg) => {
+                let unique = req.unique();
+                req.mark_sent();
+                Ok(Sent::Held(unique, ZcHeld { req, reg }))
+            }
+            None => cmd
+                .fuse_dev()
+                .pq_add(req)
+                .map(Sent::Hashed)
+                .map_err(|req| (req, ECONNABORTED.to_errno())),
         }
     }
 
     /// `COMMIT_AND_FETCH`: ends the request `commit_id` with the server's reply and parks
-    /// `cmd` in the entry again.
+    /// `cmd` in its entry again.
     fn commit_and_fetch(&self, cmd: UringCmd, commit_id: u64, issue_flags: u32) -> Result {
-        let (id, io, zc) = {
+        let (slot, io, br, buf, zc) = {
+            let mut d = Deferred::default();
             let mut inner = self.inner.lock();
-            let e = inner
-                .entries
-                .iter_mut()
-                .find(|e| matches!(e.state(), EntryState::Userspace(c) if *c == commit_id))
-                .ok_or(ENOENT)?;
-            e.set_state(EntryState::Busy);
-            (e.id(), e.io(), e.take_zc())
+            let br = inner.br.clone();
+            let zero_copy = br.as_ref().is_some_and(|b| b.zero_copy());
+            let stopped = inner.stopped;
+            let slab = inner.slab.as_mut().ok_or(ENOENT)?;
+            let slot = slab.hash_find(commit_id).ok_or(ENOENT)?;
+            let e = slab.get_mut(slot).ok_or(ENOENT)?;
+            // The pages of a zero-copy request are registered with the entry's io_uring:
+            // only a command of that ring can unregister them.
+            if zero_copy && e.ring != cmd.ring() {
+                return Err(EINVAL);
+            }
+            let io = e.io;
+            slab.hash_remove(slot, commit_id);
+            let Some(e) = slab.get_mut(slot) else {
+                return Err(ENOENT);
+            };
+            let State::Userspace { buf, zc, .. } =
+                core::mem::replace(&mut e.state, State::Committing { buf: None })
+            else {
+                return Err(ENOENT);
+            };
+            e.state = State::Committing { buf };
+            if stopped {
+                // Teardown left this entry to its commit: its pages go, the request ends.
+                let _ = inner.remove(slot, &mut d);
+                drop(inner);
+                if let Some(held) = zc {
+                    held.reg.unregister(&cmd, issue_flags);
+                    held.req.end(ECONNABORTED.to_errno());
+                }
+                d.run(issue_flags);
+                return Err(ENOTCONN);
+            }
+            (slot, io, br, buf, zc)
         };
-        let fud = ffi::fud_of_file(cmd.file());
-        let req = ffi::pq_take(fud, commit_id);
-        if let Some(req) = req {
-            let (header, payload, _) = io.bufs();
-            let start = stamp();
-            let res = copy::reply_from_ring(req, &header, &payload, zc.is_some());
-            add_since(&self.copy_out_ns, start);
-            ffi::pq_release(fud, req, res.err().map_or(0, |e| e.to_errno()));
+
+        let (header, payload) = entry_bufs(&io, br.as_deref(), slot, buf);
+        let start = stamp();
+        match zc {
+            Some(ZcHeld { mut req, reg }) => {
+                let res = copy::reply_from_ring(&mut req, &header, &payload, true);
+                // The registration goes before the request ends.
+                reg.unregister(&cmd, issue_flags);
+                req.end(if res.is_err() { EIO.to_errno() } else { 0 });
+            }
+            None => {
+                if let Some(mut reply) = cmd.fuse_dev().pq_take(commit_id) {
+                    let res = copy::reply_from_ring(reply.req(), &header, &payload, false);
+                    reply.finish(res.is_err()).end(0);
+                }
+                // Not there: the abort ended it meanwhile (or the server asked for it to be
+                // resent): the entry goes on.
+            }
         }
-        // The registration goes before the request ends, on every path.
-        if let Some(reg) = zc {
-            reg.unregister(&cmd, issue_flags);
-        }
-        let Some(req) = req else {
-            // Aborted meanwhile: the core ended the request; the entry goes.
-            drop(self.remove_entry(id));
-            return Err(ENOTCONN);
-        };
-        req.end(0);
-        // One critical section frees the payload buffer and parks the entry again.
-        self.park_in(id, cmd.park(issue_flags), issue_flags);
+        add_since(&self.copy_out_ns, start);
+        drop(br);
+
+        let parked = cmd.park(
+            Pdu {
+                qid: self.qid,
+                slot,
+            },
+            issue_flags,
+        );
+        let mut d = Deferred::default();
+        self.inner.lock().park(slot, parked, &mut d);
+        d.run(issue_flags);
         Ok(())
     }
 
-    /// Takes entry `id` out of the queue (see [`QueueInner::take_entry`]), to drop what
-    /// comes back outside the lock.
-    fn remove_entry(&self, id: u64) -> (Option<Entry>, Option<Arc<BufRing>>) {
-        let mut inner = self.inner.lock();
-        match inner.entries.iter().position(|e| e.id() == id) {
-            Some(pos) => inner.take_entry(pos),
-            None => (None, None),
-        }
-    }
-
-    /// Takes the parked command `cmd` out of its entry, if it waits here.
-    fn take_parked(&self, cmd: &UringCmd) -> Option<ParkedCmd> {
-        // The entry goes with its command (a cancelled entry cannot be used again), and is
-        // dropped after the lock.
-        let (entry, _br) = {
+    /// io_uring's cancel callback for `cmd`, parked in `slot`: completes it and drops the
+    /// entry (a cancelled entry cannot be used again). Returns whether it was here.
+    fn cancel(&self, cmd: &UringCmd, slot: SlotId, issue_flags: u32) -> bool {
+        let mut d = Deferred::default();
+        {
             let mut inner = self.inner.lock();
-            let pos = inner
-                .entries
-                .iter()
-                .position(|e| e.is_available() && e.holds(cmd))?;
-            inner.take_entry(pos)
-        };
-        entry?.take_cmd()
-    }
-
-    /// Stops the queue: returns the entries that can go now (their parked commands
-    /// complete with `-ENOTCONN` when dropped) and the waiting requests. Entries with
-    /// task work pending stay; the task work finishes them.
-    ///
-    /// The queue's reference on its buffer ring is returned too, to drop in process
-    /// context; entries still busy keep the ring alive until they go.
-    fn stop(&self) -> (KVec<Entry>, Waiting, Option<Arc<BufRing>>) {
-        let mut inner = self.inner.lock();
-        inner.stopped = true;
-        let waiting = core::mem::take(&mut inner.waiting);
-        let br = inner.br.take();
-        let mut gone = KVec::new();
-        let mut i = 0;
-        while i < inner.entries.len() {
-            if matches!(inner.entries[i].state(), EntryState::Sending(_)) {
-                i += 1;
-                continue;
+            let here = inner
+                .slab
+                .as_mut()
+                .and_then(|s| s.get_mut(slot))
+                .is_some_and(|e| matches!(&e.state, State::Available(p) if cmd.is(p)));
+            if !here {
+                return false;
             }
-            if let Ok(e) = inner.entries.remove(i) {
-                if gone.push(e, GFP_ATOMIC).is_err() {
-                    // Dropping here would complete under the lock; keep it for later.
-                    break;
-                }
+            if let Some(Entry {
+                state: State::Available(p),
+                ..
+            }) = inner.remove(slot, &mut d)
+            {
+                d.complete = Some((p, ENOTCONN.to_errno()));
             }
         }
-        (gone, waiting, br)
+        d.run(issue_flags);
+        true
+    }
+
+    /// Drops the entries the io_uring `ring` held requests in (it is going away: nothing
+    /// can commit them): their requests end with `ECONNABORTED`, their slots and buffers
+    /// come back. Process context.
+    fn forget_ring(&self, ring: RingId, fud: &ffi::FuseDev) {
+        let cap = self.inner.lock().slab.as_ref().map_or(0, Slab::capacity);
+        for slot in 0..cap {
+            let mut d = Deferred::default();
+            let unique = {
+                let mut inner = self.inner.lock();
+                let Some(e) = inner.slab.as_mut().and_then(|s| s.get_mut(slot as SlotId)) else {
+                    continue;
+                };
+                if e.ring != ring || !matches!(e.state, State::Userspace { .. }) {
+                    continue;
+                }
+                match inner.remove(slot as SlotId, &mut d) {
+                    Some(Entry {
+                        state: State::Userspace { unique, zc, .. },
+                        ..
+                    }) => {
+                        d.zc = zc;
+                        Some(unique)
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(reply) = unique.and_then(|u| fud.pq_take(u)) {
+                reply.finish(false).end(ECONNABORTED.to_errno());
+            }
+            d.run(ffi::IO_URING_F_UNLOCKED);
+        }
+    }
+
+    /// Teardown, one entry at a time: stops the queue; parked commands go to `cmds` (to
+    /// complete once the zero-copy pages are unregistered with them), requests the server
+    /// holds zero-copied to `held`. Entries being sent, copied, committed or registered stay:
+    /// their task work or command sees the stop and finishes them. Waiting requests end.
+    fn stop(&self, cmds: &mut KVec<ParkedCmd>, held: &mut KVec<(RingId, ZcHeld)>) {
+        let cap = {
+            let mut inner = self.inner.lock();
+            inner.stopped = true;
+            inner.slab.as_ref().map_or(0, Slab::capacity)
+        };
+        for slot in 0..cap {
+            let mut d = Deferred::default();
+            let taken = {
+                let mut inner = self.inner.lock();
+                let take = inner
+                    .slab
+                    .as_mut()
+                    .and_then(|s| s.get_mut(slot as SlotId))
+                    .is_some_and(|e| {
+                        matches!(e.state, State::Available(_) | State::Userspace { .. })
+                    });
+                if take {
+                    inner.remove(slot as SlotId, &mut d)
+                } else {
+                    None
+                }
+            };
+            match taken {
+                Some(Entry {
+                    state: State::Available(p),
+                    ..
+                }) => {
+                    if let Err(kernel::alloc::AllocError) = cmds.push(p, GFP_KERNEL) {
+                        // Completed by the failed push's drop (process context).
+                    }
+                }
+                Some(Entry {
+                    ring,
+                    state: State::Userspace { zc: Some(h), .. },
+                    ..
+                }) => {
+                    if let Err(kernel::alloc::AllocError) = held.push((ring, h), GFP_KERNEL) {
+                        // Ended by the failed push's drop, its pages left to io_uring.
+                    }
+                }
+                _ => {}
+            }
+            d.run(ffi::IO_URING_F_UNLOCKED);
+        }
+        while let Some((req, _)) = self.take_stranded() {
+            req.end(ECONNABORTED.to_errno());
+        }
     }
 
     /// Registered entries, and those whose request is with the server (or on its way).
     pub(crate) fn counts(&self) -> (usize, usize) {
         let inner = self.inner.lock();
-        let busy = inner.entries.iter().filter(|e| e.has_request()).count();
-        (inner.entries.len(), busy)
+        let Some(slab) = inner.slab.as_ref() else {
+            return (0, 0);
+        };
+        let busy = slab
+            .iter()
+            .filter(|(_, e)| {
+                matches!(
+                    e.state,
+                    State::Sending { .. } | State::Copying { .. } | State::Userspace { .. }
+                )
+            })
+            .count();
+        (slab.count(), busy)
+    }
+
+    /// The state of every entry: `(slot, state name)`, into `out` (up to its capacity).
+    pub(crate) fn entry_states(&self, out: &mut KVec<(SlotId, &'static str)>) {
+        let inner = self.inner.lock();
+        if let Some(slab) = inner.slab.as_ref() {
+            for (slot, e) in slab.iter() {
+                if out.push_within_capacity((slot, e.state.name())).is_err() {
+                    break;
+                }
+            }
+        }
     }
 
     /// Buffer-ring state: queue flags, buffers, buffers held by requests, bytes pinned,
@@ -547,20 +815,23 @@ impl Queue {
 /// All queues of a connection.
 pub(crate) struct Ring {
     queues: KVec<Pin<KBox<Queue>>>,
+    /// Where requests go that no queue takes.
+    classic_path: ClassicQueue,
     /// Requests that went the classic read()/write() way.
     classic: AtomicU64,
 }
 
 impl Ring {
-    /// Makes `nr_queues` empty queues.
-    pub(crate) fn new(nr_queues: usize) -> Result<Self> {
+    /// Makes `nr_queues` empty queues; what they cannot take goes to `classic_path`.
+    pub(crate) fn new(nr_queues: usize, classic_path: ClassicQueue) -> Result<Self> {
         let mut queues = KVec::with_capacity(nr_queues, GFP_KERNEL)?;
         for qid in 0..nr_queues {
             let qid = u16::try_from(qid).map_err(|_| EINVAL)?;
-            queues.push(KBox::pin_init(Queue::new(qid), GFP_KERNEL)?, GFP_KERNEL)?;
+            queues.push(KBox::pin_init(Queue::new(qid)?, GFP_KERNEL)?, GFP_KERNEL)?;
         }
         Ok(Self {
             queues,
+            classic_path,
             classic: AtomicU64::new(0),
         })
     }
@@ -572,12 +843,17 @@ impl Ring {
             .ok_or(EINVAL)
     }
 
-    /// `FURING_URING_CMD_REGISTER`: validates the entry's buffers and parks `cmd` in a
-    /// new entry of queue `req.qid`. On success the command is owned by the ring.
+    /// The classic path, for what the ring does not carry.
+    pub(crate) fn classic_path(&self) -> &ClassicQueue {
+        &self.classic_path
+    }
+
+    /// `FURING_URING_CMD_REGISTER`: validates the command and the entry's buffers and parks
+    /// `cmd` in a new entry of queue `qid`. On success the command is the ring's.
     pub(crate) fn register(
         &self,
         cmd: UringCmd,
-        sqe: &crate::ffi::Sqe,
+        sqe: &Sqe,
         limits: Limits,
         issue_flags: u32,
     ) -> Result {
@@ -588,6 +864,9 @@ impl Ring {
         if flags & !uapi::FURING_URING_FLAGS_ALL != 0
             || (!bufring && flags != 0)
             || (zero_copy && flags & pinned != pinned)
+            || sqe.req.commit_id != 0
+            || !reserved_clear(&sqe.req)
+            || (!bufring && (sqe.req.init.buf_size != 0 || sqe.req.init.queue_depth != 0))
         {
             return Err(EINVAL);
         }
@@ -596,44 +875,52 @@ impl Ring {
             return Err(EPERM);
         }
         let queue = self.queue(sqe.req.qid)?;
-        if !bufring {
-            return queue.register(Entry::new(sqe, limits)?, flags, cmd, issue_flags);
-        }
-        let br = match queue.bufring(flags)? {
-            Some(br) => br,
-            None => {
-                let br = BufRing::new(sqe, limits)?;
-                let mut free = KVec::with_capacity(br.nr_bufs() as usize, GFP_KERNEL)?;
-                for id in (0..br.nr_bufs()).rev() {
-                    free.push(id, GFP_KERNEL)?;
+        let entry_ring = cmd.ring();
+        let slot = if bufring {
+            let slot = sqe.buf_index;
+            let mut prepared = None;
+            loop {
+                let entry = Entry::new(EntryIo::Ring, entry_ring);
+                match queue.reserve(entry, Some(slot), flags, prepared.take()) {
+                    // The queue has no ring yet (or lost it): set one up, then try again.
+                    Err(e) if e == EAGAIN => {}
+                    res => break res?,
                 }
-                queue.install_bufring(Arc::new(br, GFP_KERNEL)?, free)?
+                let br = BufRing::new(sqe, limits)?;
+                let n = br.nr_bufs() as usize;
+                let mut free = KVec::with_capacity(n, GFP_KERNEL)?;
+                for id in (0..n).rev() {
+                    free.push(id as BufId, GFP_KERNEL)?;
+                }
+                let tables = Slab::new(br.depth() as usize)?;
+                prepared = Some((Arc::new(br, GFP_KERNEL)?, tables, free));
             }
+        } else {
+            let io = basic_io(sqe, limits)?;
+            queue.reserve(Entry::new(io, entry_ring), None, flags, None)?
         };
-        let slot = u32::from(sqe.buf_index);
-        if slot >= br.depth() {
-            return Err(EINVAL);
-        }
-        queue.register(Entry::new_in_ring(br, slot), flags, cmd, issue_flags)
+        queue.register(cmd, slot, issue_flags);
+        Ok(())
     }
 
     /// `FURING_URING_CMD_COMMIT_AND_FETCH`: commits the reply of `commit_id`.
-    pub(crate) fn commit_and_fetch(
-        &self,
-        cmd: UringCmd,
-        sqe: &crate::ffi::Sqe,
-        issue_flags: u32,
-    ) -> Result {
-        if sqe.req.commit_id == 0 {
+    pub(crate) fn commit_and_fetch(&self, cmd: UringCmd, sqe: &Sqe, issue_flags: u32) -> Result {
+        let r = &sqe.req;
+        if r.commit_id == 0
+            || r.flags != 0
+            || r.init.buf_size != 0
+            || r.init.queue_depth != 0
+            || !reserved_clear(r)
+        {
             return Err(EINVAL);
         }
-        self.queue(sqe.req.qid)?
-            .commit_and_fetch(cmd, sqe.req.commit_id, issue_flags)
+        self.queue(r.qid)?
+            .commit_and_fetch(cmd, r.commit_id, issue_flags)
     }
 
     /// Sends `req` over the ring, on the queue of `cpu` or else another one with entries;
     /// gives it back when no queue takes it (it then goes the classic way).
-    pub(crate) fn send(&self, req: FuseReq, cpu: usize) -> core::result::Result<(), FuseReq> {
+    pub(crate) fn send(&self, req: Req, cpu: usize) -> core::result::Result<(), Req> {
         let n = self.queues.len();
         if n == 0 {
             return Err(req);
@@ -653,6 +940,21 @@ impl Ring {
         Err(req)
     }
 
+    /// Moves the requests waiting on queue `q`, which lost its entries, to another queue or
+    /// the classic path; after a teardown they end.
+    fn reroute(&self, q: &Queue) {
+        while let Some((req, stopped)) = q.take_stranded() {
+            if stopped {
+                req.end(ECONNABORTED.to_errno());
+                continue;
+            }
+            if let Err(req) = self.send(req, usize::from(q.qid()) + 1) {
+                self.count_classic();
+                self.classic_path.send(req);
+            }
+        }
+    }
+
     /// Counts a request that went the classic way.
     pub(crate) fn count_classic(&self) {
         self.classic.fetch_add(1, Ordering::Relaxed);
@@ -668,54 +970,90 @@ impl Ring {
         self.queues.iter().map(|q| q.as_ref().get_ref())
     }
 
-    /// Task work for `cmd` (see [`Queue::send_in_task`]).
+    /// Task work for `cmd` (see [`Queue::send_in_task`]); its PDU names its entry.
     pub(crate) fn send_in_task(&self, cmd: UringCmd, cancel: bool, issue_flags: u32) {
-        for q in self.queues.iter() {
-            if q.send_in_task(&cmd, cancel, issue_flags) {
-                return;
-            }
+        let pdu = cmd.pdu();
+        let Ok(q) = self.queue(pdu.qid) else { return };
+        if q.send_in_task(&cmd, pdu.slot, cancel, issue_flags) {
+            self.reroute(q);
+        }
+        if cancel {
+            self.forget(cmd.ring(), cmd.fuse_dev());
         }
     }
 
-    /// io_uring's cancel callback for `cmd`: completes it if it is parked here.
+    /// io_uring's cancel callback for `cmd`: completes it if it is parked here, and drops
+    /// the entries whose requests its io_uring held.
     pub(crate) fn cancel(&self, cmd: UringCmd, issue_flags: u32) {
-        for queue in self.queues.iter() {
-            if let Some(parked) = queue.take_parked(&cmd) {
-                parked.complete(ENOTCONN.to_errno(), issue_flags);
-                return;
-            }
+        let pdu = cmd.pdu();
+        let Ok(q) = self.queue(pdu.qid) else { return };
+        if q.cancel(&cmd, pdu.slot, issue_flags) {
+            self.forget(cmd.ring(), cmd.fuse_dev());
+        }
+    }
+
+    /// The io_uring `ring` is going away: its entries in the server's hands go, and queues
+    /// left without entries pass their waiting requests on.
+    fn forget(&self, ring: RingId, fud: &ffi::FuseDev) {
+        for q in self.queues() {
+            q.forget_ring(ring, fud);
+            self.reroute(q);
         }
     }
 
     /// Teardown: stops every queue, completes the parked commands with `-ENOTCONN` and
-    /// ends the waiting requests. Process context only (completing may sleep).
+    /// ends the waiting requests. Zero-copy requests the server holds are unregistered
+    /// with a parked command of their io_uring first, when there is one; without one the
+    /// request ends and its pages stay registered until that io_uring lets go of them (the
+    /// connection is gone by then, so no read can complete into them). Process context.
     pub(crate) fn stop(&self) {
-        for queue in self.queues.iter() {
-            let (mut entries, waiting, br) = queue.stop();
-            // Requests the server holds with pages registered: unregister with a parked
-            // command of the same ring if there is one (else the ring's exit does it).
-            let regs: KVec<ZcRegistration> = {
-                let mut v = KVec::new();
-                for e in entries.iter_mut() {
-                    if let Some(reg) = e.take_zc() {
-                        if let Err(kernel::alloc::AllocError) = v.push(reg, GFP_KERNEL) {
-                            break;
-                        }
-                    }
-                }
-                v
-            };
-            for reg in regs {
-                reg.unregister_parked(entries.iter().filter_map(Entry::cmd));
-            }
-            drop(entries);
-            drop(br);
-            for (req, _) in waiting {
-                req.end(ECONNABORTED.to_errno());
-            }
+        let mut cmds = KVec::new();
+        let mut held = KVec::new();
+        for q in self.queues() {
+            q.stop(&mut cmds, &mut held);
         }
+        for (ring, h) in held {
+            if let Some(cmd) = cmds.iter().find(|c| c.ring() == ring) {
+                let _ = h.reg.unregister_parked(cmd);
+            }
+            h.req.end(ECONNABORTED.to_errno());
+        }
+        drop(cmds);
     }
 }
 
-/// The size of one request header slot.
-pub(crate) const HEADER_SIZE: usize = core::mem::size_of::<uapi::furing_uring_req_header>();
+/// The header slot and payload buffer of entry `slot` (`io`, holding buffer `buf` of the
+/// queue's ring `br`).
+fn entry_bufs<'a>(
+    io: &EntryIo,
+    br: Option<&'a BufRing>,
+    slot: SlotId,
+    buf: Option<BufId>,
+) -> (Buf<'a>, Buf<'a>) {
+    match (io, br) {
+        (EntryIo::Basic { header, payload }, _) => (Buf::User(*header), Buf::User(*payload)),
+        (EntryIo::Ring, Some(br)) => (br.header(slot), br.buffer(buf)),
+        (EntryIo::Ring, None) => (Buf::empty(), Buf::empty()),
+    }
+}
+
+/// Whether the bytes every command must leave 0 are 0: the padding after `qid`, the
+/// padding of `init`, and the reserved tail (so that they can carry an extension).
+fn reserved_clear(r: &uapi::furing_uring_cmd_req) -> bool {
+    r.padding == 0 && r.init.padding == 0 && r.reserved.iter().all(|&b| b == 0)
+}
+
+/// Validates a basic-mode REGISTER's buffers (two iovecs: a header slot and a payload
+/// buffer large enough for any request) and probes that both are writable now.
+fn basic_io(sqe: &Sqe, limits: Limits) -> Result<EntryIo> {
+    if sqe.len != 2 {
+        return Err(EINVAL);
+    }
+    let [header, payload] = read_iovecs::<2>(sqe.addr)?;
+    if header.len < HEADER_SIZE || payload.len < limits.max_payload {
+        return Err(EINVAL);
+    }
+    header.probe_writable(HEADER_SIZE)?;
+    payload.probe_writable(payload.len)?;
+    Ok(EntryIo::Basic { header, payload })
+}

@@ -19,7 +19,7 @@
 //! starting; `wait_us` the time requests waited for an entry or a payload buffer (all
 //! requests, cumulative, while `furing/timing` is 1: off by default, as the clock reads
 //! cost every request). `furing/zero_copy` counts the registrations io_uring holds, over
-//! all connections.
+//! all connections; `furing/<connection>/entries` lists the state of every entry.
 
 use crate::ring::Ring;
 use core::fmt;
@@ -102,8 +102,28 @@ pub(crate) fn exit() {
     drop(ROOT.lock().take());
 }
 
-/// The statistics file of one connection; removed when dropped.
-pub(crate) type StatsFile = Pin<KBox<File<Arc<Ring>>>>;
+/// The statistics files of one connection (`queues`, `entries`); removed when dropped.
+pub(crate) struct StatsFile {
+    _queues: Pin<KBox<File<Arc<Ring>>>>,
+    _entries: Pin<KBox<File<Arc<Ring>>>>,
+}
+
+/// `furing/<conn>/entries`: `qid slot state` per registered entry (state: registering,
+/// available, sending, copying, userspace, committing), so tests can see that a command
+/// is parked rather than infer it from a CQE that did not come.
+fn show_entries(ring: &Arc<Ring>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "qid slot state")?;
+    for q in ring.queues() {
+        let Ok(mut states) = KVec::with_capacity(crate::ring::MAX_ENTRIES, GFP_KERNEL) else {
+            return Err(fmt::Error);
+        };
+        q.entry_states(&mut states);
+        for (slot, state) in states.iter() {
+            writeln!(f, "{} {} {}", q.qid(), slot, state)?;
+        }
+    }
+    Ok(())
+}
 
 fn show(ring: &Arc<Ring>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "classic {}", ring.classic_count())?;
@@ -142,10 +162,23 @@ fn show(ring: &Arc<Ring>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     Ok(())
 }
 
-/// Creates `furing/<conn_id>/queues` for `ring`; `None` without debugfs.
+/// Creates `furing/<conn_id>/queues` and `entries` for `ring`; `None` without debugfs.
 pub(crate) fn create(conn_id: u32, ring: Arc<Ring>) -> Option<StatsFile> {
     let root = ROOT.lock().as_ref()?.dir.clone();
     let name = CString::try_from_fmt(fmt!("{conn_id}")).ok()?;
     let dir = root.subdir(&name);
-    KBox::pin_init(dir.read_callback_file(c"queues", ring, &show), GFP_KERNEL).ok()
+    let queues = KBox::pin_init(
+        dir.read_callback_file(c"queues", ring.clone(), &show),
+        GFP_KERNEL,
+    )
+    .ok()?;
+    let entries = KBox::pin_init(
+        dir.read_callback_file(c"entries", ring, &show_entries),
+        GFP_KERNEL,
+    )
+    .ok()?;
+    Some(StatsFile {
+        _queues: queues,
+        _entries: entries,
+    })
 }

@@ -26,14 +26,17 @@ pub(crate) const FURING_URING_ENT_ZERO_COPY: u64 = raw::FURING_URING_ENT_ZERO_CO
 /// Largest queue depth of a buffer-ring queue.
 pub(crate) const FURING_URING_MAX_QUEUE_DEPTH: u32 = raw::FURING_URING_MAX_QUEUE_DEPTH;
 /// `buf_id` of a request without a payload buffer.
-pub(crate) const FURING_URING_NO_BUF: u32 = raw::FURING_URING_NO_BUF;
+pub(crate) const FURING_URING_NO_BUF: u16 = raw::FURING_URING_NO_BUF as u16;
 
 // The documented byte layout.
 const _: () = {
     assert!(size_of::<furing_uring_cmd_req>() == 40);
     assert!(offset_of!(furing_uring_cmd_req, commit_id) == 8);
     assert!(offset_of!(furing_uring_cmd_req, qid) == 16);
-    assert!(offset_of!(furing_uring_cmd_req, __bindgen_anon_1) == 24);
+    assert!(offset_of!(furing_uring_cmd_req, padding) == 18);
+    assert!(offset_of!(furing_uring_cmd_req, init) == 20);
+    assert!(offset_of!(furing_uring_cmd_req, reserved) == 28);
+    assert!(raw::FURING_URING_NO_BUF == 0xffff);
     assert!(FURING_URING_BUFRING == 1 << 0);
     assert!(FURING_URING_PINNED_HEADERS == 1 << 1);
     assert!(FURING_URING_PINNED_BUFFERS == 1 << 2);
@@ -41,6 +44,8 @@ const _: () = {
     assert!(size_of::<furing_uring_ent_in_out>() == 32);
     assert!(offset_of!(furing_uring_ent_in_out, payload_sz) == 16);
     assert!(offset_of!(furing_uring_ent_in_out, buf_id) == 20);
+    assert!(offset_of!(furing_uring_ent_in_out, padding) == 22);
+    assert!(offset_of!(furing_uring_ent_in_out, reserved) == 24);
     assert!(size_of::<furing_uring_req_header>() == 288);
     assert!(offset_of!(furing_uring_req_header, op_in) == IN_OUT_HEADER_SZ);
     assert!(

@@ -13,7 +13,7 @@
 //! (server exit or crash). Until then the module stays loaded: the release callback is
 //! module code.
 
-use crate::ffi::{FolioRef, FuseReq, ModuleRef, UringCmd};
+use crate::ffi::{FolioRef, ModuleRef, ParkedCmd, Req, RingId, UringCmd};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
 
@@ -25,7 +25,8 @@ pub(crate) fn live() -> u64 {
     LIVE.load(Ordering::Relaxed)
 }
 
-/// What a registration keeps alive until io_uring releases it.
+/// What a registration keeps alive until io_uring releases it. Field order is drop
+/// order: the module reference goes last.
 pub(crate) struct ZcPages {
     _folios: KVec<FolioRef>,
     _module: ModuleRef,
@@ -38,24 +39,21 @@ impl Drop for ZcPages {
 }
 
 /// The zero-copy registration of an entry's request, at `index` of the io_uring `ring`.
-/// It must be given back with [`ZcRegistration::unregister`] (or, at teardown,
-/// [`ZcRegistration::unregister_parked`]) with a command of the same ring; dropping it
-/// without leaves the buffer to io_uring's own teardown.
+/// It is given back with [`ZcRegistration::unregister`] (or
+/// [`ZcRegistration::unregister_parked`]) with a command of the same ring; dropped
+/// without, it leaves the buffer to that io_uring's own teardown.
 #[must_use]
 pub(crate) struct ZcRegistration {
     index: u32,
-    ring: *const core::ffi::c_void,
+    ring: RingId,
 }
 
-// SAFETY: `ring` is only compared, never dereferenced.
-unsafe impl Send for ZcRegistration {}
-
 impl ZcRegistration {
-    /// Registers the data pages of `req` (a [`FuseReq::zero_copy_io`] request, with its
+    /// Registers the data pages of `req` (a [`Req::zero_copy_io`] request, with its
     /// direction `dir`) at `index` of `cmd`'s io_uring.
     pub(crate) fn register(
         cmd: &UringCmd,
-        req: FuseReq,
+        req: &Req,
         dir: u8,
         index: u32,
         issue_flags: u32,
@@ -83,14 +81,12 @@ impl ZcRegistration {
         }
     }
 
-    /// Unregisters with one of `cmds` (parked commands) from the same ring, if any.
-    pub(crate) fn unregister_parked<'a>(
-        self,
-        mut cmds: impl Iterator<Item = &'a crate::ffi::ParkedCmd>,
-    ) {
-        if let Some(cmd) = cmds.find(|c| c.ring() == self.ring) {
-            let _ = cmd.zc_unregister(self.index);
+    /// Unregisters with the parked command `cmd`, if it belongs to the same ring.
+    pub(crate) fn unregister_parked(self, cmd: &ParkedCmd) -> Result {
+        if cmd.ring() != self.ring {
+            return Err(EINVAL);
         }
+        cmd.zc_unregister(self.index)
     }
 }
 

@@ -17,14 +17,19 @@
  *
  * Byte layout (little endian, offsets in bytes):
  *
- *  struct furing_uring_cmd_req (40):
- *     0 u64 flags        REGISTER: FURING_URING_* queue flags; else 0
- *     8 u64 commit_id    COMMIT_AND_FETCH: id from furing_uring_ent_in_out
+ *  struct furing_uring_cmd_req (40; bytes 0-27 as the v2 series' server
+ *  speaks them):
+ *     0 u64 flags        REGISTER: FURING_URING_* queue flags; COMMIT: 0
+ *     8 u64 commit_id    COMMIT_AND_FETCH: id from furing_uring_ent_in_out;
+ *                        REGISTER: 0
  *    16 u16 qid          queue index, 0 .. nr_cpu_ids - 1
- *    18 u8  padding[6]   must be 0
- *    24 u32 init.queue_depth   bufring REGISTER: entries of the queue
- *    28 u32 init.buf_size      bufring REGISTER: size of one payload buffer
- *    32 u8  reserved[8]        must be 0
+ *    18 u16 padding      must be 0
+ *    20 u32 init.buf_size      bufring REGISTER: size of one payload buffer
+ *    24 u16 init.queue_depth   bufring REGISTER: entries of the queue
+ *    26 u16 init.padding       must be 0
+ *    28 u8  reserved[12]       must be 0
+ *  init is read only from a buffer-ring queue's first REGISTER; it must be 0
+ *  in basic mode and on COMMIT_AND_FETCH.
  *
  *  struct furing_uring_req_header (288), one per entry:
  *     0 u8  in_out[128]  struct fuse_in_header / struct fuse_out_header
@@ -33,7 +38,8 @@
  *       256 u64 flags       FURING_URING_ENT_*
  *       264 u64 commit_id   never 0
  *       272 u32 payload_sz  bytes of payload in the payload buffer
- *       276 u32 buf_id      bufring: payload buffer of this request
+ *       276 u16 buf_id      bufring: payload buffer of this request
+ *       278 u16 padding
  *       280 u64 reserved
  *
  * Buffer-ring queues (FURING_URING_BUFRING in flags):
@@ -54,8 +60,9 @@
  *    request without payload gets buf_id FURING_URING_NO_BUF. The buffer is
  *    free again once the reply is committed (or the request ends). With fewer
  *    buffers than entries, requests wait for a buffer; they do not fail.
- *  - FURING_URING_PINNED_HEADERS / _PINNED_BUFFERS: that region's address and
- *    length must be page aligned; it is pinned and mapped into the kernel once,
+ *  - FURING_URING_PINNED_HEADERS / _PINNED_BUFFERS: that region's address must
+ *    be page aligned (its length need not be: the pages it covers are pinned);
+ *    it is pinned and mapped into the kernel once,
  *    at the first REGISTER, and charged to the server's RLIMIT_MEMLOCK
  *    (CAP_IPC_LOCK bypasses the limit); the kernel then copies with memcpy.
  *
@@ -84,18 +91,47 @@
  *    them (the module stays loaded until then).
  *  - Other requests with page arguments (READDIR, READLINK, IOCTL) are copied.
  *
+ * Errors of every command (the CQE's res):
+ *  EINVAL   an SQE without SQE128; an unknown cmd_op; a padding, init or
+ *           reserved byte that must be 0 and is not; qid >= nr_cpu_ids
+ *  EAGAIN   FUSE_INIT not answered yet
+ *  EOPNOTSUPP  the server's INIT reply did not ask for FUSE_OVER_IO_URING
+ *  ENOTCONN the connection is aborted or being torn down; also the result
+ *           of a parked command completed at teardown (umount, abort,
+ *           server exit)
+ *  EPERM    the fd is not mounted
+ *  ECANCELED  a command whose request was being sent when its io_uring went
+ *           away (the request goes to another entry, or the classic path)
+ *
  * REGISTER errors:
  *  EINVAL  unknown flags; PINNED_* without BUFRING; ZERO_COPY without BUFRING
  *          and both PINNED flags; flags other than the queue's first REGISTER;
- *          queue_depth 0 or above FURING_URING_MAX_QUEUE_DEPTH; a headers
- *          region smaller than queue_depth slots; buf_size smaller than the
- *          largest request payload (max_write; zero-copy queues excepted); no
- *          whole buffer; buf_index >= queue_depth; a pinned region that is not
- *          page aligned
+ *          commit_id not 0; queue_depth 0 or above
+ *          FURING_URING_MAX_QUEUE_DEPTH; a headers region smaller than
+ *          queue_depth slots; buf_size smaller than the largest request
+ *          payload (max_write; zero-copy queues excepted); no whole buffer,
+ *          or more than 65535; buf_index >= queue_depth; a pinned region
+ *          whose address is not page aligned (its length need not be: the
+ *          pages it covers are pinned); basic mode: not two iovecs, a header
+ *          slot smaller than 288 bytes or a payload buffer smaller than the
+ *          largest request payload
  *  EPERM   ZERO_COPY without CAP_SYS_ADMIN
  *  EEXIST  a buf_index already registered
- *  EFAULT  a region that is not mapped writable
- *  ENOMEM  pinning would exceed RLIMIT_MEMLOCK
+ *  ENOSPC  basic mode: the queue has FURING_URING_MAX_QUEUE_DEPTH entries
+ *  EFAULT  a region (or an iovec) that is not mapped writable
+ *  ENOMEM  pinning would exceed RLIMIT_MEMLOCK (CAP_IPC_LOCK bypasses it),
+ *          or no memory
+ *
+ * COMMIT_AND_FETCH errors (the reply's request is left as it was):
+ *  EINVAL  commit_id 0; flags not 0; a zero-copy queue's commit from another
+ *          io_uring than the entry's REGISTER (its pages are registered there)
+ *  ENOENT  no request commit_id in the server's hands on this queue
+ * A reply that is malformed (an out header whose unique is not the
+ * request's, an error outside -511..0, a payload_sz the request cannot take,
+ * a buffer it cannot read) fails the request with EIO for the client; the
+ * entry stays registered and the command waits for the next request.
+ * A request whose copy into the entry fails (e.g. a buffer unmapped) also
+ * ends with EIO, and the entry takes the next one (as Linux 7.3 does).
  */
 #ifndef _UAPI_LINUX_FURING_H
 #define _UAPI_LINUX_FURING_H
@@ -144,7 +180,7 @@ enum furing_uring_cmd {
 #define FURING_URING_MAX_QUEUE_DEPTH	1024
 
 /* furing_uring_ent_in_out.buf_id of a request that has no payload buffer. */
-#define FURING_URING_NO_BUF		0xffffffffU
+#define FURING_URING_NO_BUF		0xffffU
 
 /* furing_uring_ent_in_out.flags: the payload was zero-copied. */
 #define FURING_URING_ENT_ZERO_COPY	(1ULL << 0)
@@ -156,7 +192,8 @@ struct furing_uring_ent_in_out {
 	/* bytes of payload in the payload buffer */
 	__u32 payload_sz;
 	/* bufring queues: the payload buffer of this request */
-	__u32 buf_id;
+	__u16 buf_id;
+	__u16 padding;
 	__u64 reserved;
 };
 
@@ -173,14 +210,13 @@ struct furing_uring_cmd_req {
 	__u64 flags;
 	__u64 commit_id;
 	__u16 qid;
-	__u8 padding[6];
-	union {
-		struct {
-			__u32 queue_depth;
-			__u32 buf_size;
-		} init;
-		__u8 reserved[16];
-	};
+	__u16 padding;
+	struct {
+		__u32 buf_size;
+		__u16 queue_depth;
+		__u16 padding;
+	} init;
+	__u8 reserved[12];
 };
 
 #endif /* _UAPI_LINUX_FURING_H */

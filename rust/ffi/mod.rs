@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Thin FFI layer: the module's own bindings (bindgen over `include/furing_ffi.h`, generated
+//! against the kernel the module is built for) and the few raw calls the rest of the crate
+//! makes, each wrapped in a safe function or type, one file per subsystem: the FUSE core
+//! (`fuse`), io_uring (`uring`), memory (`mm`) and the VFS (`vfs`). It depends on no
+//! domain module of the crate, only on the leaf [`crate::user`].
+
+use kernel::{bindings, prelude::*};
+
+mod fuse;
+mod mm;
+mod uring;
+mod vfs;
+
+pub(crate) use fuse::{ClassicQueue, FuseDev, Req, ReqFifo};
+pub(crate) use mm::{copy_user_page, FolioRef, MemlockCharge, PinnedPages, Vmap};
+pub(crate) use uring::{
+    ParkedCmd, Pdu, RingId, Sqe, UringCmd, IO_URING_F_CANCEL, IO_URING_F_SQE128,
+    IO_URING_F_UNLOCKED,
+};
+pub(crate) use vfs::{
+    fuse_dev_of_file, kgid_has_mapping, kuid_has_mapping, FsContext, FsParameter, FsRegistration,
+    FuseDevRef, MiscRegistration, ParamValue,
+};
+
+/// Items generated from the FUSE core, io_uring and the furing headers.
+///
+/// Only items declared in those headers are generated; every other type they mention is
+/// the `kernel::bindings` one, so values pass between the two without casts.
+#[allow(
+    dead_code,
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    improper_ctypes,
+    unreachable_pub,
+    unsafe_op_in_unsafe_fn,
+    unnecessary_transmutes,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
+    clippy::cast_lossless,
+    clippy::as_underscore
+)]
+pub(crate) mod raw {
+    use kernel::bindings::*;
+    use kernel::ffi;
+    use pin_init::MaybeZeroable;
+    include!(env!("FURING_FFI_RS"));
+}
+
+/// Makes a C table usable as a `static`.
+///
+/// The tables wrapped here (file operations, fs type, parameter specs) are written once at
+/// compile time and only read afterwards, by the kernel.
+#[repr(transparent)]
+pub(crate) struct StaticTable<T>(pub(crate) T);
+
+// SAFETY: Only used for C tables that are immutable after initialisation, or whose mutable
+// parts (the fs type's list links) are protected by the kernel's own locks.
+unsafe impl<T> Sync for StaticTable<T> {}
+
+/// A reference on this module, dropped with `module_put`.
+///
+/// Held by every connection: the FUSE core keeps pointers to furing's operations (and may
+/// call `release` from a transient reference, e.g. fusectl) until the connection is gone.
+pub(crate) struct ModuleRef(());
+
+impl ModuleRef {
+    /// Takes a reference on this module, which is live (we are running its code).
+    pub(crate) fn this() -> Self {
+        let module = kernel::module::this_module::<crate::LocalModule>().as_ptr();
+        // SAFETY: The module is live while its code runs; `__module_get` only counts.
+        unsafe { bindings::__module_get(module) };
+        Self(())
+    }
+}
+
+impl Drop for ModuleRef {
+    fn drop(&mut self) {
+        let module = kernel::module::this_module::<crate::LocalModule>().as_ptr();
+        // SAFETY: Drops the reference taken in `this`.
+        unsafe { bindings::module_put(module) };
+    }
+}
+
+/// Whether the current task has CAP_SYS_ADMIN (audited, as for any privileged operation).
+pub(crate) fn capable_sys_admin() -> bool {
+    // SAFETY: `capable()` only looks at the current task's credentials.
+    unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
+}
+
+/// A work queue of furing's own, so that module exit can wait for every work item that
+/// runs module code (`destroy_workqueue()` drains it) before the module text goes.
+///
+/// # Invariants
+///
+/// `self.0` is a work queue made by `alloc_workqueue()`, destroyed once, on drop.
+pub(crate) struct OwnedQueue(core::ptr::NonNull<bindings::workqueue_struct>);
+
+// SAFETY: Work queues may be used and destroyed from any thread.
+unsafe impl Send for OwnedQueue {}
+// SAFETY: Queuing work is thread-safe.
+unsafe impl Sync for OwnedQueue {}
+
+impl OwnedQueue {
+    /// An unbound work queue named `furing`.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: FFI call; returns a new work queue or NULL.
+        let wq = unsafe { raw::furing_alloc_wq() };
+        core::ptr::NonNull::new(wq).map(Self).ok_or(ENOMEM)
+    }
+
+    /// The queue, to enqueue work on.
+    pub(crate) fn queue(&self) -> &kernel::workqueue::Queue {
+        // SAFETY: The work queue is alive while `self` is (invariant).
+        unsafe { kernel::workqueue::Queue::from_raw(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for OwnedQueue {
+    fn drop(&mut self) {
+        // SAFETY: Made by `alloc_workqueue()`, destroyed once (invariant); this waits for
+        // the work still queued or running.
+        unsafe { bindings::destroy_workqueue(self.0.as_ptr()) };
+    }
+}

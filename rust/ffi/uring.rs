@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! io_uring: the commands of `/dev/furing` while they are issued, parked (owned by
+//! furing until completed) and run from task work, their PDU, and zero-copy buffers.
+
+use super::fuse::{FuseDev, Req};
+use super::raw;
+use core::ptr::NonNull;
+use kernel::{error::to_result, prelude::*, types::ForeignOwnable};
+
+/// io_uring issue flags furing looks at (the enum is `int` in C).
+pub(crate) const IO_URING_F_UNLOCKED: u32 = raw::io_uring_cmd_flags_IO_URING_F_UNLOCKED as u32;
+pub(crate) const IO_URING_F_SQE128: u32 = raw::io_uring_cmd_flags_IO_URING_F_SQE128 as u32;
+pub(crate) const IO_URING_F_CANCEL: u32 = raw::io_uring_cmd_flags_IO_URING_F_CANCEL as u32;
+
+/// What a furing command's SQE says (copied while the command is issued).
+pub(crate) type Sqe = raw::furing_sqe;
+
+/// The identity of an io_uring instance (its context), only ever compared.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RingId(usize);
+
+/// Where a parked command's entry is: its queue and slot, kept in the command's PDU so that
+/// task work and cancel find the entry without a search (as `dev_uring.c` keeps its entry).
+#[derive(Clone, Copy, Default)]
+#[repr(C)]
+pub(crate) struct Pdu {
+    pub(crate) qid: u16,
+    pub(crate) slot: u16,
+}
+
+/// An io_uring command on a `/dev/furing` file, while io_uring runs one of furing's
+/// callbacks for it (issue, cancel, or task work).
+///
+/// # Invariants
+///
+/// `self.0` is valid, and holds a reference on its `/dev/furing` file, until the value is
+/// parked or dropped (the callback returns).
+pub(crate) struct UringCmd(NonNull<raw::io_uring_cmd>);
+
+impl UringCmd {
+    /// # Safety
+    ///
+    /// `cmd` must be a command of a `/dev/furing` file being issued, cancelled or run from
+    /// furing's task work, valid until this value is parked or dropped.
+    pub(crate) unsafe fn from_raw(cmd: *mut raw::io_uring_cmd) -> Option<Self> {
+        NonNull::new(cmd).map(Self)
+    }
+
+    /// The command opcode (`sqe->cmd_op`).
+    pub(crate) fn op(&self) -> u32 {
+        // SAFETY: The command is valid (type invariant).
+        unsafe { self.0.as_ref().cmd_op }
+    }
+
+    /// The fields furing uses from the SQE; only while the command is issued.
+    pub(crate) fn sqe(&self) -> Sqe {
+        let mut sqe = Sqe::default();
+        // SAFETY: The command is being issued, so its SQE is readable (type invariant).
+        unsafe { raw::furing_sqe_read(self.0.as_ptr(), &mut sqe) };
+        sqe
+    }
+
+    /// The `fuse_dev` of the command's `/dev/furing` file.
+    pub(crate) fn fuse_dev(&self) -> &FuseDev {
+        // SAFETY: The command holds its file (invariant), whose `private_data` is the
+        // `fuse_dev` the core set at open, alive while the file is.
+        unsafe { FuseDev::from_raw((*self.0.as_ref().file).private_data.cast()) }
+    }
+
+    /// The io_uring the command belongs to.
+    pub(crate) fn ring(&self) -> RingId {
+        // SAFETY: The command is valid (type invariant).
+        RingId(unsafe { raw::furing_cmd_ring(self.0.as_ptr()) } as usize)
+    }
+
+    /// Where the command's entry is (set by [`Self::park`]).
+    pub(crate) fn pdu(&self) -> Pdu {
+        // SAFETY: The PDU is 32 bytes of the command, as big as the command's lifetime;
+        // `Pdu` is plain data that fits and any bytes are a value.
+        unsafe { self.0.as_ref().pdu.as_ptr().cast::<Pdu>().read_unaligned() }
+    }
+
+    /// Zero-copy: registers the page argument's folios of `req` as buffer `index` of the
+    /// command's io_uring (`dir`: `IO_BUF_DEST` for reads, `IO_BUF_SOURCE` for writes).
+    /// `pages` owns what must live as long as the registration: io_uring hands it back
+    /// to `furing_zc_released()` when the buffer goes; on failure it is dropped here.
+    pub(crate) fn zc_register<T: ForeignOwnable>(
+        &self,
+        req: &Req,
+        pages: T,
+        dir: u8,
+        index: u32,
+        issue_flags: u32,
+    ) -> Result {
+        let ap = req.args_pages().ok_or(EINVAL)?;
+        let priv_ = pages.into_foreign();
+        // SAFETY: The command is being issued or run from its task work with
+        // `issue_flags`; `ap` is the request's, valid while we own it; `priv_` is ours
+        // until io_uring calls the release.
+        let ret = unsafe {
+            raw::furing_zc_register(self.0.as_ptr(), ap, priv_.cast(), dir, index, issue_flags)
+        };
+        if ret != 0 {
+            // SAFETY: Not registered: io_uring never saw `priv_`, which is still ours.
+            drop(unsafe { T::from_foreign(priv_) });
+        }
+        to_result(ret)
+    }
+
+    /// Unregisters buffer `index` of the command's io_uring.
+    pub(crate) fn zc_unregister(&self, index: u32, issue_flags: u32) -> Result {
+        // SAFETY: The command is valid and being issued (or in its task work) with
+        // `issue_flags`.
+        to_result(unsafe { raw::io_buffer_unregister(self.0.as_ptr(), index, issue_flags) })
+    }
+
+    /// Hands the command over to furing: its PDU says where its entry is, it becomes
+    /// cancelable, and `uring_cmd` returns `-EIOCBQUEUED`. The returned value owns it and
+    /// must complete it. Marking cancelable may sleep (io_uring's lock): no spinlock held.
+    pub(crate) fn park(self, pdu: Pdu, issue_flags: u32) -> ParkedCmd {
+        // SAFETY: As in `pdu`; written before the command can be cancelled.
+        unsafe {
+            (*self.0.as_ptr())
+                .pdu
+                .as_mut_ptr()
+                .cast::<Pdu>()
+                .write_unaligned(pdu)
+        };
+        // SAFETY: The command is being issued with these flags (type invariant).
+        unsafe { raw::io_uring_cmd_mark_cancelable(self.0.as_ptr(), issue_flags) };
+        ParkedCmd(self.0)
+    }
+
+    /// Takes over a command parked earlier, in its own task work (the callback's handle
+    /// and the parked one are the same command).
+    pub(crate) fn is(&self, parked: &ParkedCmd) -> bool {
+        self.0 == parked.0
+    }
+}
+
+/// An io_uring command parked by furing (marked cancelable, owned until completed).
+///
+/// # Invariants
+///
+/// `self.0` is a command of a `/dev/furing` file that furing parked and has not completed;
+/// io_uring keeps it (and its file) alive until it is completed.
+///
+/// Dropping it completes it with `-ENOTCONN` from process context; that may sleep, so
+/// it is never dropped under a spinlock (the queue hands what it takes out back to its
+/// caller, who drops it after unlocking).
+pub(crate) struct ParkedCmd(NonNull<raw::io_uring_cmd>);
+
+// SAFETY: A parked command may be completed from any task (io_uring defers the CQE to
+// the ring's task as needed).
+unsafe impl Send for ParkedCmd {}
+
+impl ParkedCmd {
+    /// The io_uring the command belongs to.
+    pub(crate) fn ring(&self) -> RingId {
+        // SAFETY: The command is parked (invariant).
+        RingId(unsafe { raw::furing_cmd_ring(self.0.as_ptr()) } as usize)
+    }
+
+    /// Unregisters buffer `index` of the command's io_uring, from process context outside
+    /// the ring's own submission (io_uring takes its lock).
+    pub(crate) fn zc_unregister(&self, index: u32) -> Result {
+        // SAFETY: The command is parked (invariant).
+        to_result(unsafe { raw::io_buffer_unregister(self.0.as_ptr(), index, IO_URING_F_UNLOCKED) })
+    }
+
+    /// Queues task work in the server's task that calls `furing_send_in_task()` for this
+    /// command. Until that runs, the command must not be completed any other way. Safe in
+    /// atomic context (io_uring's task-work list is lock-free), so it runs under the
+    /// queue's lock, where the entry is handed its request.
+    pub(crate) fn send_in_task(&self) {
+        // SAFETY: The command is parked (invariant), marked cancelable.
+        unsafe { raw::furing_cmd_send_in_task(self.0.as_ptr()) };
+    }
+
+    /// Completes the command with `res`; `issue_flags` as io_uring passed them to the
+    /// current callback, or `IO_URING_F_UNLOCKED` from any other process context.
+    pub(crate) fn complete(self, res: i32, issue_flags: u32) {
+        let cmd = self.0;
+        core::mem::forget(self);
+        // SAFETY: The command is parked (invariant); completing it ends our ownership.
+        unsafe { raw::__io_uring_cmd_done(cmd.as_ptr(), res, 0, issue_flags, false) };
+    }
+}
+
+impl Drop for ParkedCmd {
+    fn drop(&mut self) {
+        kernel::task::might_sleep();
+        // SAFETY: The command is parked (invariant); process context, no lock held.
+        unsafe {
+            raw::__io_uring_cmd_done(
+                self.0.as_ptr(),
+                ENOTCONN.to_errno(),
+                0,
+                IO_URING_F_UNLOCKED,
+                false,
+            )
+        };
+    }
+}

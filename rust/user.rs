@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Ranges of the server's memory, as a REGISTER names them: read and checked with uaccess
+//! only. A leaf module: the FFI layer and the queue logic both build on it.
+
+use kernel::{
+    prelude::*,
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// A range of the server's memory: address and length.
+#[derive(Clone, Copy)]
+pub(crate) struct UserBuf {
+    pub(crate) addr: UserPtr,
+    pub(crate) len: usize,
+}
+
+// SAFETY: A `UserBuf` is an address and a length, only dereferenced through uaccess in the
+// server's own task (which checks it); passing the numbers between threads is harmless.
+unsafe impl Send for UserBuf {}
+// SAFETY: As above; shared access only reads the numbers.
+unsafe impl Sync for UserBuf {}
+
+impl UserBuf {
+    /// The address as a number.
+    pub(crate) fn addr(&self) -> usize {
+        self.addr.as_const_ptr() as usize
+    }
+
+    /// `len` bytes at `off` of this range (the caller keeps within it).
+    pub(crate) fn slice(&self, off: usize, len: usize) -> Self {
+        Self {
+            addr: self.addr.wrapping_byte_add(off),
+            len,
+        }
+    }
+
+    /// Checks that the first `len` bytes are mapped and writable, by writing a zero to
+    /// their first and last byte.
+    pub(crate) fn probe_writable(&self, len: usize) -> Result {
+        if len == 0 || len > self.len {
+            return Err(EINVAL);
+        }
+        let last = self.addr().checked_add(len - 1).ok_or(EFAULT)?;
+        UserSlice::new(self.addr, 1).writer().write_slice(&[0])?;
+        UserSlice::new(UserPtr::from_addr(last), 1)
+            .writer()
+            .write_slice(&[0])
+    }
+}
+
+/// Reads an array of `N` `struct iovec` from user address `addr`.
+pub(crate) fn read_iovecs<const N: usize>(addr: u64) -> Result<[UserBuf; N]> {
+    const IOV: usize = 16;
+    const _: () = assert!(IOV == core::mem::size_of::<kernel::bindings::iovec>());
+    let addr = usize::try_from(addr).map_err(|_| EFAULT)?;
+    let mut raw_iov = [0u8; 64];
+    let bytes = raw_iov.get_mut(..N * IOV).ok_or(EINVAL)?;
+    UserSlice::new(UserPtr::from_addr(addr), N * IOV)
+        .reader()
+        .read_slice(bytes)?;
+    let word = |i: usize, k: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[i * IOV + k * 8..i * IOV + k * 8 + 8]);
+        u64::from_ne_bytes(w) as usize
+    };
+    Ok(core::array::from_fn(|i| UserBuf {
+        addr: UserPtr::from_addr(word(i, 0)),
+        len: word(i, 1),
+    }))
+}
+
+/// `EINVAL` unless `n` bytes at `off` lie within a buffer of `len` bytes.
+pub(crate) fn check_range(off: usize, n: usize, len: usize) -> Result {
+    if off.checked_add(n).is_none_or(|end| end > len) {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
