@@ -43,7 +43,7 @@ for v in $variants; do
 	echo "# ==== $v kernel ($FURING_ACCEL) ===="
 	vm_ok=1
 	t=$SECONDS
-	"$here/vm.sh" "${kdir[$v]}" "$work/check-$v.cpio.gz" "$out" check || vm_ok=0
+	"$here/vm.sh" "${kdir[$v]}" "$work/check-$v.cpio.gz" "$out" check 2700 || vm_ok=0
 	grep -v '^FURING-END' "$out/results.log" | tr -d '\r' || true
 	read -r p f s < <(tr -d '\r' <"$out/results.log" | awk -f "$here/tap-count.awk")
 	if ((vm_ok == 0)); then

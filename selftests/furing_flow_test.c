@@ -111,7 +111,7 @@ FIXTURE_VARIANT(bg) {
 };
 
 FIXTURE_VARIANT_ADD(bg, limit_2) {
-	.max_bg = "--max-background=2", .max_in_flight = 2, .min_in_flight = 1,
+	.max_bg = "--max-background=2", .max_in_flight = 2, .min_in_flight = 2,
 };
 
 FIXTURE_VARIANT_ADD(bg, limit_16) {
@@ -403,6 +403,7 @@ FIXTURE_SETUP(starved)
 	ASSERT_EQ(0, furing_ensure_loaded());
 	ASSERT_EQ(0, furing_wait_unused(10));
 	self->pins0 = furing_pins();
+	ASSERT_LE(0, self->pins0);
 	mkdir(BACK, 0755);
 	fd = open(BACK "/big", O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	ASSERT_LE(0, fd);

@@ -2046,7 +2046,7 @@ static void parse_args(int argc, char **argv)
 			flags |= FURING_URING_PINNED_BUFFERS;
 			break;
 		case O_BUFS:
-			opt.bufs = parse_num("bufs", optarg, 1, 65536);
+			opt.bufs = parse_num("bufs", optarg, 1, 65535);
 			break;
 		case O_BUF_SIZE:
 			opt.buf_size = parse_num("buf-size", optarg, 1, 1U << 30);

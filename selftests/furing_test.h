@@ -167,7 +167,9 @@ static inline long furing_vmlck_kb(pid_t pid)
 
 /*
  * FOLL_PIN pins held system-wide: nr_foll_pin_acquired - nr_foll_pin_released
- * of /proc/vmstat, with the per-CPU deltas folded in first.
+ * of /proc/vmstat, with the per-CPU deltas folded in first; -1 when the
+ * counters are missing, which every caller asserts against (a comparison of
+ * two -1s would prove nothing).
  */
 static inline long furing_pins(void)
 {
@@ -286,6 +288,47 @@ static inline int furing_queue_stats(long id, struct furing_qstats *st)
 	return st->classic < 0 ? -EINVAL : 0;
 }
 
+/*
+ * Entries of connection @id in @state ("available": its command parked and
+ * waiting, "userspace": the server holds its request, ...), from debugfs
+ * furing/<id>/entries; @state NULL counts every entry. -errno when unreadable.
+ */
+static inline long furing_entries(long id, const char *state)
+{
+	static char buf[1 << 17];
+	char path[128], st[32], *line;
+	size_t len = 0;
+	int qid, slot, fd;
+	long count = 0;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/furing/%ld/entries", id);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += n;
+	close(fd);
+	buf[len] = '\0';
+	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
+		if (sscanf(line, "%d %d %31s", &qid, &slot, st) == 3 && (!state || !strcmp(st, state)))
+			count++;
+	return count;
+}
+
+/* Waits up to 5 s until connection @id has @n entries in @state; 0 or -ETIMEDOUT. */
+static inline int furing_wait_entries(long id, const char *state, long n)
+{
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		if (furing_entries(id, state) == n)
+			return 0;
+		usleep(10000);
+	}
+	return -ETIMEDOUT;
+}
+
 /* Zero-copy registrations io_uring holds now (debugfs furing/zero_copy), or -1. */
 static inline long furing_zc_live(void)
 {
@@ -370,14 +413,28 @@ static inline pid_t furing_server_start(const char *back, const char *mnt, ...)
 	return pid;
 }
 
+/* Whether this is the debug kernel (the one with kmemleak): slower, fewer rounds. */
+static inline int furing_debug_kernel(void)
+{
+	return access("/sys/kernel/debug/kmemleak", F_OK) == 0;
+}
+
 /*
  * Fills @mb MiB of anonymous memory with 0xab and frees it: the pages the
  * kernel hands out next (page cache among them) hold that pattern unless the
- * kernel clears them, so a read of stale memory shows as non-zero bytes.
+ * kernel clears them, so a read of stale memory shows as non-zero bytes. A
+ * kernel booted with page_poison=1 fills every freed page itself: a little
+ * spray is enough there.
  */
 static inline void furing_spray(size_t mb)
 {
-	size_t len = mb << 20;
+	char cmdline[1024] = "";
+	size_t len;
+
+	if (read_text("/proc/cmdline", cmdline, sizeof(cmdline)) > 0 &&
+	    strstr(cmdline, "page_poison=1"))
+		mb = mb < 8 ? mb : 8;
+	len = mb << 20;
 	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)

@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/uio.h>
+#include <time.h>
 #include "furing_test.h"
 #include "furing_ring.h"
 #include "kselftest_harness.h"
@@ -177,7 +178,7 @@ TEST_F(ring, unmounted_fd)
 	close(fd);
 }
 
-/* Registers @n entries on every queue of this CPU count; all must park. */
+/* Registers @n entries on every queue of this CPU count; all must park (debugfs says so). */
 static int register_all(FIXTURE_DATA(ring) *self, int n)
 {
 	struct furing_uring_cmd_req req = { 0 };
@@ -194,7 +195,7 @@ static int register_all(FIXTURE_DATA(ring) *self, int n)
 	}
 	if (io_uring_submit(&self->ring) != parked)
 		return -1;
-	return furing_wait_cqe(&self->ring, 200, NULL) == FURING_NO_CQE ? parked : -1;
+	return furing_wait_entries(furing_conn_id(MNT), "available", parked) ? -1 : parked;
 }
 
 /* Registers one entry per queue, all sharing the fixture's buffers. */
@@ -210,7 +211,7 @@ static int register_all_one_entry(FIXTURE_DATA(ring) *self)
 	}
 	if (io_uring_submit(&self->ring) != cpus)
 		return -1;
-	return cpus;
+	return furing_wait_entries(furing_conn_id(MNT), "available", cpus) ? -1 : cpus;
 }
 
 /* Collects @n CQEs, each must be -ENOTCONN; 0 when all came. */
@@ -436,6 +437,231 @@ TEST_F(ring, reply_with_wrong_size)
 	pthread_join(th, &ret);
 	EXPECT_EQ(0, (long)ret);
 	EXPECT_EQ(S_IFDIR | 0700, st.st_mode);
+}
+
+/*
+ * The reply's out header must name the request (Linux 7.3 checks unique too):
+ * a wrong or zero unique fails the request with EIO, the entry waits again.
+ */
+TEST_F(ring, reply_unique_checked)
+{
+	struct furing_uring_req_header *h = self->hdr;
+	static const uint64_t bad[] = { 0, 1 };
+	struct fuse_in_header ih;
+	struct stat st;
+	unsigned int i;
+	pthread_t th;
+	void *ret;
+
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	ASSERT_LT(0, register_all_one_entry(self));
+	for (i = 0; i < 2; i++) {
+		struct fuse_out_header oh;
+
+		ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread, &st));
+		ASSERT_EQ(0, next_request(self, &ih));
+		ASSERT_EQ(FUSE_GETATTR, ih.opcode);
+		/* commit_getattr() with the out header's unique changed afterwards */
+		oh = (struct fuse_out_header){ .unique = bad[i] ? ih.unique + 2 * bad[i] : 0 };
+		memcpy(h->in_out, &oh, sizeof(oh));
+		{
+			struct furing_uring_cmd_req req = { .commit_id = ih.unique,
+							    .qid = self->last_qid };
+			struct fuse_attr_out *ao = self->payload;
+
+			memset(ao, 0, sizeof(*ao));
+			ao->attr.mode = S_IFDIR | 0700;
+			h->ring_ent_in_out.payload_sz = sizeof(*ao);
+			EXPECT_EQ(FURING_NO_CQE, cmd(self, FURING_URING_CMD_COMMIT_AND_FETCH, &req,
+						     self->iov, 2));
+		}
+		pthread_join(th, &ret);
+		EXPECT_EQ(-EIO, (long)ret) {
+			TH_LOG("out header unique %#llx", (unsigned long long)oh.unique);
+		}
+	}
+	EXPECT_EQ(0, furing_wait_entries(furing_conn_id(MNT), "available",
+					 sysconf(_SC_NPROCESSORS_CONF)));
+	ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread, &st));
+	ASSERT_EQ(0, next_request(self, &ih));
+	EXPECT_EQ(FURING_NO_CQE, commit_getattr(self, &ih, sizeof(struct fuse_attr_out)));
+	pthread_join(th, &ret);
+	EXPECT_EQ(0, (long)ret);
+}
+
+/*
+ * Every byte the UAPI says must be 0 is checked (so it can carry an
+ * extension later): padding, init (basic mode, COMMIT), reserved, REGISTER's
+ * commit_id, COMMIT's flags. Each gets EINVAL and registers nothing.
+ */
+TEST_F(ring, reserved_bytes_checked)
+{
+	struct furing_uring_cmd_req good = { 0 }, req;
+	unsigned int off;
+	long id;
+
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	id = furing_conn_id(MNT);
+	for (off = 8; off < sizeof(req); off++) {
+		if (off >= 16 && off < 18) /* qid */
+			continue;
+		req = good;
+		((unsigned char *)&req)[off] = 1;
+		EXPECT_EQ(-EINVAL, cmd(self, FURING_URING_CMD_REGISTER, &req, self->iov, 2)) {
+			TH_LOG("REGISTER byte %u", off);
+		}
+	}
+	for (off = 0; off < sizeof(req); off++) {
+		if ((off >= 8 && off < 18)) /* commit_id, qid */
+			continue;
+		req = good;
+		req.commit_id = 2;
+		((unsigned char *)&req)[off] = 1;
+		EXPECT_EQ(-EINVAL, cmd(self, FURING_URING_CMD_COMMIT_AND_FETCH, &req, self->iov, 2)) {
+			TH_LOG("COMMIT_AND_FETCH byte %u", off);
+		}
+	}
+	EXPECT_EQ(0, furing_entries(id, NULL));
+	/* The zero command registers. */
+	EXPECT_EQ(FURING_NO_CQE, cmd(self, FURING_URING_CMD_REGISTER, &good, self->iov, 2));
+	EXPECT_EQ(0, furing_wait_entries(id, "available", 1));
+}
+
+/* A basic queue takes FURING_URING_MAX_QUEUE_DEPTH entries; one more: ENOSPC. */
+TEST_F(ring, basic_entry_limit)
+{
+	struct furing_uring_cmd_req req = { 0 };
+	long id;
+	int i;
+
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	id = furing_conn_id(MNT);
+	for (i = 0; i < FURING_URING_MAX_QUEUE_DEPTH; i++) {
+		furing_prep_cmd(&self->ring, self->fd, FURING_URING_CMD_REGISTER, &req, self->iov, 2,
+				i);
+		if (i % 8 == 7)
+			ASSERT_EQ(8, io_uring_submit(&self->ring));
+	}
+	ASSERT_EQ(0, furing_wait_entries(id, "available", FURING_URING_MAX_QUEUE_DEPTH));
+	EXPECT_EQ(-ENOSPC, cmd(self, FURING_URING_CMD_REGISTER, &req, self->iov, 2));
+	EXPECT_EQ(FURING_URING_MAX_QUEUE_DEPTH, furing_entries(id, NULL));
+}
+
+static void *stat_thread_path(void *arg)
+{
+	struct stat st;
+
+	return (void *)(long)(stat(arg, &st) ? -errno : 0);
+}
+
+/* Joins @th within @secs seconds; its result, or -ETIMEDOUT (the request hangs). */
+static long join_within(pthread_t th, int secs)
+{
+	struct timespec ts;
+	void *ret;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += secs;
+	if (pthread_timedjoin_np(th, &ret, &ts))
+		return -ETIMEDOUT;
+	return (long)ret;
+}
+
+/* Commits a GETATTR reply for @ih through header @h on whichever queue holds it. */
+static void commit_anywhere(FIXTURE_DATA(ring) *self, struct furing_uring_req_header *h,
+			    struct iovec *iov, const struct fuse_in_header *ih)
+{
+	struct fuse_out_header oh = { .unique = ih->unique };
+	struct fuse_attr_out *ao = self->payload;
+	struct furing_uring_cmd_req c = { .commit_id = ih->unique };
+	long cpus = sysconf(_SC_NPROCESSORS_CONF);
+	int q;
+
+	memset(ao, 0, sizeof(*ao));
+	ao->attr.mode = S_IFDIR | 0700;
+	memcpy(h->in_out, &oh, sizeof(oh));
+	h->ring_ent_in_out.payload_sz = sizeof(*ao);
+	for (q = 0; q < cpus; q++) {
+		c.qid = q;
+		furing_prep_cmd(&self->ring, self->fd, FURING_URING_CMD_COMMIT_AND_FETCH, &c, iov, 2,
+				q);
+		io_uring_submit(&self->ring);
+		/* the wrong queue says ENOENT at once; the right one parks the command */
+		if (furing_wait_cqe(&self->ring, 300, NULL) == FURING_NO_CQE)
+			break;
+	}
+}
+
+/*
+ * The copy of a request into an entry fails (the server made its header slot
+ * PROT_NONE): the request ends with EIO and, as in Linux 7.3, the entry stays
+ * registered and takes the next request once the memory is back.
+ */
+TEST_F(ring, failed_copy_keeps_entry)
+{
+	struct furing_uring_cmd_req req = { 0 };
+	struct furing_uring_req_header *h;
+	struct iovec iov[2];
+	struct fuse_in_header ih;
+	long cpus = sysconf(_SC_NPROCESSORS_CONF), id;
+	pthread_t th;
+	int q;
+
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	id = furing_conn_id(MNT);
+	h = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, h);
+	iov[0] = (struct iovec){ h, sizeof(*h) };
+	iov[1] = self->iov[1];
+	for (q = 0; q < cpus; q++) {
+		req.qid = q;
+		furing_prep_cmd(&self->ring, self->fd, FURING_URING_CMD_REGISTER, &req, iov, 2, q);
+	}
+	ASSERT_EQ(cpus, io_uring_submit(&self->ring));
+	ASSERT_EQ(0, furing_wait_entries(id, "available", cpus));
+	ASSERT_EQ(0, mprotect(h, 4096, PROT_NONE));
+	ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread_path, MNT));
+	/* The task work runs while we wait: no CQE (the entry keeps its command). */
+	EXPECT_EQ(FURING_NO_CQE, furing_wait_cqe(&self->ring, 500, NULL));
+	EXPECT_EQ(-EIO, join_within(th, 10));
+	EXPECT_EQ(0, furing_wait_entries(id, "available", cpus));
+	/* The memory is back: the same entries serve the next request. */
+	ASSERT_EQ(0, mprotect(h, 4096, PROT_READ | PROT_WRITE));
+	ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread_path, MNT));
+	ASSERT_EQ(0, furing_wait_cqe(&self->ring, 5000, NULL));
+	memcpy(&ih, h->in_out, sizeof(ih));
+	ASSERT_EQ(FUSE_GETATTR, ih.opcode);
+	commit_anywhere(self, h, iov, &ih);
+	EXPECT_EQ(0, join_within(th, 10));
+}
+
+/*
+ * The server's io_uring goes away while its /dev/furing fd stays open, with a
+ * request in its hands: that request ends (ECONNABORTED, no hang), every entry
+ * of the ring goes, and a new ring registers the same slots and serves.
+ */
+TEST_F(ring, ring_exit_fd_stays)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_CONF), id;
+	struct fuse_in_header ih;
+	pthread_t th;
+
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	id = furing_conn_id(MNT);
+	ASSERT_EQ(cpus, register_all_one_entry(self));
+	ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread_path, MNT));
+	ASSERT_EQ(0, next_request(self, &ih));
+	EXPECT_EQ(1, furing_entries(id, "userspace"));
+	io_uring_queue_exit(&self->ring);
+	EXPECT_EQ(-ECONNABORTED, join_within(th, 10));
+	EXPECT_EQ(0, furing_wait_entries(id, NULL, 0));
+	/* A new ring, the same slots: requests are served again. */
+	ASSERT_EQ(0, io_uring_queue_init(16, &self->ring, IORING_SETUP_SQE128));
+	ASSERT_EQ(cpus, register_all_one_entry(self));
+	ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread_path, MNT));
+	ASSERT_EQ(0, next_request(self, &ih));
+	EXPECT_EQ(FURING_NO_CQE, commit_getattr(self, &ih, sizeof(struct fuse_attr_out)));
+	EXPECT_EQ(0, join_within(th, 10));
 }
 
 /* A server killed with commands parked leaves a mount that says ENOTCONN. */
