@@ -413,7 +413,8 @@ mod init {
     /// queued: every connection holds a module reference. A work item still running (its
     /// last reference dropped) finishes before `destroy_workqueue()` returns.
     pub(crate) fn exit_hooks() {
-        drop(core::mem::take(&mut *HOOKS.lock()));
+        let hooks = core::mem::take(&mut *HOOKS.lock());
+        drop(hooks);
         let wq = super::WQ.lock().take();
         drop(wq);
     }

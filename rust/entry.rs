@@ -10,7 +10,7 @@
 //! either. The slab finds an entry by slot (a command's PDU names it) and by commit id,
 //! and keeps the available ones on a stack: no operation searches the entries.
 
-use crate::ffi::{ParkedCmd, Req, RingId};
+use crate::ffi::{DevId, ParkedCmd, Req, RingId};
 use crate::user::UserBuf;
 use crate::zerocopy::ZcRegistration;
 use kernel::{
@@ -100,24 +100,25 @@ impl State {
 /// One entry.
 pub(crate) struct Entry {
     pub(crate) io: EntryIo,
-    /// The io_uring the entry was registered from.
+    /// The io_uring the entry was registered from (or last committed from).
     pub(crate) ring: RingId,
+    /// The device (fd) the entry was registered on: its requests are hashed on that
+    /// device's processing queue, so only its commands may commit them.
+    pub(crate) dev: DevId,
     pub(crate) state: State,
     /// The next entry in the same commit-id bucket (while in `Userspace`).
     next: Option<SlotId>,
-    /// Whether the slot is on the available stack.
-    listed: bool,
 }
 
 impl Entry {
     /// A new entry, being registered from `ring`.
-    pub(crate) fn new(io: EntryIo, ring: RingId) -> Self {
+    pub(crate) fn new(io: EntryIo, ring: RingId, dev: DevId) -> Self {
         Self {
             io,
             ring,
+            dev,
             state: State::Registering,
             next: None,
-            listed: false,
         }
     }
 }
@@ -134,13 +135,14 @@ pub(crate) enum Full {
 ///
 /// # Invariants
 ///
-/// - `avail` holds each slot at most once (`Entry::listed`), so it never outgrows its
-///   capacity, `slots.len()`.
+/// - `avail` holds each slot at most once (`listed[slot]`, kept per slot across the
+///   entries that come and go there), so it never outgrows its capacity, `slots.len()`.
 /// - A slot is in the bucket chain of `unique` exactly while its entry is in `Userspace`
 ///   with that `unique`.
 pub(crate) struct Slab {
     slots: KVec<Option<Entry>>,
     avail: KVec<SlotId>,
+    listed: KVec<bool>,
     buckets: KVec<Option<SlotId>>,
     count: usize,
 }
@@ -149,8 +151,10 @@ impl Slab {
     /// An empty slab of `n` slots (n <= 65536).
     pub(crate) fn new(n: usize) -> Result<Self> {
         let mut slots = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut listed = KVec::with_capacity(n, GFP_KERNEL)?;
         for _ in 0..n {
             slots.push(None, GFP_KERNEL)?;
+            listed.push(false, GFP_KERNEL)?;
         }
         let nb = n.next_power_of_two().max(8);
         let mut buckets = KVec::with_capacity(nb, GFP_KERNEL)?;
@@ -160,6 +164,7 @@ impl Slab {
         Ok(Self {
             slots,
             avail: KVec::with_capacity(n, GFP_KERNEL)?,
+            listed,
             buckets,
             count: 0,
         })
@@ -215,7 +220,6 @@ impl Slab {
         for (i, e) in self.slots.iter_mut().enumerate() {
             if let Some(mut e) = e.take() {
                 e.next = None;
-                e.listed = false;
                 bigger.slots[i] = Some(e);
             }
         }
@@ -252,23 +256,28 @@ impl Slab {
 
     /// Puts `slot` (an `Available` entry) on the available stack.
     pub(crate) fn push_avail(&mut self, slot: SlotId) {
-        let Some(e) = self.get_mut(slot) else { return };
-        if e.listed {
+        let Some(listed) = self.listed.get_mut(usize::from(slot)) else {
+            return;
+        };
+        if *listed {
             return;
         }
-        e.listed = true;
+        *listed = true;
         // Never fails: each slot is on the stack at most once (invariant).
         let _ = self.avail.push_within_capacity(slot);
     }
 
-    /// Takes an `Available` entry off the stack (stale slots are dropped on the way).
+    /// Takes an `Available` entry off the stack (slots whose entry left that state, or
+    /// went, are dropped on the way).
     pub(crate) fn pop_avail(&mut self) -> Option<SlotId> {
         while let Some(slot) = self.avail.pop() {
-            let Some(e) = self.get_mut(slot) else {
-                continue;
-            };
-            e.listed = false;
-            if matches!(e.state, State::Available(_)) {
+            if let Some(listed) = self.listed.get_mut(usize::from(slot)) {
+                *listed = false;
+            }
+            if matches!(
+                self.get_mut(slot).map(|e| &e.state),
+                Some(State::Available(_))
+            ) {
                 return Some(slot);
             }
         }

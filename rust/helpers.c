@@ -110,7 +110,13 @@ void furing_pq_release(struct fuse_dev *fud, struct fuse_req *req, bool bad)
 
 	spin_lock(&fpq->lock);
 	clear_bit(FR_LOCKED, &req->flags);
-	if (fpq->connected && bad)
+	/*
+	 * An abort while the reply was copied set -ECONNABORTED, which the copy
+	 * of the out header overwrote (fuse_dev_do_write() sets it first).
+	 */
+	if (test_bit(FR_ABORTED, &req->flags))
+		req->out.h.error = -ECONNABORTED;
+	else if (fpq->connected && bad)
 		req->out.h.error = -EIO;
 	if (!test_bit(FR_PRIVATE, &req->flags))
 		list_del_init(&req->list);

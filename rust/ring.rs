@@ -171,13 +171,16 @@ impl QueueInner {
                 }
                 _ => None,
             };
-            let Some(slot) = slab.pop_avail() else {
+            // `pop_avail` returns an `Available` entry only.
+            let Some(e) = slab.pop_avail().and_then(|slot| slab.get_mut(slot)) else {
                 self.waiting.push_front(req);
+                if let Some(b) = buf {
+                    let _ = self.free_bufs.push_within_capacity(b);
+                }
                 return;
             };
-            let Some(e) = slab.get_mut(slot) else { return };
             let State::Available(cmd) = core::mem::replace(&mut e.state, State::Registering) else {
-                return;
+                unreachable!("pop_avail returned an entry that is not Available");
             };
             cmd.send_in_task();
             e.state = State::Sending {
@@ -231,6 +234,9 @@ impl QueueInner {
             d.complete = Some((cmd, ENOTCONN.to_errno()));
             return;
         };
+        // A commit may come from another io_uring (not on zero-copy queues): the entry is
+        // that ring's now.
+        e.ring = cmd.ring();
         let buf = core::mem::replace(&mut e.state, State::Available(cmd)).buf();
         slab.push_avail(slot);
         self.free_buf(buf);
@@ -355,8 +361,9 @@ impl Queue {
         }
     }
 
-    /// Parks `cmd` in the new entry `slot` (state `Registering`).
-    fn register(&self, cmd: UringCmd, slot: SlotId, issue_flags: u32) {
+    /// Parks `cmd` in entry `slot` (a new one, `Registering`, or one whose reply was just
+    /// committed, `Committing`): it waits for a request, or gets one.
+    fn park(&self, cmd: UringCmd, slot: SlotId, issue_flags: u32) {
         let parked = cmd.park(
             Pdu {
                 qid: self.qid,
@@ -562,6 +569,10 @@ impl Queue {
             if zero_copy && e.ring != cmd.ring() {
                 return Err(EINVAL);
             }
+            // Its request is hashed on the device it was registered on.
+            if e.dev != cmd.fuse_dev().id() {
+                return Err(EINVAL);
+            }
             let io = e.io;
             slab.hash_remove(slot, commit_id);
             let Some(e) = slab.get_mut(slot) else {
@@ -607,18 +618,18 @@ impl Queue {
         }
         add_since(&self.copy_out_ns, start);
         drop(br);
-
-        let parked = cmd.park(
-            Pdu {
-                qid: self.qid,
-                slot,
-            },
-            issue_flags,
-        );
-        let mut d = Deferred::default();
-        self.inner.lock().park(slot, parked, &mut d);
-        d.run(issue_flags);
+        self.park(cmd, slot, issue_flags);
         Ok(())
+    }
+
+    /// Whether `cmd` is parked, waiting for a request, in `slot`.
+    fn is_parked(&self, cmd: &UringCmd, slot: SlotId) -> bool {
+        let mut inner = self.inner.lock();
+        inner
+            .slab
+            .as_mut()
+            .and_then(|s| s.get_mut(slot))
+            .is_some_and(|e| matches!(&e.state, State::Available(p) if cmd.is(p)))
     }
 
     /// io_uring's cancel callback for `cmd`, parked in `slot`: completes it and drops the
@@ -651,6 +662,7 @@ impl Queue {
     /// can commit them): their requests end with `ECONNABORTED`, their slots and buffers
     /// come back. Process context.
     fn forget_ring(&self, ring: RingId, fud: &ffi::FuseDev) {
+        let dev = fud.id();
         let cap = self.inner.lock().slab.as_ref().map_or(0, Slab::capacity);
         for slot in 0..cap {
             let mut d = Deferred::default();
@@ -659,19 +671,26 @@ impl Queue {
                 let Some(e) = inner.slab.as_mut().and_then(|s| s.get_mut(slot as SlotId)) else {
                     continue;
                 };
-                if e.ring != ring || !matches!(e.state, State::Userspace { .. }) {
+                // Zero-copy requests stay: their pages may be registered in a ring that
+                // lives on (another task of it), and only a command of it can take them out.
+                if e.ring != ring
+                    || e.dev != dev
+                    || !matches!(e.state, State::Userspace { zc: None, .. })
+                {
                     continue;
                 }
-                match inner.remove(slot as SlotId, &mut d) {
+                let unique = match inner.remove(slot as SlotId, &mut d) {
                     Some(Entry {
-                        state: State::Userspace { unique, zc, .. },
+                        state: State::Userspace { unique, .. },
                         ..
-                    }) => {
-                        d.zc = zc;
-                        Some(unique)
-                    }
+                    }) => Some(unique),
                     _ => None,
+                };
+                // Its payload buffer is free again: a request may have waited for it.
+                if !inner.stopped {
+                    inner.pump();
                 }
+                unique
             };
             if let Some(reply) = unique.and_then(|u| fud.pq_take(u)) {
                 reply.finish(false).end(ECONNABORTED.to_errno());
@@ -876,11 +895,12 @@ impl Ring {
         }
         let queue = self.queue(sqe.req.qid)?;
         let entry_ring = cmd.ring();
+        let entry_dev = cmd.fuse_dev().id();
         let slot = if bufring {
             let slot = sqe.buf_index;
             let mut prepared = None;
             loop {
-                let entry = Entry::new(EntryIo::Ring, entry_ring);
+                let entry = Entry::new(EntryIo::Ring, entry_ring, entry_dev);
                 match queue.reserve(entry, Some(slot), flags, prepared.take()) {
                     // The queue has no ring yet (or lost it): set one up, then try again.
                     Err(e) if e == EAGAIN => {}
@@ -897,9 +917,9 @@ impl Ring {
             }
         } else {
             let io = basic_io(sqe, limits)?;
-            queue.reserve(Entry::new(io, entry_ring), None, flags, None)?
+            queue.reserve(Entry::new(io, entry_ring, entry_dev), None, flags, None)?
         };
-        queue.register(cmd, slot, issue_flags);
+        queue.park(cmd, slot, issue_flags);
         Ok(())
     }
 
@@ -974,11 +994,12 @@ impl Ring {
     pub(crate) fn send_in_task(&self, cmd: UringCmd, cancel: bool, issue_flags: u32) {
         let pdu = cmd.pdu();
         let Ok(q) = self.queue(pdu.qid) else { return };
+        if cancel {
+            // Before the command completes: it holds the device borrowed here.
+            self.forget(cmd.ring(), cmd.fuse_dev());
+        }
         if q.send_in_task(&cmd, pdu.slot, cancel, issue_flags) {
             self.reroute(q);
-        }
-        if cancel {
-            self.forget(cmd.ring(), cmd.fuse_dev());
         }
     }
 
@@ -987,8 +1008,11 @@ impl Ring {
     pub(crate) fn cancel(&self, cmd: UringCmd, issue_flags: u32) {
         let pdu = cmd.pdu();
         let Ok(q) = self.queue(pdu.qid) else { return };
-        if q.cancel(&cmd, pdu.slot, issue_flags) {
+        if q.is_parked(&cmd, pdu.slot) {
+            // Before the command completes: it holds the device borrowed here.
             self.forget(cmd.ring(), cmd.fuse_dev());
+            q.cancel(&cmd, pdu.slot, issue_flags);
+            self.reroute(q);
         }
     }
 

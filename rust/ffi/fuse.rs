@@ -64,7 +64,17 @@ impl Chan {
 #[repr(transparent)]
 pub(crate) struct FuseDev(Opaque<raw::fuse_dev>);
 
+/// The identity of a `fuse_dev` (one per open device file, and per clone), only ever
+/// compared.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DevId(usize);
+
 impl FuseDev {
+    /// The device's identity.
+    pub(crate) fn id(&self) -> DevId {
+        DevId(self.0.get() as usize)
+    }
+
     /// # Safety
     ///
     /// `fud` must be a live `fuse_dev` for the lifetime `'a`.

@@ -13,7 +13,7 @@ mod mm;
 mod uring;
 mod vfs;
 
-pub(crate) use fuse::{ClassicQueue, FuseDev, Req, ReqFifo};
+pub(crate) use fuse::{ClassicQueue, DevId, FuseDev, Req, ReqFifo};
 pub(crate) use mm::{copy_user_page, FolioRef, MemlockCharge, PinnedPages, Vmap};
 pub(crate) use uring::{
     ParkedCmd, Pdu, RingId, Sqe, UringCmd, IO_URING_F_CANCEL, IO_URING_F_SQE128,

@@ -79,7 +79,8 @@
  *    IORING_OP_READ_FIXED (READ: into the pages) or IORING_OP_WRITE_FIXED
  *    (WRITE: from the pages) at buffer index buf_index, offset 0 in the buffer,
  *    so its ring needs a buffer table of at least queue_depth entries
- *    (IORING_REGISTER_BUFFERS2 sparse) before the first such request.
+ *    (IORING_REGISTER_BUFFERS2 sparse) before the first such request, and each
+ *    zero-copy queue an io_uring of its own (the index is the entry's slot).
  *  - payload_sz counts the zero-copied bytes as if they were in the payload
  *    buffer: a WRITE's size on the way in, the bytes read in a READ's reply.
  *    Other arguments still go through the payload buffer, which a request gets
