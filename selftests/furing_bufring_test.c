@@ -141,6 +141,30 @@ TEST_F(br, flags)
 	EXPECT_EQ(FURING_NO_CQE, reg_ok(self, FURING_URING_BUFRING, 0));
 }
 
+/*
+ * IORING_URING_CMD_FIXED on REGISTER (the v2 series' server sets it on a
+ * buffer-ring queue's commands, with buf_index the entry): accepted, parked.
+ */
+TEST_F(br, cmd_fixed_flag_accepted)
+{
+	struct furing_uring_cmd_req req = {
+		.flags = FURING_URING_BUFRING,
+		.init = { .queue_depth = DEPTH, .buf_size = BUF_SIZE },
+	};
+	struct io_uring_sqe *sqe;
+	uint16_t slot;
+
+	for (slot = 0; slot < 2; slot++) {
+		sqe = furing_prep_cmd(&self->ring, self->fd, FURING_URING_CMD_REGISTER, &req,
+				      self->iov, 2, slot);
+		sqe->buf_index = slot;
+		sqe->uring_cmd_flags = IORING_URING_CMD_FIXED;
+	}
+	ASSERT_EQ(2, io_uring_submit(&self->ring));
+	EXPECT_EQ(0, furing_wait_entries(self->id, "available", 2));
+	EXPECT_EQ(FURING_NO_CQE, furing_wait_cqe(&self->ring, 200, NULL));
+}
+
 /* Zero-copy: with every flag it needs and CAP_SYS_ADMIN; buffers may be small. */
 TEST_F(br, zero_copy)
 {

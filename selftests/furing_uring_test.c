@@ -567,6 +567,37 @@ static long join_within(pthread_t th, int secs)
 	return (long)ret;
 }
 
+/*
+ * payload_sz is exactly the request's arguments after the op header: a LOOKUP
+ * of "name" (its op header is empty) carries the 5 bytes "name\0". An error
+ * reply (payload_sz 0) ends it with that error.
+ */
+TEST_F(ring, payload_size_exact)
+{
+	struct furing_uring_req_header *h = self->hdr;
+	struct fuse_in_header ih;
+	struct fuse_out_header oh;
+	pthread_t th;
+
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	ASSERT_LT(0, register_all_one_entry(self));
+	ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread_path, MNT "/name"));
+	ASSERT_EQ(0, next_request(self, &ih));
+	ASSERT_EQ(FUSE_LOOKUP, ih.opcode);
+	EXPECT_EQ(5, h->ring_ent_in_out.payload_sz);
+	EXPECT_EQ(0, memcmp(self->payload, "name", 5));
+	oh = (struct fuse_out_header){ .unique = ih.unique, .error = -ENOENT };
+	memcpy(h->in_out, &oh, sizeof(oh));
+	h->ring_ent_in_out.payload_sz = 0;
+	{
+		struct furing_uring_cmd_req req = { .commit_id = ih.unique, .qid = self->last_qid };
+
+		EXPECT_EQ(FURING_NO_CQE, cmd(self, FURING_URING_CMD_COMMIT_AND_FETCH, &req,
+					     self->iov, 2));
+	}
+	EXPECT_EQ(-ENOENT, join_within(th, 10));
+}
+
 /* Commits a GETATTR reply for @ih through header @h on whichever queue holds it. */
 static void commit_anywhere(FIXTURE_DATA(ring) *self, struct furing_uring_req_header *h,
 			    struct iovec *iov, const struct fuse_in_header *ih)
