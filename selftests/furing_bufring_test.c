@@ -182,6 +182,136 @@ TEST_F(br, zero_copy)
 	EXPECT_EQ(-EINVAL, reg(self, ALL_PINNED, DEPTH, 4096, 0, self->iov));
 }
 
+struct zc_client {
+	ssize_t ret;
+	int done;
+};
+
+/* Opens MNT/f with O_DIRECT and writes 64 KiB (the zero-copy threshold) to it. */
+static void *zc_client_thread(void *arg)
+{
+	struct zc_client *c = arg;
+	char *buf;
+	int fd;
+
+	c->ret = -1;
+	if (posix_memalign((void **)&buf, 4096, 64 << 10) == 0) {
+		memset(buf, 'w', 64 << 10);
+		fd = open(MNT "/f", O_RDWR | O_DIRECT);
+		c->ret = fd < 0 ? -errno : pwrite(fd, buf, 64 << 10, 0);
+		if (c->ret < 0 && fd >= 0)
+			c->ret = -errno;
+		if (fd >= 0)
+			close(fd);
+		free(buf);
+	}
+	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * Commits the request in header slot 0 on queue @qid of @ring: error @error,
+ * or @len bytes of @payload into its payload buffer. Waits @wait_ms for the
+ * command's CQE (0: not at all) and returns its result, or FURING_NO_CQE.
+ */
+static int zc_commit(FIXTURE_DATA(br) *self, struct io_uring *ring, uint16_t qid, int error,
+		     const void *payload, uint32_t len, int wait_ms)
+{
+	struct furing_uring_req_header *h = self->hdrs;
+	struct fuse_in_header ih;
+	struct fuse_out_header oh;
+	struct furing_uring_cmd_req c = { .qid = qid };
+
+	memcpy(&ih, h->in_out, sizeof(ih));
+	oh = (struct fuse_out_header){ .unique = ih.unique, .error = error };
+	c.commit_id = ih.unique;
+	if (len)
+		memcpy((char *)self->payload + h->ring_ent_in_out.buf_id * 4096, payload, len);
+	memcpy(h->in_out, &oh, sizeof(oh));
+	h->ring_ent_in_out.payload_sz = len;
+	furing_prep_cmd(ring, self->fd, FURING_URING_CMD_COMMIT_AND_FETCH, &c, self->iov, 2,
+			qid);
+	if (io_uring_submit(ring) != 1)
+		return -9999;
+	return wait_ms ? furing_wait_cqe(ring, wait_ms, NULL) : FURING_NO_CQE;
+}
+
+/*
+ * Zero-copy pages are registered with the entry's io_uring: a COMMIT_AND_FETCH
+ * from another io_uring is refused with EINVAL and leaves the request (and its
+ * registration) as it was; the entry's own ring commits it, and the
+ * registration goes with that commit. The test serves LOOKUP and OPEN by hand.
+ */
+TEST_F_TIMEOUT(br, zero_copy_commit_from_other_ring, 120)
+{
+	struct furing_uring_req_header *h = self->hdrs;
+	struct zc_client cl = { 0 };
+	struct io_uring other;
+	int cpus = sysconf(_SC_NPROCESSORS_CONF), q, res, zc_seen = 0;
+	uint64_t tag;
+	pthread_t th;
+
+	ASSERT_EQ(0, io_uring_register_buffers_sparse(&self->ring, DEPTH));
+	ASSERT_EQ(0, io_uring_queue_init(4, &other, IORING_SETUP_SQE128));
+	for (q = 0; q < cpus; q++) {
+		struct furing_uring_cmd_req req = {
+			.flags = ALL_PINNED | FURING_URING_ZERO_COPY, .qid = q,
+			.init = { .queue_depth = DEPTH, .buf_size = 4096 },
+		};
+
+		furing_prep_cmd(&self->ring, self->fd, FURING_URING_CMD_REGISTER, &req, self->iov,
+				2, q)->buf_index = 0;
+	}
+	ASSERT_EQ(cpus, io_uring_submit(&self->ring));
+	ASSERT_EQ(0, furing_wait_entries(self->id, "available", cpus));
+	ASSERT_EQ(0, pthread_create(&th, NULL, zc_client_thread, &cl));
+	while (!__atomic_load_n(&cl.done, __ATOMIC_ACQUIRE)) {
+		struct fuse_in_header ih;
+
+		res = furing_wait_cqe(&self->ring, 200, &tag);
+		if (res == FURING_NO_CQE)
+			continue;
+		/* Every CQE is a request for an entry (a commit that failed would show here). */
+		ASSERT_EQ(0, res);
+		memcpy(&ih, h->in_out, sizeof(ih));
+		if (ih.opcode == FUSE_LOOKUP) {
+			struct fuse_entry_out e = {
+				.nodeid = 2, .entry_valid = 100, .attr_valid = 100,
+				.attr = { .ino = 2, .mode = S_IFREG | 0644, .nlink = 1 },
+			};
+
+			zc_commit(self, &self->ring, tag, 0, &e, sizeof(e), 0);
+		} else if (ih.opcode == FUSE_OPEN) {
+			struct fuse_open_out o = { .fh = 1 };
+
+			zc_commit(self, &self->ring, tag, 0, &o, sizeof(o), 0);
+		} else if (ih.opcode == FUSE_WRITE) {
+			struct fuse_write_out wo = { .size = 64 << 10 };
+
+			zc_seen = !!(h->ring_ent_in_out.flags & FURING_URING_ENT_ZERO_COPY);
+			EXPECT_TRUE(zc_seen);
+			EXPECT_EQ(64 << 10, h->ring_ent_in_out.payload_sz);
+			EXPECT_EQ(1, furing_zc_live());
+			/* Another io_uring: refused, nothing changes. */
+			EXPECT_EQ(-EINVAL, zc_commit(self, &other, tag, 0, &wo, sizeof(wo), 2000));
+			EXPECT_EQ(1, furing_zc_live());
+			EXPECT_EQ(1, furing_entries(self->id, "userspace"));
+			/* The entry's own ring; the registration goes with the commit. */
+			zc_commit(self, &self->ring, tag, 0, &wo, sizeof(wo), 0);
+			for (q = 0; q < 100 && furing_zc_live() != 0; q++)
+				usleep(10000);
+			EXPECT_EQ(0, furing_zc_live());
+		} else {
+			/* FLUSH, RELEASE, GETATTR...: not needed here. */
+			zc_commit(self, &self->ring, tag, -ENOSYS, NULL, 0, 0);
+		}
+	}
+	pthread_join(th, NULL);
+	EXPECT_EQ(64 << 10, cl.ret);
+	EXPECT_TRUE(zc_seen);
+	io_uring_queue_exit(&other);
+}
+
 /* Drops @cap from this process's capability sets; 0 or -errno. */
 static int drop_cap(int cap)
 {
