@@ -209,12 +209,18 @@ impl QueueInner {
         let buf = e.state.buf();
         self.free_buf(buf);
         if self.slab.as_ref().is_some_and(|s| s.count() == 0) {
-            self.flags = None;
-            d.ring = self.br.take();
-            d.tables = self.slab.take();
-            d.free = core::mem::take(&mut self.free_bufs);
+            self.unset(d);
         }
         Some(e)
+    }
+
+    /// The queue has no entries: its set-up (flags, buffer ring, tables) goes, to `d`, and
+    /// the next REGISTER sets it up afresh.
+    fn unset(&mut self, d: &mut Deferred) {
+        self.flags = None;
+        d.ring = self.br.take();
+        d.tables = self.slab.take();
+        d.free = core::mem::take(&mut self.free_bufs);
     }
 
     /// Puts `cmd` into the entry in `slot` (state `Registering` or `Committing`): it waits
@@ -326,10 +332,7 @@ impl Queue {
                     Err((Full::Err(e), _)) => {
                         if inner.entries() == 0 {
                             // Nothing registered: the queue is not set up after all.
-                            inner.flags = None;
-                            d.ring = inner.br.take();
-                            d.tables = inner.slab.take();
-                            d.free = core::mem::take(&mut inner.free_bufs);
+                            inner.unset(&mut d);
                         }
                         drop(inner);
                         d.run(ffi::IO_URING_F_UNLOCKED);

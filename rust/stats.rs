@@ -113,10 +113,11 @@ pub(crate) struct StatsFile {
 /// is parked rather than infer it from a CQE that did not come.
 fn show_entries(ring: &Arc<Ring>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "qid slot state")?;
+    let Ok(mut states) = KVec::with_capacity(crate::ring::MAX_ENTRIES, GFP_KERNEL) else {
+        return Err(fmt::Error);
+    };
     for q in ring.queues() {
-        let Ok(mut states) = KVec::with_capacity(crate::ring::MAX_ENTRIES, GFP_KERNEL) else {
-            return Err(fmt::Error);
-        };
+        states.clear();
         q.entry_states(&mut states);
         for (slot, state) in states.iter() {
             writeln!(f, "{} {} {}", q.qid(), slot, state)?;

@@ -459,13 +459,27 @@ TEST_F(br, unmapped_or_read_only)
 }
 
 /*
+ * In a forked child: RLIMIT_MEMLOCK at 64 KiB (and CAP_IPC_LOCK dropped with
+ * @drop_ipc_lock), then an io_uring of its own on the same device; 0 or -1.
+ */
+static int memlock_child(FIXTURE_DATA(br) *self, int drop_ipc_lock)
+{
+	struct rlimit lim = { .rlim_cur = 64 << 10, .rlim_max = 64 << 10 };
+
+	io_uring_queue_exit(&self->ring);
+	if ((drop_ipc_lock && drop_cap(CAP_IPC_LOCK)) || setrlimit(RLIMIT_MEMLOCK, &lim) ||
+	    io_uring_queue_init(8, &self->ring, IORING_SETUP_SQE128))
+		return -1;
+	return 0;
+}
+
+/*
  * Pinning more than RLIMIT_MEMLOCK without CAP_IPC_LOCK: ENOMEM, nothing left
  * pinned or charged; within the limit it works. (A child drops the capability;
  * it has its own io_uring on the same device.)
  */
 TEST_F(br, memlock_limit)
 {
-	struct rlimit lim = { .rlim_cur = 64 << 10, .rlim_max = 64 << 10 };
 	int status;
 	pid_t pid;
 
@@ -475,9 +489,7 @@ TEST_F(br, memlock_limit)
 		struct iovec small[2] = { self->iov[0], { self->payload, PAYLOAD_LEN } };
 		int ret;
 
-		io_uring_queue_exit(&self->ring);
-		if (drop_cap(CAP_IPC_LOCK) || setrlimit(RLIMIT_MEMLOCK, &lim) ||
-		    io_uring_queue_init(8, &self->ring, IORING_SETUP_SQE128))
+		if (memlock_child(self, 1))
 			_exit(10);
 		/* 4 KiB of headers fit in 64 KiB; 2 MiB of buffers do not. */
 		ret = reg(self, ALL_PINNED, DEPTH, BUF_SIZE, 0, small);
@@ -506,16 +518,13 @@ TEST_F(br, memlock_limit)
  */
 TEST_F(br, memlock_cap_ipc_lock_bypass)
 {
-	struct rlimit lim = { .rlim_cur = 64 << 10, .rlim_max = 64 << 10 };
 	int status;
 	pid_t pid;
 
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
-		io_uring_queue_exit(&self->ring);
-		if (setrlimit(RLIMIT_MEMLOCK, &lim) ||
-		    io_uring_queue_init(8, &self->ring, IORING_SETUP_SQE128))
+		if (memlock_child(self, 0))
 			_exit(10);
 		if (reg(self, ALL_PINNED, DEPTH, BUF_SIZE, 0, self->iov) != FURING_NO_CQE)
 			_exit(11);

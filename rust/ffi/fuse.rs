@@ -614,9 +614,8 @@ impl ClassicQueue {
     /// Sends `req` the classic way (FR_PENDING stays as it is: a request the ring took
     /// has it clear, and its waiter waits for the end).
     pub(crate) fn send(&self, req: Req) {
-        let op = self.ops.send_req.expect("classic send_req");
-        // SAFETY: The iqueue is alive (invariant); the request is ours and leaves us.
-        unsafe { op(self.fiq.as_ptr(), req.into_raw()) }
+        // SAFETY: The request is ours (`Req`'s invariant) and leaves us.
+        unsafe { self.send_raw(req.into_raw()) }
     }
 
     /// `send_forget`, passed through.
