@@ -48,6 +48,64 @@ fn add_since(counter: &AtomicU64, start: Stamp) {
     }
 }
 
+/// The requests waiting on a queue, with the time they spent waiting.
+///
+/// The sum of every request's wait is the integral of the list's length over time, so
+/// it is kept without a stamp per request: each change of the length first adds
+/// `len x (now - last change)` (while timing is on).
+struct Waiting {
+    fifo: ReqFifo,
+    /// The last change of the length, while timing is on.
+    since: Stamp,
+    /// Time (ns) requests spent on the list, summed over requests.
+    ns: u64,
+}
+
+impl Waiting {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            fifo: ReqFifo::new()?,
+            since: None,
+            ns: 0,
+        })
+    }
+
+    /// Accounts the time since the last change, before the length changes.
+    fn tick(&mut self) {
+        let now = stamp();
+        if !self.fifo.is_empty() {
+            let len = self.fifo.len() as u64;
+            self.ns = self
+                .ns
+                .saturating_add(len.saturating_mul(nanos_between(self.since, now)));
+        }
+        self.since = now;
+    }
+
+    fn len(&self) -> usize {
+        self.fifo.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.fifo.is_empty()
+    }
+
+    fn push_back(&mut self, req: Req) {
+        self.tick();
+        self.fifo.push_back(req);
+    }
+
+    fn push_front(&mut self, req: Req) {
+        self.tick();
+        self.fifo.push_front(req);
+    }
+
+    fn pop_front(&mut self) -> Option<Req> {
+        self.tick();
+        self.fifo.pop_front()
+    }
+}
+
 /// What a command needs to know of the connection's limits.
 #[derive(Clone, Copy)]
 pub(crate) struct Limits {
@@ -119,7 +177,7 @@ struct QueueInner {
     /// The entries, once the first REGISTER made room for them.
     slab: Option<Slab>,
     /// Requests waiting for an entry (or a payload buffer), oldest first.
-    waiting: ReqFifo,
+    waiting: Waiting,
     /// Set at teardown: no new entries, no new requests.
     stopped: bool,
     /// The queue flags of the first REGISTER; every later one must match.
@@ -130,8 +188,6 @@ struct QueueInner {
     free_bufs: KVec<BufId>,
     /// Most requests seen waiting for a payload buffer at once.
     buf_wait_max: usize,
-    /// Time (ns) requests spent waiting for an entry or a payload buffer.
-    wait_ns: u64,
 }
 
 /// A request copied into an entry, and where it stands.
@@ -252,7 +308,7 @@ impl QueueInner {
 
 impl Queue {
     fn new(qid: u16) -> Result<impl PinInit<Self>> {
-        let waiting = ReqFifo::new()?;
+        let waiting = Waiting::new()?;
         Ok(pin_init!(Self {
             qid,
             sent: AtomicU64::new(0),
@@ -269,7 +325,6 @@ impl Queue {
                 br: None,
                 free_bufs: KVec::new(),
                 buf_wait_max: 0,
-                wait_ns: 0,
             }),
         }))
     }
@@ -816,7 +871,7 @@ impl Queue {
     pub(crate) fn times_us(&self) -> [u64; 4] {
         let us = |a: &AtomicU64| a.load(Ordering::Relaxed) / 1000;
         [
-            self.inner.lock().wait_ns / 1000,
+            self.inner.lock().waiting.ns / 1000,
             us(&self.task_work_ns),
             us(&self.copy_in_ns),
             us(&self.copy_out_ns),

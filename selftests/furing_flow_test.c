@@ -315,6 +315,33 @@ TEST_F_TIMEOUT(slow, interrupt_while_queued, 60)
 	EXPECT_EQ(0, wait_idle(self->id));
 }
 
+/*
+ * debugfs wait_us: the time requests waited for the queue's one entry. b
+ * starts once a's first request is in the server, so b's first waits for
+ * most of a delay, and one of the next two requests for a whole delay: more
+ * than a delay in all, and less than the two clients took together.
+ */
+TEST_F_TIMEOUT(slow, wait_time, 60)
+{
+	struct client a = { .path = MNT "/a" }, b = { .path = MNT "/b" };
+	const char *timing = "/sys/kernel/debug/furing/timing";
+	struct furing_qstats st;
+	pthread_t ta, tb;
+
+	ASSERT_EQ(0, write_text(timing, "1"));
+	ASSERT_EQ(0, pthread_create(&ta, NULL, client_thread, &a));
+	ASSERT_EQ(0, wait_in_flight(self->id, 1));
+	ASSERT_EQ(0, pthread_create(&tb, NULL, client_thread, &b));
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	EXPECT_EQ(0, write_text(timing, "0"));
+	ASSERT_EQ(0, furing_queue_stats(self->id, &st));
+	TH_LOG("a took %ld ms, b %ld ms; timed %ld us", a.took, b.took, st.us);
+	EXPECT_LE((DELAY_MS - 100) * 1000L, st.us);
+	/* No request waited longer than its client took (copies are microseconds). */
+	EXPECT_GT((a.took + b.took) * 1000L, st.us);
+}
+
 /* SIGKILL of a client mid-request: it dies at once; the mount keeps working. */
 TEST_F_TIMEOUT(slow, client_killed, 60)
 {
