@@ -87,12 +87,11 @@ size_t furing_folio_size(struct folio *folio);
 /*
  * Zero-copy: registers the folios of @ap (its descs give offset and length
  * in each) as buffer @index of @cmd's io_uring with io_buffer_register_bvec();
- * io_uring calls furing_zc_released(@priv) when the buffer goes.
+ * io_uring calls @release(@priv) when the buffer goes.
  */
 int furing_zc_register(struct io_uring_cmd *cmd, const struct fuse_args_pages *ap,
-		       void *priv, u8 dir, unsigned int index, unsigned int issue_flags);
-/* The Rust side of the release callback. */
-void furing_zc_released(void *priv);
+		       void (*release)(void *), void *priv, u8 dir, unsigned int index,
+		       unsigned int issue_flags);
 /* The io_uring (context) @cmd belongs to, to compare. */
 const void *furing_cmd_ring(struct io_uring_cmd *cmd);
 

@@ -9,16 +9,17 @@
 //! region through its kernel address ([`Buf::Kernel`]), chosen per region from the
 //! queue's flags.
 
-use crate::ffi::{raw, Req};
+use crate::ffi::{copy_from_user_page, copy_to_user_page, raw, Req, Wire};
 use crate::pinned::PinnedRegion;
 use crate::uapi::{
     furing_uring_ent_in_out, FURING_URING_ENT_ZERO_COPY, IN_OUT_HEADER_SZ, OP_IN_OUT_SZ,
 };
 use crate::user::{check_range, UserBuf};
 use kernel::{
+    page::PAGE_SIZE,
     prelude::*,
     transmute::{AsBytes, FromBytes},
-    uaccess::{UserPtr, UserSlice},
+    uaccess::UserSlice,
 };
 
 /// Offset of `furing_uring_ent_in_out` in a request header.
@@ -35,23 +36,30 @@ pub(crate) trait RingBuf {
 }
 
 /// Copies of at least this many bytes to or from the server's memory go page by page
-/// through kernel mappings of its pinned pages ([`crate::ffi::copy_user_page`]); smaller
+/// through kernel mappings of its pinned pages ([`copy_to_user_page`]); smaller
 /// ones (headers) with `copy_to_user()` / `copy_from_user()`.
 const PAGE_COPY_MIN: usize = 512;
 
 impl UserBuf {
-    /// Copies `len` bytes between `kbuf` and `off` of the buffer, page by page.
-    ///
-    /// # Safety
-    ///
-    /// `kbuf` must be a kernel buffer valid for `len` bytes (of reads for `to_user`).
-    unsafe fn copy_pages(&self, off: usize, kbuf: *mut u8, len: usize, to_user: bool) -> Result {
+    /// Copies `src` to `off` of the buffer, page by page.
+    fn write_pages(&self, off: usize, src: &[u8]) -> Result {
         let mut done = 0;
-        while done < len {
-            let uaddr = self.addr.as_const_ptr() as usize + off + done;
-            let n = (len - done).min(kernel::page::PAGE_SIZE - uaddr % kernel::page::PAGE_SIZE);
-            // SAFETY: `kbuf + done` has `n` bytes left (caller's guarantee).
-            unsafe { crate::ffi::copy_user_page(uaddr, kbuf.add(done), n, to_user)? };
+        while done < src.len() {
+            let uaddr = self.addr + off + done;
+            let n = (src.len() - done).min(PAGE_SIZE - uaddr % PAGE_SIZE);
+            copy_to_user_page(uaddr, &src[done..done + n])?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copies from `off` of the buffer into `dst`, page by page.
+    fn read_pages(&self, off: usize, dst: &mut [u8]) -> Result {
+        let mut done = 0;
+        while done < dst.len() {
+            let uaddr = self.addr + off + done;
+            let n = (dst.len() - done).min(PAGE_SIZE - uaddr % PAGE_SIZE);
+            copy_from_user_page(uaddr, &mut dst[done..done + n])?;
             done += n;
         }
         Ok(())
@@ -66,10 +74,9 @@ impl RingBuf for UserBuf {
     fn write_at(&self, off: usize, src: &[u8]) -> Result {
         check_range(off, src.len(), self.len)?;
         if src.len() >= PAGE_COPY_MIN {
-            // SAFETY: `src` is a kernel buffer of `src.len()` readable bytes.
-            return unsafe { self.copy_pages(off, src.as_ptr().cast_mut(), src.len(), true) };
+            return self.write_pages(off, src);
         }
-        UserSlice::new(self.addr.wrapping_byte_add(off), src.len())
+        UserSlice::new(self.ptr(off), src.len())
             .writer()
             .write_slice(src)
     }
@@ -77,10 +84,9 @@ impl RingBuf for UserBuf {
     fn read_at(&self, off: usize, dst: &mut [u8]) -> Result {
         check_range(off, dst.len(), self.len)?;
         if dst.len() >= PAGE_COPY_MIN {
-            // SAFETY: `dst` is a kernel buffer of `dst.len()` writable bytes.
-            return unsafe { self.copy_pages(off, dst.as_mut_ptr(), dst.len(), false) };
+            return self.read_pages(off, dst);
         }
-        UserSlice::new(self.addr.wrapping_byte_add(off), dst.len())
+        UserSlice::new(self.ptr(off), dst.len())
             .reader()
             .read_slice(dst)
     }
@@ -96,10 +102,7 @@ pub(crate) enum Buf<'a> {
 impl Buf<'_> {
     /// No buffer: every access fails.
     pub(crate) fn empty() -> Self {
-        Self::User(UserBuf {
-            addr: UserPtr::from_addr(0),
-            len: 0,
-        })
+        Self::User(UserBuf { addr: 0, len: 0 })
     }
 }
 
@@ -131,23 +134,6 @@ impl RingBuf for Buf<'_> {
         }
     }
 }
-
-/// A UAPI struct of integers only, without padding: every byte is initialised and any
-/// bytes are a value.
-#[repr(transparent)]
-struct Wire<T>(T);
-
-// SAFETY: `fuse_in_header`, `fuse_out_header` and `furing_uring_ent_in_out` are integer
-// fields laid out without padding (asserted in `uapi.rs` for the ring header).
-unsafe impl AsBytes for Wire<raw::fuse_in_header> {}
-// SAFETY: As above.
-unsafe impl FromBytes for Wire<raw::fuse_out_header> {}
-// SAFETY: As above.
-unsafe impl AsBytes for Wire<raw::fuse_out_header> {}
-// SAFETY: As above.
-unsafe impl AsBytes for Wire<furing_uring_ent_in_out> {}
-// SAFETY: As above.
-unsafe impl FromBytes for Wire<furing_uring_ent_in_out> {}
 
 /// Copies `req` into an entry: header slots and payload (buffer `buf_id` of a buffer
 /// ring, or `FURING_URING_NO_BUF`). Returns the payload size.

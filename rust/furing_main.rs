@@ -37,7 +37,7 @@ struct Furing {
 
 impl kernel::Module for Furing {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        conn::init_hooks()?;
+        ffi::init()?;
         stats::init();
         let registered = device::Device::register()
             .and_then(|device| Ok((device, fs::Registration::register()?)));
@@ -45,7 +45,7 @@ impl kernel::Module for Furing {
             Ok(r) => r,
             Err(e) => {
                 stats::exit();
-                conn::exit_hooks();
+                ffi::exit();
                 return Err(e);
             }
         };
@@ -63,7 +63,7 @@ impl kernel::Module for Furing {
 impl Drop for Furing {
     fn drop(&mut self) {
         stats::exit();
-        conn::exit_hooks();
+        ffi::exit();
         pr_info!("unloaded\n");
     }
 }

@@ -181,13 +181,9 @@ size_t furing_folio_size(struct folio *folio)
 	return folio_size(folio);
 }
 
-static void furing_zc_release(void *priv)
-{
-	furing_zc_released(priv);
-}
-
 int furing_zc_register(struct io_uring_cmd *cmd, const struct fuse_args_pages *ap,
-		       void *priv, u8 dir, unsigned int index, unsigned int issue_flags)
+		       void (*release)(void *), void *priv, u8 dir, unsigned int index,
+		       unsigned int issue_flags)
 {
 	struct bio_vec *bvs;
 	unsigned int i;
@@ -200,7 +196,7 @@ int furing_zc_register(struct io_uring_cmd *cmd, const struct fuse_args_pages *a
 	for (i = 0; i < ap->num_folios; i++)
 		bvec_set_page(&bvs[i], folio_page(ap->folios[i], 0), ap->descs[i].length,
 			      ap->descs[i].offset);
-	ret = io_buffer_register_bvec(cmd, bvs, ap->num_folios, furing_zc_release, priv, dir,
+	ret = io_buffer_register_bvec(cmd, bvs, ap->num_folios, release, priv, dir,
 				      index, issue_flags);
 	kfree(bvs);
 	return ret;

@@ -8,29 +8,29 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
-/// A range of the server's memory: address and length.
+/// A range of the server's memory: address and length, as numbers (only ever
+/// dereferenced through uaccess, in the server's own task).
 #[derive(Clone, Copy)]
 pub(crate) struct UserBuf {
-    pub(crate) addr: UserPtr,
+    pub(crate) addr: usize,
     pub(crate) len: usize,
 }
-
-// SAFETY: A `UserBuf` is an address and a length, only dereferenced through uaccess in the
-// server's own task (which checks it); passing the numbers between threads is harmless.
-unsafe impl Send for UserBuf {}
-// SAFETY: As above; shared access only reads the numbers.
-unsafe impl Sync for UserBuf {}
 
 impl UserBuf {
     /// The address as a number.
     pub(crate) fn addr(&self) -> usize {
-        self.addr.as_const_ptr() as usize
+        self.addr
+    }
+
+    /// The user pointer `off` bytes into the range.
+    pub(crate) fn ptr(&self, off: usize) -> UserPtr {
+        UserPtr::from_addr(self.addr.wrapping_add(off))
     }
 
     /// `len` bytes at `off` of this range (the caller keeps within it).
     pub(crate) fn slice(&self, off: usize, len: usize) -> Self {
         Self {
-            addr: self.addr.wrapping_byte_add(off),
+            addr: self.addr.wrapping_add(off),
             len,
         }
     }
@@ -42,7 +42,7 @@ impl UserBuf {
             return Err(EINVAL);
         }
         let last = self.addr().checked_add(len - 1).ok_or(EFAULT)?;
-        UserSlice::new(self.addr, 1).writer().write_slice(&[0])?;
+        UserSlice::new(self.ptr(0), 1).writer().write_slice(&[0])?;
         UserSlice::new(UserPtr::from_addr(last), 1)
             .writer()
             .write_slice(&[0])
@@ -65,7 +65,7 @@ pub(crate) fn read_iovecs<const N: usize>(addr: u64) -> Result<[UserBuf; N]> {
         u64::from_ne_bytes(w) as usize
     };
     Ok(core::array::from_fn(|i| UserBuf {
-        addr: UserPtr::from_addr(word(i, 0)),
+        addr: word(i, 0),
         len: word(i, 1),
     }))
 }

@@ -7,11 +7,11 @@
 //! store. The entry's `ent_in_out.flags` carries `FURING_URING_ENT_ZERO_COPY`.
 //!
 //! Ownership: the registration owns a [`ZcPages`] -- a reference on every folio and one
-//! on the module -- which io_uring gives back to [`furing_zc_released`] when the buffer
-//! goes: after furing unregisters it at the request's end (commit, copy error, teardown
-//! with a command of the same ring at hand), or when the server's io_uring goes away
-//! (server exit or crash). Until then the module stays loaded: the release callback is
-//! module code.
+//! on the module -- which io_uring gives back to its release callback, which drops it,
+//! when the buffer goes: after furing unregisters it at the request's end (commit, copy
+//! error, teardown with a command of the same ring at hand), or when the server's io_uring
+//! goes away (server exit or crash). Until then the module stays loaded: the release
+//! callback is module code.
 
 use crate::ffi::{FolioRef, ModuleRef, ParkedCmd, Req, RingId, UringCmd};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -88,16 +88,4 @@ impl ZcRegistration {
         }
         cmd.zc_unregister(self.index)
     }
-}
-
-/// io_uring's release callback of a registration: drops its [`ZcPages`].
-///
-/// # Safety
-///
-/// `pages` is the pointer [`ZcRegistration::register`] handed to io_uring, given back
-/// once.
-#[no_mangle]
-unsafe extern "C" fn furing_zc_released(pages: *mut core::ffi::c_void) {
-    // SAFETY: Caller's guarantee: `pages` came from `KBox::<ZcPages>::into_foreign`.
-    drop(unsafe { <KBox<ZcPages> as kernel::types::ForeignOwnable>::from_foreign(pages.cast()) });
 }

@@ -12,9 +12,15 @@
 
 use super::mm::FolioRef;
 use super::raw;
+use super::uring::UringCmd;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use kernel::{bindings, prelude::*, types::Opaque};
+use kernel::{
+    bindings,
+    prelude::*,
+    sync::{Arc, ArcBorrow},
+    types::{ForeignOwnable, Opaque},
+};
 
 /// What a `uring_cmd` needs to know of the channel behind a `/dev/furing` file.
 pub(crate) struct ChanState {
@@ -31,6 +37,14 @@ pub(crate) struct ChanState {
 pub(crate) struct Chan(Opaque<raw::fuse_chan>);
 
 impl Chan {
+    /// # Safety
+    ///
+    /// `fch` must be a live channel for the lifetime `'a`.
+    pub(super) unsafe fn from_raw<'a>(fch: *mut raw::fuse_chan) -> &'a Self {
+        // SAFETY: `Chan` is a transparent wrapper; `fch` is live for `'a`.
+        unsafe { &*fch.cast() }
+    }
+
     /// Reads the state of the channel.
     pub(crate) fn state(&self) -> ChanState {
         let fch = self.0.get();
@@ -53,10 +67,34 @@ impl Chan {
         }
     }
 
-    /// The iqueue of the channel.
-    pub(crate) fn iqueue(&self) -> *mut raw::fuse_iqueue {
-        // SAFETY: `iq` is embedded in the live channel.
-        unsafe { &raw mut (*self.0.get()).iq }
+    /// The header of the private data of a channel furing installed (every channel behind
+    /// a `/dev/furing` file or a furing superblock: the mount is the only place one gets a
+    /// channel, and it installs before anything can see it); `None` once released.
+    fn header(&self) -> Option<NonNull<IqHeader>> {
+        // SAFETY: The channel is live (borrowed); `priv` is the `IqPriv` of `install`,
+        // whose first field is the header, or NULL after `release`.
+        NonNull::new(unsafe { (*self.0.get()).iq.priv_ }.cast::<IqHeader>())
+    }
+
+    /// The transport of the channel, if it is a `T`.
+    pub(crate) fn transport<T: Transport>(&self) -> Option<ArcBorrow<'_, T>> {
+        let h = self.header()?;
+        // SAFETY: The header is live while the channel is borrowed (see `header`).
+        if unsafe { h.as_ref() }.type_id != core::any::TypeId::of::<T>() {
+            return None;
+        }
+        // SAFETY: The header is the first field of a `repr(C)` `IqPriv<T>` (its type id),
+        // alive while the channel is borrowed.
+        let p = unsafe { h.cast::<IqPriv<T>>().as_ref() };
+        Some(p.transport.as_arc_borrow())
+    }
+
+    /// Runs the transport's task work for `cmd`, a command of this channel's device.
+    pub(crate) fn task_work(&self, cmd: UringCmd, cancel: bool, issue_flags: u32) {
+        let Some(h) = self.header() else { return };
+        // SAFETY: The header is live while the channel is borrowed (see `header`), and
+        // its function is the one `install` set for the header's own `IqPriv` type.
+        unsafe { (h.as_ref().task_work)(h, cmd, cancel, issue_flags) }
     }
 }
 
@@ -181,7 +219,7 @@ impl Req {
     ///
     /// `req` must be a request the core hands to the transport (`send_req`), now owned by
     /// the caller, on no list of the core.
-    pub(crate) unsafe fn from_raw(req: *mut raw::fuse_req) -> Option<Self> {
+    unsafe fn from_raw(req: *mut raw::fuse_req) -> Option<Self> {
         NonNull::new(req).map(Self)
     }
 
@@ -274,7 +312,7 @@ impl Req {
     }
 
     /// The raw request, leaving the transport (to the core's classic path).
-    pub(crate) fn into_raw(self) -> *mut raw::fuse_req {
+    fn into_raw(self) -> *mut raw::fuse_req {
         let req = self.0.as_ptr();
         core::mem::forget(self);
         req
@@ -413,7 +451,7 @@ impl Req {
     }
 
     /// The page argument as io_uring's buffer registration wants it (`fuse_args_pages`).
-    pub(crate) fn args_pages(&self) -> Option<*const raw::fuse_args_pages> {
+    pub(super) fn args_pages(&self) -> Option<*const raw::fuse_args_pages> {
         self.pages().map(core::ptr::from_ref)
     }
 
@@ -604,52 +642,482 @@ impl ClassicQueue {
     ///
     /// `fiq` must be the iqueue of a channel that outlives the returned value, with the
     /// core's classic operations `ops`.
-    pub(crate) unsafe fn new(
-        fiq: NonNull<raw::fuse_iqueue>,
-        ops: &'static raw::fuse_iqueue_ops,
-    ) -> Self {
+    unsafe fn new(fiq: NonNull<raw::fuse_iqueue>, ops: &'static raw::fuse_iqueue_ops) -> Self {
         Self { fiq, ops }
     }
 
     /// Sends `req` the classic way (FR_PENDING stays as it is: a request the ring took
     /// has it clear, and its waiter waits for the end).
     pub(crate) fn send(&self, req: Req) {
-        // SAFETY: The request is ours (`Req`'s invariant) and leaves us.
-        unsafe { self.send_raw(req.into_raw()) }
-    }
-
-    /// `send_forget`, passed through.
-    ///
-    /// # Safety
-    ///
-    /// `link` must be a forget the core hands to the transport.
-    pub(crate) unsafe fn send_forget(&self, link: *mut raw::fuse_forget_link) {
-        let op = self.ops.send_forget.expect("classic send_forget");
-        // SAFETY: The iqueue is alive (invariant); `link` is the core's (caller's
-        // guarantee).
-        unsafe { op(self.fiq.as_ptr(), link) }
-    }
-
-    /// `send_interrupt`, passed through.
-    ///
-    /// # Safety
-    ///
-    /// `req` must be a request the core asks to interrupt.
-    pub(crate) unsafe fn send_interrupt(&self, req: *mut raw::fuse_req) {
-        let op = self.ops.send_interrupt.expect("classic send_interrupt");
-        // SAFETY: The iqueue is alive (invariant); `req` is the core's (caller's guarantee).
-        unsafe { op(self.fiq.as_ptr(), req) }
-    }
-
-    /// `send_req` of a request the core hands over that furing does not take (its
-    /// FR_PENDING set: the classic path is its first stop).
-    ///
-    /// # Safety
-    ///
-    /// `req` must be a request the core hands to the transport.
-    pub(crate) unsafe fn send_raw(&self, req: *mut raw::fuse_req) {
         let op = self.ops.send_req.expect("classic send_req");
-        // SAFETY: The iqueue is alive (invariant); `req` is the core's (caller's guarantee).
-        unsafe { op(self.fiq.as_ptr(), req) }
+        // SAFETY: The iqueue is alive (invariant); the request is ours (`Req`'s
+        // invariant) and leaves us.
+        unsafe { op(self.fiq.as_ptr(), req.into_raw()) }
+    }
+
+    /// Gives `req` its unique id (`fuse_request_assign_unique()`): step one of sending,
+    /// whichever path the request then takes.
+    pub(crate) fn assign_unique(&self, req: &mut Req) {
+        // SAFETY: The iqueue is alive (invariant); the request is ours, not yet sent.
+        unsafe { raw::fuse_request_assign_unique(self.fiq.as_ptr(), req.0.as_ptr()) };
+    }
+
+    /// Whether neither the iqueue (`fiq->connected`) nor the channel (`fch->connected`,
+    /// which `fuse_chan_abort()` clears first) is aborted.
+    pub(crate) fn connected(&self) -> bool {
+        let fiq = self.fiq.as_ptr();
+        // SAFETY: The iqueue is alive (invariant) and embedded in its channel; both flags
+        // are plain ints the core writes under its locks, read here as a snapshot.
+        unsafe {
+            let fch = kernel::container_of!(fiq, raw::fuse_chan, iq);
+            core::ptr::read_volatile(&raw const (*fiq).connected) != 0
+                && core::ptr::read_volatile(&raw const (*fch).connected) != 0
+        }
+    }
+
+    /// Whether `fiq->connected` is clear: `fuse_chan_abort()` ran (it clears it before
+    /// it wakes `fiq->waitq`).
+    fn iqueue_aborted(&self) -> bool {
+        // SAFETY: As in `connected`.
+        unsafe { core::ptr::read_volatile(&raw const (*self.fiq.as_ptr()).connected) == 0 }
     }
 }
+
+/// The end callback of a request's `fuse_args`.
+type EndFn = unsafe extern "C" fn(*mut raw::fuse_args, core::ffi::c_int);
+
+/// A transport of the FUSE core: the object a channel's iqueue hands its requests to
+/// (`fiq->priv`), once [`install`]ed. Every method is called by the core, through
+/// [`FiqOps`].
+pub(crate) trait Transport: Send + Sync + Sized + 'static {
+    /// `send_req` of a request other than INIT; may run under `fch->bg_lock` (atomic).
+    fn send_req(this: ArcBorrow<'_, Self>, req: Req);
+    /// INIT, before it goes the classic way, not yet visible to the server.
+    fn send_init(this: ArcBorrow<'_, Self>, init: &mut InitReq<'_>);
+    /// The reply to an INIT hooked with [`InitReq::hook_reply`], before the core sees it
+    /// (`None`: INIT failed).
+    fn init_reply(this: Arc<Self>, out: Option<&mut raw::fuse_init_out>);
+    /// `fiq->waitq` was woken (under its lock: atomic); `aborted` says whether
+    /// `fuse_chan_abort()` has run.
+    fn woken(this: ArcBorrow<'_, Self>, aborted: bool);
+    /// Task work of a command of the channel's device, queued with
+    /// [`super::ParkedCmd::send_in_task`].
+    fn task_work(this: ArcBorrow<'_, Self>, cmd: UringCmd, cancel: bool, issue_flags: u32);
+    /// The channel goes (`release`, process context): the last call.
+    fn release(this: Arc<Self>);
+}
+
+/// The part of [`IqPriv`] that does not depend on the transport type: what io_uring's task
+/// work and a `/dev/furing` file find through the channel.
+#[repr(C)]
+struct IqHeader {
+    /// The transport type, checked before the private data is taken for one.
+    type_id: core::any::TypeId,
+    /// [`Transport::task_work`] of the transport type; called with this header.
+    task_work: unsafe fn(NonNull<IqHeader>, UringCmd, bool, u32),
+}
+
+/// What `fiq->priv` owns for a channel furing installed: the transport and the wait entry
+/// on `fiq->waitq` that tells it of an abort (the core has no abort callback, but
+/// `fuse_chan_abort()` clears `fiq->connected` and wakes this queue).
+///
+/// # Invariants
+///
+/// `wait` is on `fiq->waitq` from [`install`] until `release`, which takes it off
+/// before this is dropped.
+#[repr(C)]
+#[pin_data]
+struct IqPriv<T: Transport> {
+    header: IqHeader,
+    transport: Arc<T>,
+    /// The iqueue's own classic path: forgets, interrupts and INIT go there unchanged.
+    classic: ClassicQueue,
+    #[pin]
+    wait: Opaque<bindings::wait_queue_entry>,
+}
+
+impl<T: Transport> IqPriv<T> {
+    /// # Safety
+    ///
+    /// `h` must be the header of a live `IqPriv<T>` (`install::<T>` puts this function in
+    /// the header of exactly that type), alive for the call.
+    unsafe fn task_work(h: NonNull<IqHeader>, cmd: UringCmd, cancel: bool, issue_flags: u32) {
+        // SAFETY: The header is the first field of a `repr(C)` `IqPriv<T>` (caller's
+        // guarantee).
+        let this = unsafe { h.cast::<Self>().as_ref() };
+        T::task_work(this.transport.as_arc_borrow(), cmd, cancel, issue_flags);
+    }
+}
+
+/// The `fuse_iqueue_ops` of transport `T`.
+#[repr(transparent)]
+pub(crate) struct FiqOps<T: Transport>(raw::fuse_iqueue_ops, core::marker::PhantomData<T>);
+
+// SAFETY: An immutable table of function pointers.
+unsafe impl<T: Transport> Sync for FiqOps<T> {}
+
+impl<T: Transport> FiqOps<T> {
+    /// The table (a `static` of the transport's module).
+    pub(crate) const fn new() -> Self {
+        Self(
+            raw::fuse_iqueue_ops {
+                send_forget: Some(Self::send_forget),
+                send_interrupt: Some(Self::send_interrupt),
+                send_req: Some(Self::send_req),
+                release: Some(Self::release),
+            },
+            core::marker::PhantomData,
+        )
+    }
+
+    /// The private data of `fiq`.
+    ///
+    /// # Safety
+    ///
+    /// `fiq` must be an iqueue [`install`]ed with transport `T`, not yet released.
+    unsafe fn priv_of<'a>(fiq: *mut raw::fuse_iqueue) -> &'a IqPriv<T> {
+        // SAFETY: `priv` is the `Pin<KBox<IqPriv<T>>>` of `install`, alive until `release`
+        // (caller's guarantee).
+        unsafe { &*(*fiq).priv_.cast::<IqPriv<T>>() }
+    }
+
+    /// `send_forget`: the classic way.
+    ///
+    /// # Safety
+    ///
+    /// Called by the FUSE core on an installed iqueue with a forget it hands over.
+    unsafe extern "C" fn send_forget(fiq: *mut raw::fuse_iqueue, link: *mut raw::fuse_forget_link) {
+        // SAFETY: Called by the core on a live iqueue of ours.
+        let p = unsafe { Self::priv_of(fiq) };
+        let op = p.classic.ops.send_forget.expect("classic send_forget");
+        // SAFETY: The core's forget, passed to its own operation on the same iqueue.
+        unsafe { op(fiq, link) }
+    }
+
+    /// `send_interrupt`: the classic way.
+    ///
+    /// # Safety
+    ///
+    /// Called by the FUSE core on an installed iqueue with a request to interrupt.
+    unsafe extern "C" fn send_interrupt(fiq: *mut raw::fuse_iqueue, req: *mut raw::fuse_req) {
+        // SAFETY: Called by the core on a live iqueue of ours.
+        let p = unsafe { Self::priv_of(fiq) };
+        let op = p
+            .classic
+            .ops
+            .send_interrupt
+            .expect("classic send_interrupt");
+        // SAFETY: The core's request, passed to its own operation on the same iqueue.
+        unsafe { op(fiq, req) }
+    }
+
+    /// `send_req`: INIT is shown to the transport, then goes the classic way; every other
+    /// request is the transport's.
+    ///
+    /// # Safety
+    ///
+    /// Called by the FUSE core on an installed iqueue with a request it hands over.
+    unsafe extern "C" fn send_req(fiq: *mut raw::fuse_iqueue, req: *mut raw::fuse_req) {
+        // SAFETY: Called by the core on a live iqueue of ours.
+        let p = unsafe { Self::priv_of(fiq) };
+        // SAFETY: The core hands us the request until we end it or pass it on; it is on no
+        // list of the core.
+        let Some(mut req) = (unsafe { Req::from_raw(req) }) else {
+            return;
+        };
+        let this = p.transport.as_arc_borrow();
+        if req.in_header().opcode == raw::fuse_opcode_FUSE_INIT {
+            T::send_init(this, &mut InitReq { req: &mut req });
+            p.classic.send(req);
+        } else {
+            T::send_req(this, req);
+        }
+    }
+
+    /// `release`: the channel goes; the transport's last call.
+    ///
+    /// # Safety
+    ///
+    /// Called by the FUSE core once, on an installed iqueue, when its channel goes.
+    unsafe extern "C" fn release(fiq: *mut raw::fuse_iqueue) {
+        // The core holds no module reference for this call, and the transport may hold
+        // the last one: the guard keeps the module until the end.
+        let guard = super::CallbackGuard::new();
+        // SAFETY: `priv` is the `Pin<KBox<IqPriv<T>>>` of `install`; this is its last use.
+        let p =
+            unsafe { <Pin<KBox<IqPriv<T>>> as ForeignOwnable>::from_foreign((*fiq).priv_.cast()) };
+        // SAFETY: `fiq` is valid for this call; `wait` was queued on its `waitq` by
+        // `install` (invariant of `IqPriv`), and comes off before `p` goes.
+        unsafe {
+            (*fiq).priv_ = core::ptr::null_mut();
+            bindings::remove_wait_queue(&raw mut (*fiq).waitq, p.wait.get());
+        }
+        T::release(p.transport.clone());
+        drop(p);
+        drop(guard);
+    }
+
+    /// Wake function of `IqPriv::wait`: runs on every wake-up of `fiq->waitq`, with its
+    /// lock held.
+    ///
+    /// # Safety
+    ///
+    /// Called by the wait-queue code for the `wait` of an `IqPriv<T>` while it is queued.
+    unsafe extern "C" fn wake(
+        wq: *mut bindings::wait_queue_entry,
+        _mode: core::ffi::c_uint,
+        _flags: core::ffi::c_int,
+        _key: *mut core::ffi::c_void,
+    ) -> core::ffi::c_int {
+        // SAFETY: `wq` is the `wait` field of a live `IqPriv<T>` (it is queued only between
+        // `install` and `release`).
+        let p = unsafe { &*kernel::container_of!(Opaque::cast_from(wq), IqPriv<T>, wait) };
+        let aborted = p.classic.iqueue_aborted();
+        T::woken(p.transport.as_arc_borrow(), aborted);
+        // Never an exclusive wake-up: readers of the device still get theirs.
+        0
+    }
+}
+
+/// A channel just made by `fuse_dev_chan_new()`, not yet given to a connection; freed on
+/// drop.
+///
+/// # Invariants
+///
+/// `self.0` is a channel from `fuse_dev_chan_new()` that nothing else uses.
+struct NewChan(NonNull<raw::fuse_chan>);
+
+impl NewChan {
+    /// A new channel with the core's classic `/dev/fuse` iqueue operations.
+    fn new() -> Result<Self> {
+        // SAFETY: FFI call; returns a new channel or NULL.
+        NonNull::new(unsafe { raw::fuse_dev_chan_new() })
+            .map(Self)
+            .ok_or(ENOMEM)
+    }
+
+    /// Takes the channel's iqueue over for transport `T`: `make` builds the transport
+    /// around the core's classic path; `ops` is `T`'s table.
+    fn install<T: Transport>(
+        &mut self,
+        ops: &'static FiqOps<T>,
+        make: impl FnOnce(ClassicQueue) -> Result<Arc<T>>,
+    ) -> Result {
+        let fch = self.0.as_ptr();
+        // SAFETY: The channel is new and ours (invariant): its `iq.ops` is the core's
+        // static `fuse_dev_fiq_ops`, and its iqueue lives as long as it does.
+        let (fiq, classic) = unsafe { (&raw mut (*fch).iq, &*(*fch).iq.ops) };
+        let fiq = NonNull::new(fiq).ok_or(EINVAL)?;
+        // SAFETY: The transport, which owns one classic path, and the private data, which
+        // owns the other, go in `release` at the latest, while the channel (and its
+        // iqueue) is alive; `classic` are the core's.
+        let (own, theirs) = unsafe {
+            (
+                ClassicQueue::new(fiq, classic),
+                ClassicQueue::new(fiq, classic),
+            )
+        };
+        let transport = make(theirs)?;
+        let p = KBox::pin_init(
+            pin_init!(IqPriv::<T> {
+                header: IqHeader {
+                    type_id: core::any::TypeId::of::<T>(),
+                    task_work: IqPriv::<T>::task_work,
+                },
+                transport,
+                classic: own,
+                wait <- Opaque::ffi_init(|wq| {
+                    // SAFETY: `wq` is the entry being initialised, pinned in the box.
+                    unsafe { raw::furing_init_wait_entry(wq, Some(FiqOps::<T>::wake)) }
+                }),
+            }),
+            GFP_KERNEL,
+        )?;
+        let wait = p.wait.get();
+        // SAFETY: Nothing uses the iqueue yet (invariant), so re-initialising it with our
+        // operations is safe; `priv` owns the box until `release`, which also takes `wait`
+        // off the queue first.
+        unsafe {
+            raw::fuse_iqueue_init(fiq.as_ptr(), &ops.0, p.into_foreign().cast());
+            bindings::add_wait_queue(&raw mut (*fiq.as_ptr()).waitq, wait);
+        }
+        Ok(())
+    }
+
+    /// Gives the channel up (to `fuse_conn_init()`).
+    fn into_raw(self) -> *mut raw::fuse_chan {
+        let fch = self.0.as_ptr();
+        core::mem::forget(self);
+        fch
+    }
+}
+
+impl Drop for NewChan {
+    fn drop(&mut self) {
+        // SAFETY: Unused (invariant). `fuse_chan_free` frees what `fuse_dev_chan_new`
+        // made; a transport installed on it is not released (its `release` runs only when
+        // a connection puts the channel), so `install` is the last step before use.
+        unsafe { raw::fuse_chan_free(self.0.as_ptr()) };
+    }
+}
+
+/// A new channel, its transport (`make`, around the channel's classic path; `ops` is the
+/// transport's table), connection and mount, for a superblock in the making: returns the
+/// mount (`fuse_mount`), which the fs context owns until a superblock takes it over.
+pub(super) fn new_conn<T: Transport>(
+    ops: &'static FiqOps<T>,
+    make: impl FnOnce(ClassicQueue) -> Result<Arc<T>>,
+    user_ns: &super::UserNs<'_>,
+) -> Result<NonNull<raw::fuse_mount>> {
+    let fc = KBox::<raw::fuse_conn>::new_uninit(GFP_KERNEL)?;
+    let fm = KBox::new(raw::fuse_mount::default(), GFP_KERNEL)?;
+    let mut chan = NewChan::new()?;
+    // Last fallible step: a channel with a transport is only ever put by a connection.
+    chan.install(ops, make)?;
+    let fc = KBox::into_raw(fc).cast::<raw::fuse_conn>();
+    let fm = KBox::into_raw(fm);
+    // SAFETY: `fc` is allocated (the core initialises it), `fm` zeroed, the channel new;
+    // the connection takes the channel; both are freed by the core (`fuse_free_conn` and
+    // `fuse_mount_destroy` use kfree, matching `KBox`'s kmalloc).
+    unsafe {
+        raw::fuse_conn_init(fc, fm, user_ns.as_ptr(), chan.into_raw());
+        (*fc).release = Some(raw::fuse_free_conn);
+    }
+    NonNull::new(fm).ok_or(EINVAL)
+}
+
+/// An INIT request being sent, not yet visible to the server (see [`Transport::send_init`]).
+pub(crate) struct InitReq<'a> {
+    req: &'a mut Req,
+}
+
+/// An INIT whose reply goes to a transport first: its args, the core's end callback, the
+/// transport (a foreign `Arc`) and the function that takes it back.
+struct InitHook {
+    args: usize,
+    end: EndFn,
+    transport: *const core::ffi::c_void,
+    /// Takes `transport` back (once) and hands it the reply.
+    reply: unsafe fn(*const core::ffi::c_void, Option<&mut raw::fuse_init_out>),
+}
+
+// SAFETY: `transport` is an `Arc` of a `Send + Sync` transport in foreign form.
+unsafe impl Send for InitHook {}
+
+kernel::sync::global_lock! {
+    // SAFETY: `super::init()` initialises it from the module initializer, before any mount.
+    unsafe(uninit) static INIT_HOOKS: SpinLock<KVec<InitHook>> = KVec::new();
+}
+
+/// Initialises the INIT hook table (module init).
+pub(super) fn init_hooks() {
+    // SAFETY: Called once, from the module initializer, before any use.
+    unsafe { INIT_HOOKS.init() };
+}
+
+/// Frees the hook table (module exit: no INIT is in flight, as each holds a connection).
+pub(super) fn exit_hooks() {
+    // Taken out under the lock, freed after it.
+    let hooks = core::mem::take(&mut *INIT_HOOKS.lock());
+    drop(hooks);
+}
+
+impl InitReq<'_> {
+    /// The request's `fuse_init_in`.
+    pub(crate) fn in_arg(&mut self) -> Option<&mut raw::fuse_init_in> {
+        let args = self.req.args_mut();
+        if args.in_numargs < 1 || args.out_numargs < 1 {
+            return None;
+        }
+        // SAFETY: `in_args[0]` of INIT points at the kzalloc'd `fuse_init_in` of the
+        // core's `fuse_init_args`, alive until its end (declared const only because most
+        // requests' inputs are); the request is ours until sent.
+        Some(unsafe { &mut *args.in_args[0].value.cast::<raw::fuse_init_in>().cast_mut() })
+    }
+
+    /// Wraps the reply callback so that `T::init_reply` sees the reply before the core.
+    /// Fails for a synchronous INIT (no callback) or without memory (atomic context).
+    pub(crate) fn hook_reply<T: Transport>(&mut self, transport: Arc<T>) -> Result {
+        let args = self.req.args_mut();
+        let end = args.end.ok_or(EINVAL)?;
+        let key = core::ptr::from_mut(args) as usize;
+        if args.out_numargs < 1 {
+            return Err(EINVAL);
+        }
+        let mut hooks = INIT_HOOKS.lock();
+        // Hooked once: a second hook would chain to `init_end` itself and never be taken.
+        if hooks.iter().any(|h| h.args == key) {
+            return Err(EINVAL);
+        }
+        // Atomic: `send_req` may run under the core's background spinlock.
+        hooks.reserve(1, GFP_ATOMIC)?;
+        let hook = InitHook {
+            args: key,
+            end,
+            transport: transport.into_foreign().cast_const().cast(),
+            reply: Self::reply::<T>,
+        };
+        // Room is reserved: this cannot fail (and so leak the transport).
+        let _ = hooks.push_within_capacity(hook);
+        args.end = Some(init_end);
+        Ok(())
+    }
+
+    /// # Safety
+    ///
+    /// `t` must be the foreign `Arc<T>` stored by `hook_reply::<T>` with this function,
+    /// given back once.
+    unsafe fn reply<T: Transport>(
+        t: *const core::ffi::c_void,
+        out: Option<&mut raw::fuse_init_out>,
+    ) {
+        // SAFETY: Caller's guarantee.
+        let t = unsafe { Arc::<T>::from_foreign(t.cast_mut().cast()) };
+        T::init_reply(t, out);
+    }
+}
+
+/// The wrapped end callback of INIT.
+///
+/// # Safety
+///
+/// Called by the FUSE core (`fuse_request_end`) with the args hooked by
+/// [`InitReq::hook_reply`].
+unsafe extern "C" fn init_end(args: *mut raw::fuse_args, error: core::ffi::c_int) {
+    let hook = {
+        let mut hooks = INIT_HOOKS.lock();
+        let pos = hooks.iter().position(|h| h.args == args as usize);
+        pos.and_then(|i| hooks.remove(i).ok())
+    };
+    // The hook was stored before `end` was replaced, so it is always there.
+    let Some(hook) = hook else { return };
+    let out = if error == 0 {
+        // SAFETY: On success `out_args[0]` is the server's `fuse_init_out`, in the core's
+        // `fuse_init_args`, alive until the core's end callback returns.
+        Some(unsafe { &mut *(*args).out_args[0].value.cast::<raw::fuse_init_out>() })
+    } else {
+        None
+    };
+    // SAFETY: The hook was taken out of the table: its transport is given back once, to
+    // the function stored with it.
+    unsafe { (hook.reply)(hook.transport, out) };
+    // SAFETY: Chaining to the core's own end callback with its own arguments.
+    unsafe { (hook.end)(args, error) }
+}
+
+/// A FUSE or furing wire header: integers only, without padding, so every byte is
+/// initialised and any bytes are a value.
+#[repr(transparent)]
+pub(crate) struct Wire<T>(pub(crate) T);
+
+// SAFETY: `fuse_in_header`, `fuse_out_header` and `furing_uring_ent_in_out` are integer
+// fields laid out without padding (asserted in `uapi.rs` for the ring header).
+unsafe impl kernel::transmute::AsBytes for Wire<raw::fuse_in_header> {}
+// SAFETY: As above.
+unsafe impl kernel::transmute::FromBytes for Wire<raw::fuse_out_header> {}
+// SAFETY: As above.
+unsafe impl kernel::transmute::AsBytes for Wire<raw::fuse_out_header> {}
+// SAFETY: As above.
+unsafe impl kernel::transmute::AsBytes for Wire<raw::furing_uring_ent_in_out> {}
+// SAFETY: As above.
+unsafe impl kernel::transmute::FromBytes for Wire<raw::furing_uring_ent_in_out> {}

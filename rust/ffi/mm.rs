@@ -198,12 +198,7 @@ impl Drop for FolioRef {
 /// # Safety
 ///
 /// `kbuf` must be valid for `len` bytes of reads (`to_user`) or writes.
-pub(crate) unsafe fn copy_user_page(
-    uaddr: usize,
-    kbuf: *mut u8,
-    len: usize,
-    to_user: bool,
-) -> Result {
+unsafe fn copy_user_page(uaddr: usize, kbuf: *mut u8, len: usize, to_user: bool) -> Result {
     let off = uaddr % kernel::page::PAGE_SIZE;
     if len == 0 || off + len > kernel::page::PAGE_SIZE {
         return Err(EINVAL);
@@ -236,4 +231,24 @@ pub(crate) unsafe fn copy_user_page(
         bindings::unpin_user_pages_dirty_lock(&mut page, 1, to_user);
     }
     Ok(())
+}
+
+/// Copies `src` to the server's memory at `uaddr`, within one page, through a kernel
+/// mapping of the pinned page (see `copy_user_page`).
+///
+/// `src` may be a client's page that is also the server's memory (direct I/O from the
+/// server's own buffer): the copy is then a `memmove` within one page, whose bytes user
+/// space may change at any time anyway; Rust's aliasing rules do not describe memory
+/// shared with user space, and no Rust code reads `src` during the copy.
+pub(crate) fn copy_to_user_page(uaddr: usize, src: &[u8]) -> Result {
+    // SAFETY: `src` is valid for `src.len()` bytes of reads; the copy does not write it
+    // unless it is the same user page (above).
+    unsafe { copy_user_page(uaddr, src.as_ptr().cast_mut(), src.len(), true) }
+}
+
+/// Copies from the server's memory at `uaddr` into `dst`, within one page (the same
+/// overlap as for [`copy_to_user_page`] may occur).
+pub(crate) fn copy_from_user_page(uaddr: usize, dst: &mut [u8]) -> Result {
+    // SAFETY: `dst` is valid for `dst.len()` bytes of writes.
+    unsafe { copy_user_page(uaddr, dst.as_mut_ptr(), dst.len(), false) }
 }

@@ -13,15 +13,19 @@ mod mm;
 mod uring;
 mod vfs;
 
-pub(crate) use fuse::{ClassicQueue, DevId, FuseDev, Req, ReqFifo};
-pub(crate) use mm::{copy_user_page, FolioRef, MemlockCharge, PinnedPages, Vmap};
+pub(crate) use fuse::{
+    ClassicQueue, DevId, FiqOps, FuseDev, InitReq, Req, ReqFifo, Transport, Wire,
+};
+pub(crate) use mm::{
+    copy_from_user_page, copy_to_user_page, FolioRef, MemlockCharge, PinnedPages, Vmap,
+};
 pub(crate) use uring::{
     ParkedCmd, Pdu, RingId, Sqe, UringCmd, IO_URING_F_CANCEL, IO_URING_F_SQE128,
     IO_URING_F_UNLOCKED,
 };
 pub(crate) use vfs::{
-    fuse_dev_of_file, kgid_has_mapping, kuid_has_mapping, FsContext, FsParameter, FsRegistration,
-    FuseDevRef, MiscRegistration, ParamValue,
+    fuse_dev_of_file, DevFops, FsContext, FsParam, FsParams, FsRegistration, FsType, FuseDevRef,
+    FuseFs, MiscRegistration, MountParams, ParamKind, ParamValue, UringCmdHandler, UserNs,
 };
 
 /// Items generated from the FUSE core, io_uring and the furing headers.
@@ -51,16 +55,36 @@ pub(crate) mod raw {
     include!(env!("FURING_FFI_RS"));
 }
 
-/// Makes a C table usable as a `static`.
-///
-/// The tables wrapped here (file operations, fs type, parameter specs) are written once at
-/// compile time and only read afterwards, by the kernel.
-#[repr(transparent)]
-pub(crate) struct StaticTable<T>(pub(crate) T);
+/// Sets up the layer's global state (module init): the INIT hook table and furing's work
+/// queue.
+pub(crate) fn init() -> Result {
+    fuse::init_hooks();
+    // SAFETY: Called once, from the module initializer, before any use.
+    unsafe { WQ.init() };
+    *WQ.lock() = Some(OwnedQueue::new()?);
+    Ok(())
+}
 
-// SAFETY: Only used for C tables that are immutable after initialisation, or whose mutable
-// parts (the fs type's list links) are protected by the kernel's own locks.
-unsafe impl<T> Sync for StaticTable<T> {}
+/// Tears the global state down (module exit, or a failed init). No connection is left
+/// (each holds the module), so no INIT is in flight and no work can be queued; a work
+/// item still running (its last reference dropped) finishes before `destroy_workqueue()`
+/// returns.
+pub(crate) fn exit() {
+    fuse::exit_hooks();
+    // Taken out first: destroying the queue sleeps, never under the lock.
+    let wq = WQ.lock().take();
+    drop(wq);
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: `init()` initialises it from the module initializer, before any mount.
+    unsafe(uninit) static WQ: SpinLock<Option<OwnedQueue>> = None;
+}
+
+/// Runs `f` with furing's work queue (`None` after module exit began).
+pub(crate) fn with_wq<R>(f: impl FnOnce(&kernel::workqueue::Queue) -> R) -> Option<R> {
+    WQ.lock().as_ref().map(|wq| f(wq.queue()))
+}
 
 /// A reference on this module, dropped with `module_put`.
 ///
@@ -83,6 +107,39 @@ impl Drop for ModuleRef {
         let module = kernel::module::this_module::<crate::LocalModule>().as_ptr();
         // SAFETY: Drops the reference taken in `this`.
         unsafe { bindings::module_put(module) };
+    }
+}
+
+/// The module held for the run of a callback the kernel makes without holding it (the
+/// iqueue's `release`, io_uring's buffer release), which may drop the last reference on
+/// what it tears down, and with it the module's. Dropped as the callback's last step, it
+/// puts its reference inside an RCU read-side section, which module unload waits for
+/// (`free_module()` calls `synchronize_rcu()` before the text goes). That narrows the
+/// window to the instructions after the unlock -- a preemption right there is a quiescent
+/// state -- and does not close it: only a caller holding a reference could, and the FUSE
+/// core and io_uring take none for these callbacks.
+pub(crate) struct CallbackGuard(());
+
+impl CallbackGuard {
+    /// Takes a reference on this module, which is live (we are running its code).
+    pub(crate) fn new() -> Self {
+        let module = kernel::module::this_module::<crate::LocalModule>().as_ptr();
+        // SAFETY: The module is live while its code runs; `__module_get` only counts.
+        unsafe { bindings::__module_get(module) };
+        Self(())
+    }
+}
+
+impl Drop for CallbackGuard {
+    fn drop(&mut self) {
+        let module = kernel::module::this_module::<crate::LocalModule>().as_ptr();
+        // SAFETY: Drops the reference taken in `new` (the module is live until then), in
+        // a read-side section entered and left right here (neither sleeps).
+        unsafe {
+            bindings::rcu_read_lock();
+            bindings::module_put(module);
+            bindings::rcu_read_unlock();
+        }
     }
 }
 

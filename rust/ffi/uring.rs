@@ -43,8 +43,20 @@ impl UringCmd {
     ///
     /// `cmd` must be a command of a `/dev/furing` file being issued, cancelled or run from
     /// furing's task work, valid until this value is parked or dropped.
-    pub(crate) unsafe fn from_raw(cmd: *mut raw::io_uring_cmd) -> Option<Self> {
+    pub(super) unsafe fn from_raw(cmd: *mut raw::io_uring_cmd) -> Option<Self> {
         NonNull::new(cmd).map(Self)
+    }
+
+    /// The `fuse_dev` of `cmd`'s file, for as long as the callback that got `cmd` runs.
+    ///
+    /// # Safety
+    ///
+    /// `cmd` must be as for [`Self::from_raw`]; the borrow must not outlive the callback.
+    pub(super) unsafe fn dev_of<'a>(cmd: NonNull<raw::io_uring_cmd>) -> &'a FuseDev {
+        // SAFETY: The command holds its file during the callback (caller's guarantee),
+        // whose `private_data` is the `fuse_dev` the core set at open, alive while the
+        // file is.
+        unsafe { FuseDev::from_raw((*cmd.as_ref().file).private_data.cast()) }
     }
 
     /// The command opcode (`sqe->cmd_op`).
@@ -63,9 +75,8 @@ impl UringCmd {
 
     /// The `fuse_dev` of the command's `/dev/furing` file.
     pub(crate) fn fuse_dev(&self) -> &FuseDev {
-        // SAFETY: The command holds its file (invariant), whose `private_data` is the
-        // `fuse_dev` the core set at open, alive while the file is.
-        unsafe { FuseDev::from_raw((*self.0.as_ref().file).private_data.cast()) }
+        // SAFETY: The command is valid and holds its file while `self` lives (invariant).
+        unsafe { Self::dev_of(self.0) }
     }
 
     /// The io_uring the command belongs to.
@@ -84,8 +95,9 @@ impl UringCmd {
     /// Zero-copy: registers the page argument's folios of `req` as buffer `index` of the
     /// command's io_uring (`dir`: `IO_BUF_DEST` for reads, `IO_BUF_SOURCE` for writes).
     /// `pages` owns what must live as long as the registration: io_uring hands it back
-    /// to `furing_zc_released()` when the buffer goes; on failure it is dropped here.
-    pub(crate) fn zc_register<T: ForeignOwnable>(
+    /// to [`zc_release`], which drops it, when the buffer goes; on failure it is dropped
+    /// here.
+    pub(crate) fn zc_register<T: ForeignOwnable + Send + 'static>(
         &self,
         req: &Req,
         pages: T,
@@ -99,7 +111,15 @@ impl UringCmd {
         // `issue_flags`; `ap` is the request's, valid while we own it; `priv_` is ours
         // until io_uring calls the release.
         let ret = unsafe {
-            raw::furing_zc_register(self.0.as_ptr(), ap, priv_.cast(), dir, index, issue_flags)
+            raw::furing_zc_register(
+                self.0.as_ptr(),
+                ap,
+                Some(zc_release::<T>),
+                priv_.cast(),
+                dir,
+                index,
+                issue_flags,
+            )
         };
         if ret != 0 {
             // SAFETY: Not registered: io_uring never saw `priv_`, which is still ours.
@@ -169,8 +189,8 @@ impl ParkedCmd {
         to_result(unsafe { raw::io_buffer_unregister(self.0.as_ptr(), index, IO_URING_F_UNLOCKED) })
     }
 
-    /// Queues task work in the server's task that calls `furing_send_in_task()` for this
-    /// command. Until that runs, the command must not be completed any other way. Safe in
+    /// Queues task work in the server's task that calls the transport's
+    /// [`super::Transport::task_work`] for this command. Until that runs, the command must not be completed any other way. Safe in
     /// atomic context (io_uring's task-work list is lock-free), so it runs under the
     /// queue's lock, where the entry is handed its request.
     pub(crate) fn send_in_task(&self) {
@@ -202,4 +222,43 @@ impl Drop for ParkedCmd {
             )
         };
     }
+}
+
+/// io_uring's release callback of a zero-copy registration: drops what
+/// [`UringCmd::zc_register`] handed over, which may hold the last module reference.
+///
+/// # Safety
+///
+/// Called by io_uring once per registration, with the `priv` of `zc_register::<T>`.
+unsafe extern "C" fn zc_release<T: ForeignOwnable + Send + 'static>(priv_: *mut core::ffi::c_void) {
+    let guard = super::CallbackGuard::new();
+    // SAFETY: Caller's guarantee: `priv_` came from `T::into_foreign`, given back once.
+    drop(unsafe { T::from_foreign(priv_.cast()) });
+    drop(guard);
+}
+
+/// The task-work callback of a command holding a request (C trampoline: `furing_tw_cb`):
+/// the transport of the command's channel takes it.
+///
+/// # Safety
+///
+/// Called by io_uring in the server's task for a command furing parked and scheduled
+/// with [`ParkedCmd::send_in_task`].
+#[no_mangle]
+unsafe extern "C" fn furing_send_in_task(
+    cmd: *mut raw::io_uring_cmd,
+    cancel: bool,
+    issue_flags: core::ffi::c_uint,
+) {
+    let Some(ptr) = NonNull::new(cmd) else {
+        return;
+    };
+    // SAFETY: The command is parked by us and valid until completed, holding its file
+    // during this call.
+    let dev = unsafe { UringCmd::dev_of(ptr) };
+    // The parked command holds its /dev/furing file, whose device holds the channel.
+    let Some(chan) = dev.chan() else {
+        return;
+    };
+    chan.task_work(UringCmd(ptr), cancel, issue_flags);
 }
