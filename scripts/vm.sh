@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # vm.sh KDIR INITRD OUTDIR MODE [TIMEOUT_S]: boot bzImage of KDIR with INITRD under
-# QEMU (2 vCPUs), kernel log to OUTDIR/console.log, results to OUTDIR/results.log.
+# QEMU (FURING_VM_SMP vCPUs, default 2; FURING_VM_APPEND adds to the kernel command
+# line), kernel log to OUTDIR/console.log, results to OUTDIR/results.log.
 #
 # The accelerator is TCG unless FURING_ACCEL=kvm (check.sh sets it after a short KVM
 # probe boots). The run fails (exit 1) when the console shows a kernel splat (BUG,
@@ -13,6 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 kdir=$1 initrd=$2 outdir=$3 mode=$4 tmo=${5:-1500}
 accel=${FURING_ACCEL:-tcg}
 mem=${FURING_VM_MEM:-2G}
+smp=${FURING_VM_SMP:-2}
 mkdir -p "$outdir"
 : >"$outdir/console.log"
 : >"$outdir/results.log"
@@ -22,10 +24,10 @@ mkdir -p "$outdir"
 cpu=max,la57=off
 [[ "$accel" == kvm ]] && cpu=host
 # A kernel with page poisoning fills freed pages (stale memory then shows).
-extra=
+extra=${FURING_VM_APPEND:+ $FURING_VM_APPEND}
 grep -q '^CONFIG_PAGE_POISONING=y' "$kdir/.config" && extra+=" page_poison=1"
 # With an unexpected exit, timeout kills QEMU; the missing end marker reports it.
-timeout "$tmo" qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -smp 2 -m "$mem" \
+timeout "$tmo" qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -smp "$smp" -m "$mem" \
 	-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$initrd" \
 	-append "console=ttyS0 panic=-1 oops=panic furing.mode=$mode$extra" \
 	-display none -monitor none -no-reboot \

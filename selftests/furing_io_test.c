@@ -283,6 +283,64 @@ TEST_F(srv, timing)
 	TH_LOG("timed: %ld us", st.us);
 }
 
+struct hotplug {
+	int cpu;
+	int stop;
+	int rounds;
+	int err;
+};
+
+/* Takes CPU @cpu offline and back online until told to stop; counts the rounds. */
+static void *hotplug_thread(void *arg)
+{
+	struct hotplug *h = arg;
+	char path[64];
+	int ret;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", h->cpu);
+	while (!__atomic_load_n(&h->stop, __ATOMIC_ACQUIRE)) {
+		ret = write_text(path, "0");
+		if (!ret)
+			ret = write_text(path, "1");
+		if (ret) {
+			h->err = ret;
+			break;
+		}
+		h->rounds++;
+		usleep(100000);
+	}
+	/* Whatever happened, the CPU ends online. */
+	write_text(path, "1");
+	return NULL;
+}
+
+/*
+ * CPU hotplug under load: the last online CPU goes offline and comes back
+ * while the random-op checker runs (its threads, and the server's queue
+ * thread of that CPU, move): every op and the final compare pass.
+ */
+TEST_F_TIMEOUT(srv, cpu_hotplug, 600)
+{
+	struct hotplug h = { 0 };
+	char path[64];
+	pthread_t th;
+
+	SKIP_WB();
+	if (variant->flags & ~(uint64_t)FURING_URING_BUFRING || !variant->ring)
+		SKIP(return, "hotplug: the ring and bufring variants");
+	h.cpu = sysconf(_SC_NPROCESSORS_ONLN) - 1;
+	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", h.cpu);
+	if (h.cpu < 1 || access(path, W_OK))
+		SKIP(return, "no CPU to take offline");
+	ASSERT_EQ(0, pthread_create(&th, NULL, hotplug_thread, &h));
+	furing_fsx(_metadata, MNT, BACK);
+	__atomic_store_n(&h.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	TH_LOG("CPU %d offline and online %d times", h.cpu, h.rounds);
+	EXPECT_EQ(0, h.err);
+	EXPECT_LT(0, h.rounds);
+}
+
 /* Directory operations through the ring. */
 TEST_F(srv, namespace_ops)
 {

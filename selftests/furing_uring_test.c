@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <liburing.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -693,6 +694,110 @@ TEST_F(ring, ring_exit_fd_stays)
 	ASSERT_EQ(0, next_request(self, &ih));
 	EXPECT_EQ(FURING_NO_CQE, commit_getattr(self, &ih, sizeof(struct fuse_attr_out)));
 	EXPECT_EQ(0, join_within(th, 10));
+}
+
+/* The number of CPUs in the sysfs list @name ("0-3,5"): possible, online; -1 on error. */
+static int cpu_count(const char *name)
+{
+	char path[64], buf[256], *p;
+	int n = 0, a, b;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/cpu/%s", name);
+	if (read_text(path, buf, sizeof(buf)) < 0)
+		return -1;
+	for (p = strtok(buf, ",\n"); p; p = strtok(NULL, ",\n")) {
+		if (sscanf(p, "%d-%d", &a, &b) == 2)
+			n += b - a + 1;
+		else if (sscanf(p, "%d", &a) == 1)
+			n++;
+	}
+	return n;
+}
+
+struct cpu_stat {
+	int cpu;
+	long ret;
+};
+
+/* stat() of the root (a GETATTR) from CPU @cpu. */
+static void *stat_on_cpu(void *arg)
+{
+	struct cpu_stat *c = arg;
+	cpu_set_t set;
+	struct stat st;
+
+	CPU_ZERO(&set);
+	CPU_SET(c->cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		c->ret = -errno;
+	else
+		c->ret = stat(MNT, &st) ? -errno : 0;
+	return NULL;
+}
+
+/*
+ * Serves a GETATTR from every online CPU with the only queue registered,
+ * @qid: each goes over that queue, none the classic way.
+ */
+static void serve_every_cpu(struct __test_metadata *_metadata, FIXTURE_DATA(ring) *self,
+			    uint16_t qid)
+{
+	int online = cpu_count("online"), c;
+	long id = furing_conn_id(MNT), classic0, classic, sent;
+
+	ASSERT_LT(0, online);
+	ASSERT_EQ(0, furing_stats(id, &classic0, &sent));
+	for (c = 0; c < online; c++) {
+		struct cpu_stat cs = { .cpu = c };
+		struct fuse_in_header ih;
+		pthread_t th;
+
+		ASSERT_EQ(0, pthread_create(&th, NULL, stat_on_cpu, &cs));
+		ASSERT_EQ(0, next_request(self, &ih)) {
+			TH_LOG("no request from CPU %d", c);
+		}
+		EXPECT_EQ(FUSE_GETATTR, ih.opcode);
+		EXPECT_EQ(qid, self->last_qid);
+		EXPECT_EQ(FURING_NO_CQE, commit_getattr(self, &ih, sizeof(struct fuse_attr_out)));
+		pthread_join(th, NULL);
+		EXPECT_EQ(0, cs.ret) {
+			TH_LOG("stat on CPU %d: %ld", c, cs.ret);
+		}
+	}
+	ASSERT_EQ(0, furing_stats(id, &classic, &sent));
+	EXPECT_EQ(online, sent);
+	EXPECT_EQ(classic0, classic);
+}
+
+/*
+ * A server with queues on some CPUs only (queue 0 alone): the requests of
+ * every online CPU go over queue 0.
+ */
+TEST_F(ring, queues_on_some_cpus)
+{
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	ASSERT_EQ(FURING_NO_CQE, do_register(self, 0));
+	ASSERT_EQ(0, furing_wait_entries(furing_conn_id(MNT), "available", 1));
+	serve_every_cpu(_metadata, self, 0);
+}
+
+/*
+ * A possible CPU that is not online has a queue too: REGISTER on it parks,
+ * and as the only queue it serves every online CPU; the queue after the last
+ * possible CPU does not exist (EINVAL).
+ */
+TEST_F(ring, queue_of_offline_cpu)
+{
+	int possible = cpu_count("possible"), online = cpu_count("online");
+
+	ASSERT_LT(0, online);
+	if (possible <= online)
+		SKIP(return, "every possible CPU is online (the smp4 run has one that is not)");
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	EXPECT_EQ(-EINVAL, do_register(self, possible));
+	ASSERT_EQ(FURING_NO_CQE, do_register(self, possible - 1));
+	ASSERT_EQ(0, furing_wait_entries(furing_conn_id(MNT), "available", 1));
+	serve_every_cpu(_metadata, self, possible - 1);
 }
 
 /* A server killed with commands parked leaves a mount that says ENOTCONN. */
