@@ -118,28 +118,23 @@ impl Drop for ModuleRef {
 /// window to the instructions after the unlock -- a preemption right there is a quiescent
 /// state -- and does not close it: only a caller holding a reference could, and the FUSE
 /// core and io_uring take none for these callbacks.
-pub(crate) struct CallbackGuard(());
+pub(crate) struct CallbackGuard(core::mem::ManuallyDrop<ModuleRef>);
 
 impl CallbackGuard {
     /// Takes a reference on this module, which is live (we are running its code).
     pub(crate) fn new() -> Self {
-        let module = kernel::module::this_module::<crate::LocalModule>().as_ptr();
-        // SAFETY: The module is live while its code runs; `__module_get` only counts.
-        unsafe { bindings::__module_get(module) };
-        Self(())
+        Self(core::mem::ManuallyDrop::new(ModuleRef::this()))
     }
 }
 
 impl Drop for CallbackGuard {
     fn drop(&mut self) {
-        let module = kernel::module::this_module::<crate::LocalModule>().as_ptr();
-        // SAFETY: Drops the reference taken in `new` (the module is live until then), in
-        // a read-side section entered and left right here (neither sleeps).
-        unsafe {
-            bindings::rcu_read_lock();
-            bindings::module_put(module);
-            bindings::rcu_read_unlock();
-        }
+        // SAFETY: A read-side section entered and left right here around the put.
+        unsafe { bindings::rcu_read_lock() };
+        // SAFETY: Dropped once, here; nothing uses it after.
+        unsafe { core::mem::ManuallyDrop::drop(&mut self.0) };
+        // SAFETY: Leaves the section entered above.
+        unsafe { bindings::rcu_read_unlock() };
     }
 }
 
