@@ -70,6 +70,10 @@ pub(crate) enum State {
     },
     /// A COMMIT_AND_FETCH copies the reply back (it holds the request).
     Committing { buf: Option<BufId> },
+    /// Teardown ended the request of a `Sending` entry (its task work may wait for the
+    /// very task that tears down, e.g. a server unmounting its own mount); the pending
+    /// task work completes `cmd` and drops the entry.
+    Aborted(ParkedCmd),
 }
 
 impl State {
@@ -80,7 +84,7 @@ impl State {
             | Self::Copying { buf }
             | Self::Userspace { buf, .. }
             | Self::Committing { buf } => *buf,
-            Self::Registering | Self::Available(_) => None,
+            Self::Registering | Self::Available(_) | Self::Aborted(_) => None,
         }
     }
 
@@ -93,6 +97,7 @@ impl State {
             Self::Copying { .. } => "copying",
             Self::Userspace { .. } => "userspace",
             Self::Committing { .. } => "committing",
+            Self::Aborted(_) => "aborted",
         }
     }
 }

@@ -474,6 +474,23 @@ impl Queue {
             let Some(e) = inner.slab.as_mut().and_then(|s| s.get_mut(slot)) else {
                 return false;
             };
+            if matches!(&e.state, State::Aborted(p) if cmd.is(p)) {
+                // Teardown ended the request: the entry goes with its command.
+                let mut d = Deferred::default();
+                if let Some(Entry {
+                    state: State::Aborted(p),
+                    ..
+                }) = inner.remove(slot, &mut d)
+                {
+                    let res = if cancel { ECANCELED } else { ENOTCONN };
+                    d.complete = Some((p, res.to_errno()));
+                }
+                let stranded = inner.entries() == 0;
+                drop(inner);
+                drop(br);
+                d.run(issue_flags);
+                return stranded;
+            }
             if !matches!(&e.state, State::Sending { cmd: p, .. } if cmd.is(p)) {
                 return false;
             }
@@ -771,13 +788,27 @@ impl Queue {
             let mut d = Deferred::default();
             let taken = {
                 let mut inner = self.inner.lock();
-                let take = inner
-                    .slab
-                    .as_mut()
-                    .and_then(|s| s.get_mut(slot as SlotId))
-                    .is_some_and(|e| {
-                        matches!(e.state, State::Available(_) | State::Userspace { .. })
-                    });
+                let mut freed = None;
+                let mut take = false;
+                if let Some(e) = inner.slab.as_mut().and_then(|s| s.get_mut(slot as SlotId)) {
+                    take = matches!(e.state, State::Available(_) | State::Userspace { .. });
+                    if matches!(e.state, State::Sending { .. }) {
+                        // Its task work is pending in the server's task, which may be the
+                        // very task waiting for this teardown (a server unmounting its own
+                        // mount waits for every request to end): the request ends now,
+                        // and the task work completes the command.
+                        if let State::Sending { cmd, req, buf, .. } =
+                            core::mem::replace(&mut e.state, State::Registering)
+                        {
+                            e.state = State::Aborted(cmd);
+                            freed = Some(buf);
+                            d.end = Some((req, ECONNABORTED.to_errno()));
+                        }
+                    }
+                }
+                if let Some(buf) = freed {
+                    inner.free_buf(buf);
+                }
                 if take {
                     inner.remove(slot as SlotId, &mut d)
                 } else {

@@ -44,16 +44,15 @@ for v in $variants; do
 	out="$work/run-$v"
 	rm -rf "$out"
 	smp=2 append=
-	# 4 vCPUs online, a fifth possible but never present: queues of CPUs without a server
-	# thread, a possible CPU that is not online, CPU hotplug.
-	[[ $v == smp4 ]] && smp=4 append=possible_cpus=5
+	# 4 vCPUs online and a fifth that boots offline (maxcpus=4): queues of CPUs without
+	# a server thread, a possible CPU that is not online, CPU hotplug.
+	[[ $v == smp4 ]] && smp=5 append=maxcpus=4
 	# shellcheck disable=SC2086
 	"$here/initramfs.sh" check "$work/check-$v.cpio.gz" "${ko[$k]}" "$work/tests" ${TESTS:-}
-	echo "# ==== $v: $k kernel, $smp vCPUs ($FURING_ACCEL) ===="
+	echo "# ==== $v: $k kernel, -smp $smp${append:+, $append} ($FURING_ACCEL) ===="
 	vm_ok=1
 	t=$SECONDS
-	FURING_VM_SMP=$smp FURING_VM_APPEND=$append \
-		"$here/vm.sh" "${kdir[$k]}" "$work/check-$v.cpio.gz" "$out" check 2700 || vm_ok=0
+	FURING_VM_SMP=$smp FURING_VM_APPEND=$append "$here/vm.sh" "${kdir[$k]}" "$work/check-$v.cpio.gz" "$out" check 2700 || vm_ok=0
 	grep -v '^FURING-END' "$out/results.log" | tr -d '\r' || true
 	read -r p f s < <(tr -d '\r' <"$out/results.log" | awk -f "$here/tap-count.awk")
 	if ((vm_ok == 0)); then
