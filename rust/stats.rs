@@ -109,8 +109,8 @@ pub(crate) struct StatsFile {
 }
 
 /// `furing/<conn>/entries`: `qid slot state` per registered entry (state: registering,
-/// available, sending, copying, userspace, committing), so tests can see that a command
-/// is parked rather than infer it from a CQE that did not come.
+/// available, sending, copying, userspace, committing, aborted), so tests can see that a
+/// command is parked rather than infer it from a CQE that did not come.
 fn show_entries(ring: &Arc<Ring>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "qid slot state")?;
     let Ok(mut states) = KVec::with_capacity(crate::ring::MAX_ENTRIES, GFP_KERNEL) else {

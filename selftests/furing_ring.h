@@ -58,6 +58,11 @@ furing_prep_cmd(struct io_uring *ring, int fd, uint32_t op, const struct furing_
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
 
+	if (!sqe) {
+		/* The ring is smaller than the commands a test queues (one per CPU each). */
+		fprintf(stderr, "furing_prep_cmd: submission queue full\n");
+		abort();
+	}
 	/* An SQE128 is two SQE slots; the command area runs into the second. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Warray-bounds"

@@ -48,7 +48,7 @@ FIXTURE_SETUP(ring)
 	ASSERT_EQ(FUSE_INIT, ih->opcode);
 	memcpy(&self->init, ih + 1, sizeof(self->init));
 	self->init_unique = ih->unique;
-	ASSERT_EQ(0, io_uring_queue_init(16, &self->ring, IORING_SETUP_SQE128));
+	ASSERT_EQ(0, io_uring_queue_init(64, &self->ring, IORING_SETUP_SQE128));
 	self->hdr = aligned_alloc(4096, 4096);
 	self->payload = aligned_alloc(4096, PAYLOAD);
 	ASSERT_NE(NULL, self->hdr);
@@ -688,7 +688,7 @@ TEST_F(ring, ring_exit_fd_stays)
 	EXPECT_EQ(-ECONNABORTED, join_within(th, 10));
 	EXPECT_EQ(0, furing_wait_entries(id, NULL, 0));
 	/* A new ring, the same slots: requests are served again. */
-	ASSERT_EQ(0, io_uring_queue_init(16, &self->ring, IORING_SETUP_SQE128));
+	ASSERT_EQ(0, io_uring_queue_init(64, &self->ring, IORING_SETUP_SQE128));
 	ASSERT_EQ(cpus, register_all_one_entry(self));
 	ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread_path, MNT));
 	ASSERT_EQ(0, next_request(self, &ih));
