@@ -240,12 +240,9 @@ struct client {
 static void *client_thread(void *arg)
 {
 	struct client *c = arg;
-	cpu_set_t set;
 	struct stat st;
 
-	CPU_ZERO(&set);
-	CPU_SET(c->cpu, &set);
-	sched_setaffinity(0, sizeof(set), &set);
+	furing_pin_cpu(c->cpu);
 	c->start = now_ms();
 	c->ret = stat(c->path, &st);
 	c->err = errno;
@@ -485,12 +482,9 @@ static void *io_thread(void *arg)
 	struct io *io = arg;
 	char path[64];
 	int fd = io->fd;
-	cpu_set_t set;
 
 	/* All on CPU 0: one queue's two buffers for every request, however many CPUs. */
-	CPU_ZERO(&set);
-	CPU_SET(0, &set);
-	sched_setaffinity(0, sizeof(set), &set);
+	furing_pin_cpu(0);
 	if (io->write) {
 		snprintf(path, sizeof(path), MNT "/w%d", io->idx);
 		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | io->flags, 0644);

@@ -8,6 +8,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -77,6 +78,16 @@ static inline int furing_ensure_loaded(void)
 	int ret = furing_load();
 
 	return ret == -EEXIST ? 0 : ret;
+}
+
+/* Pins the calling thread to CPU @cpu; 0 or -errno. */
+static inline int furing_pin_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
 }
 
 /* Reads a "Key:   N kB" line of /proc/meminfo; -1 when absent. */

@@ -723,14 +723,10 @@ struct cpu_stat {
 static void *stat_on_cpu(void *arg)
 {
 	struct cpu_stat *c = arg;
-	cpu_set_t set;
 	struct stat st;
 
-	CPU_ZERO(&set);
-	CPU_SET(c->cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set))
-		c->ret = -errno;
-	else
+	c->ret = furing_pin_cpu(c->cpu);
+	if (!c->ret)
 		c->ret = stat(MNT, &st) ? -errno : 0;
 	return NULL;
 }
