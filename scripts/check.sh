@@ -31,6 +31,7 @@ stage rustfmt make -s -C "$FURING_TOP" rustfmtcheck
 src=$(kernel_src)
 stage selftests make -s -C "$FURING_TOP/selftests" KSRC="$src" OUT="$work/tests"
 stage libfuse "$here/libfuse.sh" "$work/tests/extra"
+stage fio "$here/fio.sh" "$work/tests/extra"
 
 # The accelerator: KVM only if a short probe boots; TCG otherwise.
 first=$(kernel_of "${variants%% *}")

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# fio.sh OUT: build fio as one static binary and copy it to OUT/fio (the bench
-# initramfs puts it in /bin). Debian's fio links ~70 shared libraries (ceph,
+# fio.sh OUT: build fio as one static binary and copy it to OUT/fio (the bench and
+# check initramfs put it in /bin). Debian's fio links ~70 shared libraries (ceph,
 # gluster...); this one is built from bookworm's fio source package (deb-src line
 # added by deps.sh), Debian's patches applied, with every optional library engine off:
-# psync, sync and io_uring (raw syscalls) are all the bench needs. Also --disable-shm
+# psync, sync, mmap and io_uring (raw syscalls) are all the bench and the tests need. Also --disable-shm
 # (the guest kernel has no SysV IPC: fio runs its jobs as threads) and --disable-native
 # (the guest CPU is QEMU's, not the build host's).
 # Cached in $FURING_CACHE/fio/<version>; a warm run only copies.
