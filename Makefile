@@ -6,6 +6,10 @@
 #                        normal test kernel, built first if missing)
 #   make CLIPPY=1        the same, linted with clippy
 #   make check           everything, tested in QEMU on the normal and debug kernels
+#   make check KDIR=...  the same on a kernel of your own (its config checked first)
+#   make install-tests DESTDIR=...
+#                        the kselftests for a test machine: DESTDIR/run_tests.sh
+#   make soak            killed and restarted servers under load, SOAK_MIN minutes
 #   make demo            boot, load furing and show what it does
 #   make bench           fio over every transport in QEMU, table + bench/results/*.json
 #   make bench-quick     the same, one short rep: fails only if a transport fails
@@ -28,6 +32,12 @@ modules:
 
 check:
 	scripts/check.sh
+
+install-tests:
+	scripts/install-tests.sh $(or $(DESTDIR),$(error DESTDIR: where to install the tests))
+
+soak:
+	scripts/soak.sh
 
 demo:
 	scripts/demo.sh
@@ -52,4 +62,4 @@ clean:
 	$(MAKE) -C $(or $(KDIR),$(shell scripts/kernel.sh normal)) M=$(CURDIR) $(KMAKE) clean
 	rm -f rust/ffi_generated.rs
 
-.PHONY: all modules check demo bench bench-quick bench-profile rustfmt rustfmtcheck clean
+.PHONY: all modules check install-tests soak demo bench bench-quick bench-profile rustfmt rustfmtcheck clean

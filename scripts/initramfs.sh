@@ -2,6 +2,11 @@
 # initramfs.sh MODE OUT.cpio.gz KO TESTDIR [TEST [ARGS...]]: pack the test VM's
 # initramfs: busybox-static, /init (scripts/guest-init), furing.ko, the static test
 # binaries of TESTDIR (all of them, or only TEST with ARGS), and the demo script.
+# The tests are also installed as on a test machine (make install-tests) in
+# /opt/furing, hard links of the same files; without TEST the run ends with two
+# suites through its run_tests.sh. FURING_PRELOAD: modules (.ko paths, in order)
+# /init loads first, e.g. a kernel's fuse.ko when CONFIG_FUSE_FS=m.
+# FURING_SUITE_TIMEOUT: seconds a test binary may run (default 900).
 # initramfs.sh bench OUT.cpio.gz KO TESTDIR BIN[:BIN...] [VAR=VALUE...]: the benchmark
 # image instead: no test binaries, the static tools BIN (fio, and perf to profile) in
 # /bin, bench/bench-guest.sh as /bench.sh and its settings (VAR=VALUE, one per line) in
@@ -18,9 +23,14 @@ mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,tests,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
 cp "$here/guest-init" "$root/init"
 cp "$here/demo-guest.sh" "$root/demo.sh"
-cp "$ko" "$root/lib/modules/furing.ko"
-[[ -d "$testdir/extra" ]] && cp -r "$testdir/extra/." "$root/bin/"
+for m in ${FURING_PRELOAD:-}; do
+	mkdir -p "$root/lib/modules/preload"
+	cp "$m" "$root/lib/modules/preload/"
+	basename "$m" >>"$root/etc/furing-preload"
+done
 if [[ $mode == bench ]]; then
+	cp "$ko" "$root/lib/modules/furing.ko"
+	[[ -d "$testdir/extra" ]] && cp -r "$testdir/extra/." "$root/bin/"
 	IFS=: read -ra bins <<<"${1:?initramfs.sh bench: BIN missing}"
 	shift
 	cp "${bins[@]}" "$root/bin/"
@@ -32,11 +42,18 @@ if [[ $mode == bench ]]; then
 		printf "%s='%s'\n" "${kv%%=*}" "${kv#*=}"
 	done >"$root/etc/furing-bench"
 else
-	cp "$testdir"/*_test "$root/tests/"
+	inst="$root/opt/furing"
+	install_suite "$inst" "$testdir" "$ko"
+	ln -f "$inst/furing/"*_test "$root/tests/"
+	ln -f "$inst/furing/bin/"* "$root/bin/"
+	ln -f "$inst/furing/furing.ko" "$root/lib/modules/furing.ko"
+	[[ -n ${FURING_SUITE_TIMEOUT:-} ]] && echo "$FURING_SUITE_TIMEOUT" >"$root/etc/furing-timeout"
 	if (($#)); then
 		echo "$*" >"$root/etc/furing-tests"
 	else
 		(cd "$testdir" && ls -1 *_test) >"$root/etc/furing-tests"
+		echo "/opt/furing/run_tests.sh -t furing:furing_module_test" \
+			"-t furing:furing_libfuse_test" >>"$root/etc/furing-tests"
 	fi
 fi
 chmod +x "$root/init" "$root/demo.sh"

@@ -33,6 +33,19 @@ kernel_src() {
 	echo "$dir"
 }
 
+# selftest_src [KDIR]: the kernel source the selftests build with (kselftest_harness.h,
+# the FUSE UAPI header): KDIR's own (its "source" link when built with O=), else the
+# pinned tree.
+selftest_src() {
+	local k=${1:-}
+	[[ -n $k && -e $k/source ]] && k=$(cd "$k/source" && pwd)
+	if [[ -n $k && -f $k/tools/testing/selftests/kselftest_harness.h ]]; then
+		echo "$k"
+	else
+		kernel_src
+	fi
+}
+
 # need_static FILE: fail unless FILE is a statically linked executable (the VM has no
 # shared libraries).
 need_static() {
@@ -75,4 +88,23 @@ fetch_src() {
 	mkdir -p "$dir/dl"
 	(cd "$dir/dl" && apt-get source -qq --download-only "$pkg=$ver" 2>/dev/null)
 	dpkg-source -x "$@" "$dir/dl/${pkg}_${ver#*:}.dsc" "$dir/src" >"$dir/dpkg-source.log" 2>&1
+}
+
+# install_suite DESTDIR TESTDIR [KO]: lay out the kselftests of TESTDIR (the selftests
+# build: *_test and extra/) for a test machine: DESTDIR/run_tests.sh and
+# kselftest-list.txt, the tests in DESTDIR/furing/, their helpers (furing-server,
+# furing-launch, passthrough_hp, fio) in DESTDIR/furing/bin/, and KO as
+# DESTDIR/furing/furing.ko. INSTALL_LINK=1 hard-links the files instead of copying.
+install_suite() {
+	local dest=$1 testdir=$2 ko=${3:-} cp=(install -m 0755) f
+	[[ ${INSTALL_LINK:-} == 1 ]] && cp=(ln -f)
+	mkdir -p "$dest/furing/bin"
+	install -m 0755 "$FURING_TOP/selftests/run_tests.sh" "$dest/run_tests.sh"
+	: >"$dest/kselftest-list.txt"
+	for f in "$testdir"/*_test; do
+		"${cp[@]}" "$f" "$dest/furing/"
+		echo "furing:$(basename "$f")" >>"$dest/kselftest-list.txt"
+	done
+	for f in "$testdir"/extra/*; do "${cp[@]}" "$f" "$dest/furing/bin/"; done
+	if [[ -n $ko ]]; then "${cp[@]}" "$ko" "$dest/furing/furing.ko"; fi
 }

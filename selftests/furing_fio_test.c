@@ -107,7 +107,7 @@ static pid_t hp_start(const char *opt)
 		fd = open(SRV_LOG, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		execv("/bin/furing-launch", (char **)argv);
+		furing_exec("furing-launch", argv);
 		_exit(127);
 	}
 	return pid;
@@ -198,7 +198,7 @@ static int run_fio(struct __test_metadata *_metadata, const char *dir, const cha
 		fd = open(LOG, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		execv("/bin/fio", (char **)argv);
+		furing_exec("fio", argv);
 		_exit(127);
 	}
 	if (pid < 0 || waitpid(pid, &status, 0) != pid)

@@ -2,7 +2,7 @@
 /*
  * An unmodified libfuse 3.18 server on furing: example/passthrough_hp (built
  * from the fuse3 source package with io-uring on, scripts/libfuse.sh) runs
- * under furing-launch with "-o io_uring", serving a tmpfs directory. A file
+ * under furing-launch with "-o io_uring" (passthrough_hp found on PATH), serving a tmpfs directory. A file
  * workload goes through the mount; debugfs proves the ring carried every
  * request; umount ends the server with status 0; kill -9 of the server leaves
  * the launcher to detach the mount.
@@ -54,12 +54,14 @@ FIXTURE_SETUP(hp)
 	self->pid = fork();
 	ASSERT_LE(0, self->pid);
 	if (self->pid == 0) {
+		const char *argv[] = { "furing-launch", "-o", "default_permissions", MNT,
+				       "passthrough_hp", "--foreground", "--nopassthrough",
+				       "-o", "io_uring", BACK, "@fd", NULL };
+
 		fd = open(LOG, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		execl("/bin/furing-launch", "furing-launch", "-o", "default_permissions", MNT,
-		      "passthrough_hp", "--foreground", "--nopassthrough", "-o", "io_uring",
-		      BACK, "@fd", NULL);
+		furing_exec("furing-launch", argv);
 		_exit(127);
 	}
 	/* Mounted, then every CPU's queue registered (libfuse: one per CPU, 8 deep). */

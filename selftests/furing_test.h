@@ -19,14 +19,32 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#ifndef FURING_KO
-#define FURING_KO "/lib/modules/furing.ko"
-#endif
+/*
+ * Where the tests find what they run: the environment names it (run_tests.sh
+ * of an installed suite sets both), else the test VM's paths.
+ *   FURING_KO   the furing.ko the tests load and unload
+ *   FURING_BIN  the directory of furing-server, furing-launch, fio, passthrough_hp
+ */
+static inline const char *furing_env(const char *name, const char *dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : dflt;
+}
+
+/* Runs the helper program @name of FURING_BIN; returns only on failure. */
+static inline int furing_exec(const char *name, const char *const argv[])
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", furing_env("FURING_BIN", "/bin"), name);
+	return execv(path, (char *const *)argv);
+}
 
 /* Loads furing.ko; 0, or -errno (-EEXIST when already loaded). */
 static inline int furing_load(void)
 {
-	int fd = open(FURING_KO, O_RDONLY | O_CLOEXEC);
+	int fd = open(furing_env("FURING_KO", "/lib/modules/furing.ko"), O_RDONLY | O_CLOEXEC);
 	int ret;
 
 	if (fd < 0)
@@ -381,7 +399,7 @@ static inline int furing_wait_queues(long id, struct furing_qstats *st)
 }
 
 /*
- * Starts /bin/furing-server on /dev/furing serving @back at @mnt, with the
+ * Starts furing-server (of FURING_BIN) on /dev/furing serving @back at @mnt, with the
  * extra options that follow (NULL-terminated), and waits for its "ready"
  * line; its pid, or -1.
  */
@@ -412,7 +430,7 @@ static inline pid_t furing_server_start(const char *back, const char *mnt, ...)
 		signal(SIGPIPE, SIG_IGN);
 		dup2(pipefd[1], 1);
 		close(pipefd[0]);
-		execv("/bin/furing-server", (char **)argv);
+		furing_exec("furing-server", argv);
 		_exit(127);
 	}
 	close(pipefd[1]);
