@@ -27,9 +27,24 @@ pub(crate) fn live() -> u64 {
 
 /// What a registration keeps alive until io_uring releases it. Field order is drop
 /// order: the module reference goes last.
+///
+/// # Invariants
+///
+/// Each value is counted once in [`LIVE`]: [`ZcPages::new`] counts it, `Drop` uncounts
+/// it, so a value dropped on any path (even before it was boxed) leaves the count right.
 pub(crate) struct ZcPages {
     _folios: KVec<FolioRef>,
     _module: ModuleRef,
+}
+
+impl ZcPages {
+    fn new(folios: KVec<FolioRef>) -> Self {
+        LIVE.fetch_add(1, Ordering::Relaxed);
+        Self {
+            _folios: folios,
+            _module: ModuleRef::this(),
+        }
+    }
 }
 
 impl Drop for ZcPages {
@@ -58,14 +73,7 @@ impl ZcRegistration {
         index: u32,
         issue_flags: u32,
     ) -> Result<Self> {
-        let pages = KBox::new(
-            ZcPages {
-                _folios: req.folio_refs()?,
-                _module: ModuleRef::this(),
-            },
-            GFP_KERNEL,
-        )?;
-        LIVE.fetch_add(1, Ordering::Relaxed);
+        let pages = KBox::new(ZcPages::new(req.folio_refs()?), GFP_KERNEL)?;
         cmd.zc_register(req, pages, dir, index, issue_flags)?;
         Ok(Self {
             index,

@@ -458,15 +458,17 @@ static void client_start(struct client *c, long (*fn)(void))
 
 /*
  * Where a sweep arms the fault, in the server thread: with @commit, while it
- * commits its answer to a request of @opcode; else until the next CQE, across
- * the syscalls in which the task work of the next delivery runs, from the
- * start (@opcode 0) or from the commit of its answer to a request of @opcode
- * on (the next request can arrive while that commit returns, and its task
- * work then runs on the way out).
+ * commits its answer to a request of @opcode; else until the next CQE (or, with
+ * @until, the CQE of a request of that opcode: the requests before it are
+ * served armed), across the syscalls in which the task work of the deliveries
+ * runs, from the start (@opcode 0) or from the commit of its answer to a
+ * request of @opcode on (the next request can arrive while that commit
+ * returns, and its task work then runs on the way out).
  */
 struct fault_at {
 	int n;			/* 0: no fault (any more) */
 	uint32_t opcode;
+	uint32_t until;		/* not 0: armed until the CQE of a request of this opcode */
 	int commit;
 	int injected;		/* the fault was injected */
 	int cqe_err;		/* a command's CQE with an error: its entry went */
@@ -523,7 +525,9 @@ static int hs_serve(struct hs *s, struct client *c, int secs, struct fault_at *f
 		res = furing_wait_cqe(&s->ring, 50, &tag);
 		if (res == FURING_NO_CQE)
 			continue;
-		if (armed) {
+		q = (int)tag;
+		op = res < 0 ? 0 : req_opcode(s, q);
+		if (armed && (res < 0 || !f->until || op == f->until)) {
 			f->injected |= disarm(s);
 			armed = 0;
 			f->n = 0;
@@ -533,10 +537,8 @@ static int hs_serve(struct hs *s, struct client *c, int secs, struct fault_at *f
 				f->cqe_err = res;
 			continue;
 		}
-		q = (int)tag;
-		op = req_opcode(s, q);
 		hs_prep_answer(s, q);
-		if (f && f->n && op == f->opcode) {
+		if (f && f->n && !armed && op == f->opcode) {
 			arm(s, f->n);
 			io_uring_submit(&s->ring);
 			if (f->commit) {
@@ -728,12 +730,12 @@ TEST_F_TIMEOUT(sweep, register, 900)
  * the client gets its answer or EIO, and the entry takes the next request.
  */
 static void delivery_sweep(struct __test_metadata *_metadata, struct hs *s, long (*fn)(void),
-			   uint32_t after, long ok, const char *what)
+			   uint32_t after, uint32_t until, long ok, const char *what)
 {
 	int n, injected = 1, ret;
 
 	for (n = 1; injected && n < MAX_SITES; n++) {
-		struct fault_at f = { .n = n, .opcode = after };
+		struct fault_at f = { .n = n, .opcode = after, .until = until };
 		struct client c;
 
 		ASSERT_EQ(0, hs_up(s));
@@ -770,16 +772,17 @@ static void delivery_sweep(struct __test_metadata *_metadata, struct hs *s, long
 
 TEST_F_TIMEOUT(sweep, first_request, 900)
 {
-	delivery_sweep(_metadata, &self->s, stat_root, 0, 0, "first request");
+	delivery_sweep(_metadata, &self->s, stat_root, 0, 0, 0, "first request");
 }
 
 TEST_F_TIMEOUT(sweep, data_request, 900)
 {
 	/*
-	 * Armed from the commit of OPEN's answer: that commit, then the WRITE's delivery
-	 * (and its zero-copy registration).
+	 * Armed from the commit of OPEN's answer to the WRITE's CQE: that commit, the
+	 * requests the write makes first (GETXATTR of security.capability), and the
+	 * WRITE's delivery with its copy or zero-copy registration.
 	 */
-	delivery_sweep(_metadata, &self->s, write_f, FUSE_OPEN, 64 << 10,
+	delivery_sweep(_metadata, &self->s, write_f, FUSE_OPEN, FUSE_WRITE, 64 << 10,
 		       "OPEN reply and 64 KiB write");
 }
 
