@@ -2,9 +2,9 @@
 # initramfs.sh MODE OUT.cpio.gz KO TESTDIR [TEST [ARGS...]]: pack the test VM's
 # initramfs: busybox-static, /init (scripts/guest-init), furing.ko, the static test
 # binaries of TESTDIR (all of them, or only TEST with ARGS), and the demo script.
-# The tests are also installed as on a test machine (make install-tests) in
-# /opt/furing, hard links of the same files; without TEST the run ends with two
-# suites through its run_tests.sh. FURING_PRELOAD: modules (.ko paths, in order)
+# The tests are installed as on a test machine (make install-tests) in /opt/furing,
+# and /tests, /bin and /lib/modules hold hard links of those files; without TEST the
+# run ends with two of the binaries through the installed run_tests.sh. FURING_PRELOAD: modules (.ko paths, in order)
 # /init loads first, e.g. a kernel's fuse.ko when CONFIG_FUSE_FS=m.
 # FURING_SUITE_TIMEOUT: seconds a test binary may run (default 900).
 # initramfs.sh bench OUT.cpio.gz KO TESTDIR BIN[:BIN...] [VAR=VALUE...]: the benchmark

@@ -90,21 +90,24 @@ fetch_src() {
 	dpkg-source -x "$@" "$dir/dl/${pkg}_${ver#*:}.dsc" "$dir/src" >"$dir/dpkg-source.log" 2>&1
 }
 
-# install_suite DESTDIR TESTDIR [KO]: lay out the kselftests of TESTDIR (the selftests
-# build: *_test and extra/) for a test machine: DESTDIR/run_tests.sh and
-# kselftest-list.txt, the tests in DESTDIR/furing/, their helpers (furing-server,
-# furing-launch, passthrough_hp, fio) in DESTDIR/furing/bin/, and KO as
-# DESTDIR/furing/furing.ko. INSTALL_LINK=1 hard-links the files instead of copying.
+# install_suite DESTDIR TESTDIR [KO]: lay out the kselftests of TESTDIR (a selftests
+# build: the tests of its kselftest-list.txt, extra/, runner/) as the kernel's
+# `make -C tools/testing/selftests install` would: DESTDIR/run_kselftest.sh and
+# kselftest/ (the kernel's runner), kselftest-list.txt, the tests in DESTDIR/furing/
+# with their settings (timeout), plus furing's run_tests.sh (readies the machine, then
+# runs run_kselftest.sh), the helpers (furing-server, furing-launch, passthrough_hp,
+# fio, furing-soak) in DESTDIR/furing/bin/, and KO as DESTDIR/furing/furing.ko.
 install_suite() {
-	local dest=$1 testdir=$2 ko=${3:-} cp=(install -m 0755) f
-	[[ ${INSTALL_LINK:-} == 1 ]] && cp=(ln -f)
+	local dest=$1 testdir=$2 ko=${3:-} t
 	mkdir -p "$dest/furing/bin"
+	cp -r "$testdir/runner/." "$dest/"
 	install -m 0755 "$FURING_TOP/selftests/run_tests.sh" "$dest/run_tests.sh"
-	: >"$dest/kselftest-list.txt"
-	for f in "$testdir"/*_test; do
-		"${cp[@]}" "$f" "$dest/furing/"
-		echo "furing:$(basename "$f")" >>"$dest/kselftest-list.txt"
-	done
-	for f in "$testdir"/extra/*; do "${cp[@]}" "$f" "$dest/furing/bin/"; done
-	if [[ -n $ko ]]; then "${cp[@]}" "$ko" "$dest/furing/furing.ko"; fi
+	install -m 0644 "$testdir/kselftest-list.txt" "$dest/kselftest-list.txt"
+	# A test binary may run this long (kselftest's default is 45 s).
+	echo "timeout=900" >"$dest/furing/settings"
+	while IFS=: read -r _ t; do
+		install -m 0755 "$testdir/$t" "$dest/furing/"
+	done <"$testdir/kselftest-list.txt"
+	install -m 0755 "$testdir"/extra/* "$dest/furing/bin/"
+	if [[ -n $ko ]]; then install -m 0644 "$ko" "$dest/furing/furing.ko"; fi
 }

@@ -63,7 +63,7 @@ struct journal {
 	struct { int state; unsigned int size, seed; } ent[NENT];
 	long ops;		/* completed client operations */
 	double when;		/* when the churn ended */
-	int err;		/* the errno that ended the churn */
+	int err;		/* the errno that ended the churn (0: a short read or write) */
 	int bad;		/* the churn read back wrong data */
 	char why[200];
 };
@@ -104,8 +104,16 @@ static void pattern(char *buf, unsigned int size, unsigned int seed)
 	}
 }
 
-/* Whether the file @dir/f<k> holds exactly what journal slot @k says; 0 or why not. */
-static const char *file_ok(const char *dir, int k)
+enum { FILE_OK, FILE_FAILED, FILE_SHORT, FILE_WRONG };
+static const char *const file_why[] = { "ok", "missing or unreadable", "short", "wrong" };
+
+/*
+ * Whether the file @dir/f<k> holds exactly what journal slot @k says: FILE_OK;
+ * FILE_FAILED (open or read failed: errno says why), FILE_SHORT (fewer bytes
+ * than written: a read the server's death cut short can do that too), or
+ * FILE_WRONG (more bytes, or other ones: never right).
+ */
+static int file_check(const char *dir, int k)
 {
 	static char want[MAXSIZE], got[MAXSIZE + 1];
 	char path[128];
@@ -113,18 +121,26 @@ static const char *file_ok(const char *dir, int k)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/meta/f%d", dir, k);
+	errno = 0;
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
-		return "missing";
+		return FILE_FAILED;
 	n = read(fd, got, sizeof(got));
 	close(fd);
-	if (n != (ssize_t)jn->ent[k].size)
-		return "wrong size";
+	if (n < 0)
+		return FILE_FAILED;
+	if (n > (ssize_t)jn->ent[k].size)
+		return FILE_WRONG;
 	pattern(want, n, jn->ent[k].seed);
-	return memcmp(want, got, n) ? "wrong data" : NULL;
+	if (memcmp(want, got, n))
+		return FILE_WRONG;
+	return n < (ssize_t)jn->ent[k].size ? FILE_SHORT : FILE_OK;
 }
 
-/* The churn stops at its first error: the server is gone, or something is lost. */
+/*
+ * The churn stops at its first error: the server is gone, or something is lost.
+ * errno 0: a short read or write.
+ */
 static int churn_fail(int bad, const char *fmt, int k)
 {
 	jn->err = errno;
@@ -149,10 +165,10 @@ static int churn(void)
 {
 	static char buf[MAXSIZE];
 	char a[128], b[128];
-	const char *why;
-	int k, j, fd, live;
+	int k, j, fd, live, res;
 
 	for (;;) {
+		errno = 0;
 		for (live = 0, k = 0; k < NENT; k++)
 			live += jn->ent[k].state == EXISTS;
 		switch (rnd() % 6) {
@@ -202,15 +218,11 @@ static int churn(void)
 		case 4: /* read back */
 			if ((k = pick(EXISTS)) < 0)
 				continue;
-			errno = 0;
-			why = file_ok(MNT, k);
-			if (why && errno)
+			res = file_check(MNT, k);
+			if (res == FILE_FAILED || res == FILE_SHORT)
 				return churn_fail(0, "read f%d", k);
-			if (why) {
-				churn_fail(1, "f%d: ", k);
-				strncat(jn->why, why, sizeof(jn->why) - strlen(jn->why) - 1);
-				return 1;
-			}
+			if (res == FILE_WRONG)
+				return churn_fail(1, "f%d read back wrong through the mount", k);
 			break;
 		case 5: /* a directory made and removed */
 			snprintf(a, sizeof(a), MNT "/meta/d%u", rnd() % 4);
@@ -230,18 +242,18 @@ static int churn(void)
 static int check_backing(int round)
 {
 	char path[300];
-	const char *why;
 	struct dirent *de;
 	DIR *d;
-	int k;
+	int k, res;
 
 	for (k = 0; k < NENT; k++) {
 		snprintf(path, sizeof(path), BACK "/meta/f%d", k);
 		if (jn->ent[k].state == UNSURE) {
 			unlink(path);
 			jn->ent[k].state = FREE;
-		} else if (jn->ent[k].state == EXISTS && (why = file_ok(BACK, k))) {
-			printf("# round %d: lost: f%d %s in the backing directory\n", round, k, why);
+		} else if (jn->ent[k].state == EXISTS && (res = file_check(BACK, k))) {
+			printf("# round %d: lost: f%d %s in the backing directory\n", round, k,
+			       file_why[res]);
 			return -1;
 		} else if (jn->ent[k].state == FREE && access(path, F_OK) == 0) {
 			printf("# round %d: f%d was removed but is in the backing directory\n",
@@ -312,8 +324,10 @@ static int fio_saw_bad_block(void)
 
 	if (read_text(FIO_LOG, out, sizeof(out)) < 0)
 		return 0;
+	/* fio ends a job that found one with EILSEQ (err=84). */
 	return strstr(out, "verify failed") || strstr(out, "bad magic") ||
-	       strstr(out, "bad header");
+	       strstr(out, "bad header") || strstr(out, "verify type mismatch") ||
+	       strstr(out, "err=84");
 }
 
 /* The I/Os fio's log reports ("issued rwts: total=R,W,..."). */
@@ -367,6 +381,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	long requests = 0, ops = 0, classic, sent, kill_ms, max_kill_ms;
+	unsigned long long seed;
 	int minutes = 30, round, c, status, failed = 0, direct, prev_direct = 0, inject = 0;
 	int hang_secs = furing_debug_kernel() ? 180 : 60;
 	double start, deadline, t, t_kill;
@@ -402,7 +417,9 @@ int main(int argc, char **argv)
 	mkdir(BACK "/meta", 0755);
 	start = now();
 	deadline = start + minutes * 60.0;
-	for (round = 0; !failed && (round == 0 || now() < deadline); round++) {
+	seed = rng;
+	/* At least one round; with --inject-loss one more, which must find the damage. */
+	for (round = 0; !failed && (round <= inject || now() < deadline); round++) {
 		const struct mode *m = &modes[round % NMODES];
 		int abort_it = rnd() % 7 == 0;
 
@@ -417,9 +434,9 @@ int main(int argc, char **argv)
 		}
 		/* Nothing acknowledged before is lost, seen through the new server. */
 		for (c = 0; c < NENT && !failed; c++)
-			if (jn->ent[c].state == EXISTS && file_ok(MNT, c)) {
+			if (jn->ent[c].state == EXISTS && (status = file_check(MNT, c))) {
 				printf("# round %d: lost: f%d %s through the mount\n", round, c,
-				       file_ok(MNT, c));
+				       file_why[status]);
 				failed = 1;
 			}
 		if (!failed && prev[0]) {
@@ -450,9 +467,12 @@ int main(int argc, char **argv)
 		/* Then the load, until the server dies. */
 		jn->err = jn->bad = 0;
 		jn->ops = 0;
+		jn->when = 0;
+		jn->why[0] = '\0';
 		ch = fork();
 		if (ch == 0) {
-			rng ^= (unsigned long long)getpid() << 32;
+			/* Its own sequence, the same in a replay (--seed). */
+			rng = (seed ^ (0x9e3779b97f4a7c15ULL * (round + 1))) | 1;
 			_exit(churn());
 		}
 		fio = fio_start(MNT, "load", rnd() % 2, "--loops=100000", NULL);
@@ -468,10 +488,9 @@ int main(int argc, char **argv)
 			fio = -1;
 		}
 		t_kill = now();
-		if (abort_it) {
-			snprintf(name, sizeof(name), "/sys/fs/fuse/connections/%ld/abort", id);
-			write_text(name, "1");
-		} else {
+		snprintf(name, sizeof(name), "/sys/fs/fuse/connections/%ld/abort", id);
+		if (!abort_it || write_text(name, "1")) {
+			abort_it = 0;
 			kill(srv, SIGKILL);
 		}
 		/* Every client ends, with an errno of a dead server, having seen no bad data. */
@@ -480,14 +499,18 @@ int main(int argc, char **argv)
 			printf("# round %d (%s): a client hangs %d s after the server died\n",
 			       round, m->name, hang_secs);
 			failed = 1;
+		} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 1) {
+			printf("# round %d (%s): the churn ended with status %#x\n", round, m->name,
+			       status);
+			failed = 1;
 		} else if (jn->bad) {
 			printf("# round %d (%s): %s\n", round, m->name, jn->why);
 			failed = 1;
 		} else if (jn->when < t_kill) {
 			printf("# round %d (%s): %s: %s with the server up\n", round, m->name,
-			       jn->why, strerror(jn->err));
+			       jn->why, jn->err ? strerror(jn->err) : "short");
 			failed = 1;
-		} else if (!expected_errno(jn->err)) {
+		} else if (jn->err && !expected_errno(jn->err)) {
 			printf("# round %d (%s): %s: %s\n", round, m->name, jn->why,
 			       strerror(jn->err));
 			failed = 1;
@@ -518,10 +541,15 @@ int main(int argc, char **argv)
 		}
 		if (!failed && check_backing(round))
 			failed = 1;
-		if (inject && round == 0 && (c = pick(EXISTS)) >= 0) {
+		if (!failed && inject && round == 0) {
+			c = pick(EXISTS);
 			snprintf(name, sizeof(name), BACK "/meta/f%d", c);
-			truncate(name, jn->ent[c].size + 1);
-			printf("# --inject-loss: f%d one byte longer in the backing directory\n", c);
+			if (c < 0 || truncate(name, jn->ent[c].size + 1)) {
+				printf("# --inject-loss: no file to damage\n");
+				failed = 1;
+			} else {
+				printf("# --inject-loss: f%d one byte longer in the backing directory\n", c);
+			}
 		}
 		snprintf(prev, sizeof(prev), "durable%d", round);
 		prev_direct = direct;
