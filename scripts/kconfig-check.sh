@@ -52,6 +52,10 @@ need EVENTFD y "io_uring and libfuse use eventfds"
 need EPOLL y "libfuse's session loop"
 need POSIX_TIMERS y "fio and the tests' timers"
 need FILE_LOCKING y "passthrough_hp takes flock locks"
+if [[ $(value MODULE_SIG_FORCE) == y ]]; then
+	echo "config: CONFIG_MODULE_SIG_FORCE must be unset: furing.ko is not signed" >&2
+	bad=1
+fi
 for v in "$@"; do
 	[[ $v == smp4 ]] || continue
 	need SMP y "smp4 boots 5 vCPUs"

@@ -78,14 +78,14 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Prints the end of @path (fio's or the server's output). */
+/* Prints the last 3 KiB of @path (fio's or the server's output). */
 static void dump(struct __test_metadata *_metadata, const char *path)
 {
-	char buf[3072];
+	static char buf[65536];
 	int n = read_text(path, buf, sizeof(buf));
 
 	if (n > 0)
-		TH_LOG("%s:\n%s", path, buf);
+		TH_LOG("%s:\n%s", path, buf + (n > 3072 ? n - 3072 : 0));
 }
 
 /* passthrough_hp on furing's ring, with @opt (or none) among its options. */
