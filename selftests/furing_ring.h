@@ -30,23 +30,40 @@ static inline int furing_reply(int fd, uint64_t unique, int error, const void *p
 }
 
 /*
+ * The reply to an INIT that sent @in: the FUSE_* @flags agreed on (both
+ * words), @max_write, and @max_background with a congestion threshold of 3/4
+ * of it. The one INIT answer of the tests and of furing-server.
+ */
+static inline struct fuse_init_out furing_init_out(const struct fuse_init_in *in, uint64_t flags,
+						   uint32_t max_write, uint16_t max_background)
+{
+	uint32_t pages = (max_write + 4095) / 4096;
+	struct fuse_init_out out = {
+		.major = FUSE_KERNEL_VERSION,
+		.minor = in->minor < FUSE_KERNEL_MINOR_VERSION ? in->minor :
+			 FUSE_KERNEL_MINOR_VERSION,
+		.max_readahead = in->max_readahead,
+		.flags = flags,
+		.flags2 = flags >> 32,
+		.max_background = max_background,
+		.congestion_threshold = max_background * 3 / 4 ? max_background * 3 / 4 : 1,
+		.max_write = max_write,
+		.time_gran = 1,
+		.max_pages = pages < 65535 ? pages : 65535,
+	};
+
+	return out;
+}
+
+/*
  * Answers the INIT request @unique (which sent @in) with @max_write;
  * @uring: whether the server asks for io-uring. 0 or -errno.
  */
 static inline int furing_answer_init(int fd, const struct fuse_init_in *in, uint64_t unique,
 				     int uring, uint32_t max_write)
 {
-	struct fuse_init_out out = {
-		.major = FUSE_KERNEL_VERSION,
-		.minor = in->minor,
-		.max_readahead = in->max_readahead,
-		.flags = FUSE_INIT_EXT | FUSE_MAX_PAGES,
-		.flags2 = uring ? FUSE_OVER_IO_URING >> 32 : 0,
-		.max_background = 16,
-		.congestion_threshold = 12,
-		.max_write = max_write,
-		.max_pages = max_write / 4096,
-	};
+	struct fuse_init_out out = furing_init_out(in, FUSE_INIT_EXT | FUSE_MAX_PAGES |
+						   (uring ? FUSE_OVER_IO_URING : 0), max_write, 16);
 
 	return furing_reply(fd, unique, 0, &out, sizeof(out));
 }

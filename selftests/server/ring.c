@@ -1,0 +1,523 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * furing-server's io-uring transport: one thread, io_uring (SQE128) and set of
+ * --depth entries per queue, pinned to the queue's CPU. The kernel queues a
+ * request on the queue of the CPU the *client* runs on, and holds back all
+ * requests until every possible CPU has a queue with a registered entry.
+ * The commands are furing_ring.h's, as the tests that play the server by hand
+ * send them.
+ *
+ * Where a request lives in a ring entry (fs/fuse/dev_uring.c,
+ * fuse_uring_args_to_ring() / fuse_uring_copy_from_ring()):
+ *  - header.in_out: struct fuse_in_header; the reply's struct
+ *    fuse_out_header goes to the same place (its len is not used: the
+ *    reply's size is ring_ent_in_out.payload_sz, which must match the
+ *    out-arguments exactly unless the last one is of variable size, as
+ *    for READ, READLINK and READDIR).
+ *  - header.op_in: the request's first argument, the opcode's in-struct
+ *    (e.g. struct fuse_read_in), copied only when it is not empty. LOOKUP,
+ *    UNLINK, RMDIR and SYMLINK have an empty first argument (their names
+ *    come next), READLINK and STATFS have no argument at all: op_in then
+ *    holds stale bytes of an earlier request.
+ *  - payload: every further in-argument, concatenated exactly as after the
+ *    in-struct on /dev/fuse (names with their NULs, write data);
+ *    ring_ent_in_out.payload_sz says how many bytes. All out-arguments of
+ *    the reply go to the payload too (CREATE: fuse_entry_out then
+ *    fuse_open_out).
+ * So a ring request differs from a classic one only in where its first
+ * argument sits: handlers get it as struct req.arg and the rest as
+ * (data, datalen). In ring mode data and out are the same buffer, so a
+ * handler consumes its input before it writes its output.
+ *
+ * Buffer-ring queues (--bufring: FURING_URING_BUFRING, furing only; see
+ * "Buffer-ring queues" in <linux/furing.h>):
+ *  - each queue thread mmap()s two regions: the headers, --depth slots of
+ *    struct furing_uring_req_header (288 bytes) back to back, and the
+ *    payload buffers, --bufs buffers of --buf-size bytes, buffer b at
+ *    b * --buf-size. Both start on a page and are mapped in whole pages.
+ *    Their iovecs give the exact size (depth * 288, bufs * buf_size), or,
+ *    for a region pinned with --pin-headers / --pin-buffers
+ *    (FURING_URING_PINNED_HEADERS / _BUFFERS), the whole pages, as the
+ *    kernel wants a pinned region page aligned.
+ *  - entry i REGISTERs with sqe->buf_index = i and, like every entry of
+ *    the queue, the queue's flags, init.queue_depth = --depth,
+ *    init.buf_size = --buf-size and the same two iovecs.
+ *  - when entry i completes, its request is in header slot i as in basic
+ *    mode, and its payload (payload_sz bytes) in the buffer that
+ *    ring_ent_in_out.buf_id names; the handler writes the reply's payload
+ *    into that same buffer. A request with buf_id FURING_URING_NO_BUF has
+ *    no payload and its reply must have none either: a handler that
+ *    produces one anyway is a bug, answered with EIO. A buf_id or
+ *    payload_sz out of range is the kernel's bug: the request fails with
+ *    EIO. Both are logged and make the exit status 1.
+ */
+#include "server.h"
+#include "../furing_ring.h"
+
+/* Every in-struct fits the ring header's op_in area. */
+_Static_assert(sizeof(struct fuse_setattr_in) <= FURING_URING_OP_IN_OUT_SZ, "op_in");
+_Static_assert(sizeof(struct furing_uring_req_header) == 288, "req header");
+_Static_assert(sizeof(struct furing_uring_cmd_req) == 40, "cmd req");
+
+struct queue *queues;
+/* a queue could not set its ring up for zero-copy: unmount and exit 1 */
+static atomic_int zc_setup_failed;
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reg_cond = PTHREAD_COND_INITIALIZER;
+static unsigned int nr_registered;
+
+static void queue_registered(void)
+{
+	pthread_mutex_lock(&reg_lock);
+	nr_registered++;
+	pthread_cond_broadcast(&reg_cond);
+	pthread_mutex_unlock(&reg_lock);
+}
+
+static const char *cmd_name(uint32_t cmd_op)
+{
+	switch (cmd_op) {
+	case FURING_URING_CMD_REGISTER:
+		return "REGISTER";
+	case FURING_URING_CMD_COMMIT_AND_FETCH:
+		return "COMMIT_AND_FETCH";
+	default:
+		return "?";
+	}
+}
+
+/*
+ * Queues a ring command for @ent: sqe->addr points to two iovecs, basic mode
+ * the entry's (header, payload), bufring the queue's (headers region, payload
+ * region), with the entry's index in sqe->buf_index. A bufring REGISTER also
+ * carries the queue's flags and geometry; COMMIT_AND_FETCH has flags 0 in
+ * both modes.
+ */
+static void prep_cmd(struct queue *q, struct ring_ent *ent, uint32_t cmd_op, uint64_t commit_id)
+{
+	struct furing_uring_cmd_req req = { .commit_id = commit_id, .qid = q->qid };
+	struct io_uring_sqe *sqe;
+
+	if (opt.ring_flags && cmd_op == FURING_URING_CMD_REGISTER) {
+		req.flags = opt.ring_flags;
+		req.init.queue_depth = opt.depth;
+		req.init.buf_size = opt.buf_size;
+	}
+	if (opt.ring_flags) {
+		sqe = furing_prep_cmd(&q->ring, dev_fd, cmd_op, &req, q->iov, ARRAY_SIZE(q->iov),
+				      (uintptr_t)ent);
+		sqe->buf_index = ent - q->ents;
+	} else {
+		furing_prep_cmd(&q->ring, dev_fd, cmd_op, &req, ent->iov, ARRAY_SIZE(ent->iov),
+				(uintptr_t)ent);
+	}
+	ent->cmd_op = cmd_op;
+}
+
+/* Logs a bufring request that fails with EIO for a bug; exit status 1. */
+void ring_bad(struct queue *q, struct ring_ent *ent, const struct fuse_in_header *in,
+	      const char *via, const char *what)
+{
+	const struct furing_uring_ent_in_out *eio = &ent->hdr->ring_ent_in_out;
+
+	fprintf(stderr, "furing-server: %s: entry %td: %s(%u) unique %" PRIu64 ": %s "
+		"(buf_id %#x payload_sz %u; %u buffers of %u bytes): EIO\n", via,
+		ent - q->ents, fs_op_name(in->opcode), in->opcode, (uint64_t)in->unique,
+		what, eio->buf_id, eio->payload_sz, q->nr_bufs, opt.buf_size);
+	q->nr_bad++;
+	atomic_store(&failed, 1);
+}
+
+/*
+ * Commits the reply of the request in @ent (@in, @commit_id, @buf_id): @ret
+ * payload bytes, -errno or NO_REPLY. Zero-copy: the first @zc_bytes of a
+ * positive @ret are in the client's pages, not in a payload buffer.
+ */
+void ring_commit(struct queue *q, struct ring_ent *ent, const struct fuse_in_header *in,
+		 uint64_t commit_id, uint32_t buf_id, ssize_t ret, size_t zc_bytes,
+		 const char *via)
+{
+	struct furing_uring_req_header *hdr = ent->hdr;
+	struct fuse_out_header oh = { .unique = in->unique };
+
+	/* the kernel never rings no-reply requests; commit them empty anyway */
+	if (ret == NO_REPLY)
+		ret = 0;
+	if (ret > (ssize_t)zc_bytes && opt.ring_flags && buf_id == FURING_URING_NO_BUF) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "bug: %zd bytes of reply payload without a buffer",
+			 ret - (ssize_t)zc_bytes);
+		ring_bad(q, ent, in, via, what);
+		ret = -EIO;
+	}
+	if (ret < 0)
+		oh.error = ret;
+	oh.len = sizeof(oh) + (ret > 0 ? ret : 0);
+	memcpy(hdr->in_out, &oh, sizeof(oh));
+	hdr->ring_ent_in_out.payload_sz = ret > 0 ? ret : 0;
+	prep_cmd(q, ent, FURING_URING_CMD_COMMIT_AND_FETCH, commit_id);
+}
+
+static void ring_serve(struct queue *q, struct ring_ent *ent, const char *via)
+{
+	struct furing_uring_req_header *hdr = ent->hdr;
+	struct furing_uring_ent_in_out *eio = &hdr->ring_ent_in_out;
+	uint64_t commit_id = eio->commit_id;
+	uint32_t buf_id = eio->buf_id;
+	size_t datalen = eio->payload_sz;
+	bool zc = eio->flags & FURING_URING_ENT_ZERO_COPY;
+	char *buf = ent->payload;
+	size_t bufsize = payload_size;
+	char bvia[32];
+	struct req r;
+	ssize_t ret;
+
+	memcpy(&r.in, hdr->in_out, sizeof(r.in));
+	r.move = NULL;
+	atomic_fetch_add(&q->served, 1);
+	if (zc && zc_accept(q, ent, &r, &datalen, via)) {
+		ret = -EIO;
+		goto reply;
+	}
+	if (!opt.ring_flags) {
+		datalen = MIN(datalen, payload_size);
+	} else {
+		bufsize = opt.buf_size;
+		if (buf_id == FURING_URING_NO_BUF) {
+			/* a handler's payload lands here, to be refused below */
+			buf = q->nobuf;
+			if (datalen) {
+				ring_bad(q, ent, &r.in, via, "payload without a buffer");
+				ret = -EIO;
+				goto reply;
+			}
+		} else if (buf_id >= q->nr_bufs) {
+			ring_bad(q, ent, &r.in, via, "buf_id out of range");
+			ret = -EIO;
+			goto reply;
+		} else {
+			buf = q->bufs + (size_t)buf_id * opt.buf_size;
+			if (datalen > bufsize) {
+				ring_bad(q, ent, &r.in, via, "payload_sz above buf_size");
+				ret = -EIO;
+				goto reply;
+			}
+		}
+		if (opt.debug) {
+			if (buf_id == FURING_URING_NO_BUF)
+				snprintf(bvia, sizeof(bvia), "%s/-", via);
+			else
+				snprintf(bvia, sizeof(bvia), "%s/b%u", via, buf_id);
+			via = bvia;
+		}
+	}
+	r.arg = hdr->op_in;
+	r.data = buf;
+	r.datalen = datalen;
+	r.out = buf;
+	r.outsize = bufsize;
+	if (zc)
+		zc_attach(ent, &r, commit_id, buf_id, buf, bufsize);
+	ret = handle(&r, via);
+	if (ret == REPLY_PENDING) {
+		/* the commit follows the fixed op's CQE (or at once with --zc-no-touch) */
+		zc_start(q, ent, via);
+		return;
+	}
+reply:
+	ring_commit(q, ent, &r.in, commit_id, buf_id, ret, 0, via);
+}
+
+static void ring_complete(struct queue *q, struct ring_ent *ent, int res, const char *via)
+{
+	switch (res) {
+	case 0:
+		ring_serve(q, ent, via);
+		return;
+	case -EAGAIN:
+		/* REGISTER before the kernel processed INIT's reply: retry */
+		usleep(1000);
+		prep_cmd(q, ent, FURING_URING_CMD_REGISTER, 0);
+		return;
+	/* teardown: unmounted, aborted, or the ring is going away */
+	case -ENOTCONN:
+		q->nr_enotconn++;
+		break;
+	case -ECONNABORTED:
+		q->nr_econnaborted++;
+		break;
+	case -ECANCELED:
+		q->nr_ecanceled++;
+		break;
+	default:
+		fprintf(stderr, "furing-server: %s: entry %td: %s: %s (%s)\n", via,
+			ent - q->ents, cmd_name(ent->cmd_op), strerrorname_np(-res) ?: "?",
+			strerror(-res));
+		/* the ring is not what was asked for */
+		if (ent->cmd_op == FURING_URING_CMD_REGISTER)
+			atomic_store(&failed, 1);
+		q->nr_other++;
+		q->last_other = res;
+		break;
+	}
+	if (opt.debug)
+		fprintf(stderr, "furing-server: %s: entry %td ended: %s\n", via,
+			ent - q->ents, strerrorname_np(-res) ?: "?");
+	q->live--;
+}
+
+static void queue_free(struct queue *q)
+{
+	unsigned int i;
+
+	for (i = 0; q->ents && !opt.ring_flags && i < opt.depth; i++) {
+		free(q->ents[i].hdr);
+		free(q->ents[i].payload);
+	}
+	free(q->ents);
+	q->ents = NULL;
+	if (q->hdrs)
+		munmap(q->hdrs, q->hdrs_len);
+	if (q->bufs)
+		munmap(q->bufs, q->bufs_len);
+	q->hdrs = NULL;
+	q->bufs = NULL;
+	free(q->nobuf);
+	q->nobuf = NULL;
+}
+
+/* Anonymous memory in whole pages, page aligned; NULL on failure. */
+static void *map_region(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/*
+ * Bufring: maps the headers and payload regions and points entry i at
+ * header slot i. A pinned region's iovec spans its whole pages.
+ */
+static int queue_alloc_bufring(struct queue *q)
+{
+	size_t page = sysconf(_SC_PAGESIZE);
+	size_t hdrs_sz = (size_t)opt.depth * sizeof(struct furing_uring_req_header);
+	size_t bufs_sz = (size_t)opt.bufs * opt.buf_size;
+	unsigned int i;
+	int err;
+
+	q->ents = calloc(opt.depth, sizeof(*q->ents));
+	if (!q->ents)
+		return -ENOMEM;
+	q->hdrs_len = (hdrs_sz + page - 1) / page * page;
+	q->bufs_len = (bufs_sz + page - 1) / page * page;
+	q->hdrs = map_region(q->hdrs_len);
+	if (!q->hdrs)
+		goto fail;
+	q->bufs = map_region(q->bufs_len);
+	if (!q->bufs)
+		goto fail;
+	q->nobuf = malloc(opt.buf_size);
+	if (!q->nobuf)
+		goto fail;
+	if (opt.ring_flags & FURING_URING_PINNED_HEADERS)
+		hdrs_sz = q->hdrs_len;
+	if (opt.ring_flags & FURING_URING_PINNED_BUFFERS)
+		bufs_sz = q->bufs_len;
+	q->iov[0] = (struct iovec){ q->hdrs, hdrs_sz };
+	q->iov[1] = (struct iovec){ q->bufs, bufs_sz };
+	q->nr_bufs = bufs_sz / opt.buf_size;
+	for (i = 0; i < opt.depth; i++)
+		q->ents[i].hdr = &q->hdrs[i];
+	return 0;
+
+fail:
+	err = -errno ?: -ENOMEM;
+	queue_free(q);
+	return err;
+}
+
+/* Allocates the entries: a 288-byte header and a payload buffer each. */
+static int queue_alloc(struct queue *q)
+{
+	size_t hdr_size = (sizeof(struct furing_uring_req_header) + 4095) & ~4095UL;
+	size_t pl_size = (payload_size + 4095) & ~4095UL;
+	unsigned int i;
+
+	if (opt.ring_flags)
+		return queue_alloc_bufring(q);
+	q->ents = calloc(opt.depth, sizeof(*q->ents));
+	if (!q->ents)
+		return -ENOMEM;
+	for (i = 0; i < opt.depth; i++) {
+		struct ring_ent *ent = &q->ents[i];
+
+		ent->hdr = aligned_alloc(4096, hdr_size);
+		ent->payload = aligned_alloc(4096, pl_size);
+		if (!ent->hdr || !ent->payload) {
+			queue_free(q);
+			return -ENOMEM;
+		}
+		memset(ent->hdr, 0, hdr_size);
+		ent->iov[0] = (struct iovec){ ent->hdr, sizeof(*ent->hdr) };
+		ent->iov[1] = (struct iovec){ ent->payload, payload_size };
+	}
+	return 0;
+}
+
+static void *queue_thread(void *arg)
+{
+	struct queue *q = arg;
+	struct io_uring_cqe *cqe;
+	cpu_set_t cpus;
+	unsigned int i;
+	char via[16];
+	int ret;
+
+	snprintf(via, sizeof(via), "q%u", q->qid);
+	/* the queue serves the clients on CPU qid: stay next to them */
+	CPU_ZERO(&cpus);
+	CPU_SET(q->qid, &cpus);
+	ret = pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
+	if (ret && opt.debug)
+		fprintf(stderr, "furing-server: %s: not pinned to CPU %u: %s\n", via, q->qid,
+			strerror(ret));
+
+	ret = queue_alloc(q);
+	if (ret)
+		goto fail;
+	/* the ring belongs to this thread: requests reach it as its task work */
+	ret = io_uring_queue_init(2 * opt.depth, &q->ring, IORING_SETUP_SQE128);
+	if (ret)
+		goto fail_free;
+	if ((opt.ring_flags & FURING_URING_ZERO_COPY) && zc_setup(q, via)) {
+		atomic_store(&zc_setup_failed, 1);
+		atomic_store(&failed, 1);
+		io_uring_queue_exit(&q->ring);
+		queue_free(q);
+		queue_registered();
+		return NULL;
+	}
+	for (i = 0; i < opt.depth; i++)
+		prep_cmd(q, &q->ents[i], FURING_URING_CMD_REGISTER, 0);
+	q->live = opt.depth;
+	/*
+	 * uring commands are issued inline by io_uring_enter(): once submit
+	 * returns, each REGISTER either parked its entry or posted its error.
+	 */
+	ret = io_uring_submit(&q->ring);
+	if (ret != (int)opt.depth) {
+		ret = ret < 0 ? ret : -EIO;
+		goto fail_exit;
+	}
+	queue_registered();
+
+	while (q->live) {
+		ret = io_uring_submit_and_wait(&q->ring, 1);
+		if (ret < 0 && ret != -EINTR) {
+			fprintf(stderr, "furing-server: %s: io_uring_enter: %s\n", via,
+				strerror(-ret));
+			atomic_store(&failed, 1);
+			break;
+		}
+		while (!io_uring_peek_cqe(&q->ring, &cqe)) {
+			uintptr_t ud = cqe->user_data;
+			struct ring_ent *ent = (void *)(ud & ~ZC_TAG);
+			int res = cqe->res;
+
+			io_uring_cqe_seen(&q->ring, cqe);
+			if (ud & ZC_TAG)
+				zc_complete(q, ent, res, via);
+			else
+				ring_complete(q, ent, res, via);
+		}
+	}
+	io_uring_queue_exit(&q->ring);
+	queue_free(q);
+	return NULL;
+
+fail_exit:
+	io_uring_queue_exit(&q->ring);
+fail_free:
+	queue_free(q);
+fail:
+	fprintf(stderr, "furing-server: %s: setup: %s\n", via, strerror(-ret));
+	atomic_store(&failed, 1);
+	queue_registered();
+	return NULL;
+}
+
+/* Starts a thread per queue and waits until each registered its entries; 0 or -1. */
+int ring_start(void)
+{
+	unsigned int i;
+	int err;
+
+	queues = calloc(opt.queues, sizeof(*queues));
+	if (!queues)
+		return -1;
+	for (i = 0; i < opt.queues; i++) {
+		queues[i].qid = i;
+		err = pthread_create(&queues[i].thread, NULL, queue_thread, &queues[i]);
+		if (err) {
+			fprintf(stderr, "furing-server: pthread_create: %s\n", strerror(err));
+			return -1;
+		}
+		queues[i].started = true;
+	}
+	pthread_mutex_lock(&reg_lock);
+	while (nr_registered < opt.queues)
+		pthread_cond_wait(&reg_cond, &reg_lock);
+	pthread_mutex_unlock(&reg_lock);
+	/* no buffer table for the kernel's registrations: not ready */
+	if (atomic_load(&zc_setup_failed)) {
+		fprintf(stderr, "furing-server: --zero-copy: no io_uring buffer table\n");
+		return -1;
+	}
+	return 0;
+}
+
+void ring_join(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < opt.queues; i++)
+		if (queues[i].started)
+			pthread_join(queues[i].thread, NULL);
+}
+
+unsigned long ring_served(void)
+{
+	unsigned long total = 0;
+	unsigned int i;
+
+	for (i = 0; i < opt.queues; i++)
+		total += atomic_load(&queues[i].served);
+	return total;
+}
+
+/* The exit line's part per queue: requests served, how its entries ended. */
+void ring_print_stats(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < opt.queues; i++) {
+		struct queue *q = &queues[i];
+
+		printf("%s q%u %lu", i ? "," : " (", i, atomic_load(&q->served));
+		if (atomic_load(&q->zero_copied))
+			printf(" zc %lu", atomic_load(&q->zero_copied));
+		if (q->nr_enotconn)
+			printf(" ENOTCONN x%u", q->nr_enotconn);
+		if (q->nr_econnaborted)
+			printf(" ECONNABORTED x%u", q->nr_econnaborted);
+		if (q->nr_ecanceled)
+			printf(" ECANCELED x%u", q->nr_ecanceled);
+		if (q->nr_other)
+			printf(" %s x%u", strerrorname_np(-q->last_other) ?: "?", q->nr_other);
+		if (q->nr_bad)
+			printf(" bad-buf x%u", q->nr_bad);
+	}
+	printf(")");
+}
