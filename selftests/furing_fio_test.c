@@ -94,23 +94,14 @@ static pid_t hp_start(const char *opt)
 	const char *argv[16] = { "furing-launch", "-o", "default_permissions", MNT,
 				 "passthrough_hp", "--foreground", "--nopassthrough",
 				 "-o", "io_uring" };
-	int argc = 9, fd;
-	pid_t pid;
+	int argc = 9;
 
 	if (opt)
 		argv[argc++] = opt;
 	argv[argc++] = BACK;
 	argv[argc++] = "@fd";
 	argv[argc] = NULL;
-	pid = fork();
-	if (pid == 0) {
-		fd = open(SRV_LOG, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		furing_exec("furing-launch", argv);
-		_exit(127);
-	}
-	return pid;
+	return furing_spawn(SRV_LOG, "furing-launch", argv);
 }
 
 FIXTURE_SETUP(fio)
@@ -177,7 +168,7 @@ static int run_fio(struct __test_metadata *_metadata, const char *dir, const cha
 		"--verify_fatal=1", "--randrepeat=1", "--thread", "--group_reporting",
 	};
 	char dir_opt[128], eng_opt[64], direct_opt[32];
-	int argc = 11, status, fd;
+	int argc = 11, status;
 	const char *a;
 	va_list ap;
 	pid_t pid;
@@ -193,14 +184,7 @@ static int run_fio(struct __test_metadata *_metadata, const char *dir, const cha
 		argv[argc++] = a;
 	va_end(ap);
 	argv[argc] = NULL;
-	pid = fork();
-	if (pid == 0) {
-		fd = open(LOG, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		furing_exec("fio", argv);
-		_exit(127);
-	}
+	pid = furing_spawn(LOG, "fio", argv);
 	if (pid < 0 || waitpid(pid, &status, 0) != pid)
 		return -1;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)

@@ -45,25 +45,17 @@ FIXTURE(hp) {
 
 FIXTURE_SETUP(hp)
 {
+	const char *argv[] = { "furing-launch", "-o", "default_permissions", MNT, "passthrough_hp",
+			       "--foreground", "--nopassthrough", "-o", "io_uring", BACK, "@fd",
+			       NULL };
 	struct furing_qstats st = { 0 };
-	int i, fd;
+	int i;
 
 	ASSERT_EQ(0, furing_ensure_loaded());
 	mkdir(MNT, 0755);
 	mkdir(BACK, 0755);
-	self->pid = fork();
+	self->pid = furing_spawn(LOG, "furing-launch", argv);
 	ASSERT_LE(0, self->pid);
-	if (self->pid == 0) {
-		const char *argv[] = { "furing-launch", "-o", "default_permissions", MNT,
-				       "passthrough_hp", "--foreground", "--nopassthrough",
-				       "-o", "io_uring", BACK, "@fd", NULL };
-
-		fd = open(LOG, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		furing_exec("furing-launch", argv);
-		_exit(127);
-	}
 	/* Mounted, then every CPU's queue registered (libfuse: one per CPU, 8 deep). */
 	for (i = 0; i < 2000 && (self->id = furing_conn_id(MNT)) < 0; i++)
 		sleep_ms(10);

@@ -290,10 +290,9 @@ static pid_t fio_start(const char *dir, const char *name, int direct, ...)
 		"--verify=crc32c", "--verify_fatal=1", "--randrepeat=1", "--ioengine=psync",
 		"--rw=randwrite", "--thread",
 	};
-	int argc = 9, fd;
+	int argc = 9;
 	const char *a;
 	va_list ap;
-	pid_t pid;
 
 	snprintf(dir_opt, sizeof(dir_opt), "--directory=%s", dir);
 	snprintf(name_opt, sizeof(name_opt), "--name=%s", name);
@@ -306,15 +305,7 @@ static pid_t fio_start(const char *dir, const char *name, int direct, ...)
 		argv[argc++] = a;
 	va_end(ap);
 	argv[argc] = NULL;
-	pid = fork();
-	if (pid == 0) {
-		fd = open(FIO_LOG, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		furing_exec("fio", argv);
-		_exit(127);
-	}
-	return pid;
+	return furing_spawn(FIO_LOG, "fio", argv);
 }
 
 /* fio's output says a block was wrong (not only that I/O failed). */

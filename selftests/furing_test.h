@@ -41,6 +41,27 @@ static inline int furing_exec(const char *name, const char *const argv[])
 	return execv(path, (char *const *)argv);
 }
 
+/*
+ * Starts the helper @name of FURING_BIN with @argv, its stdout and stderr to
+ * the file @log; its pid, or -1.
+ */
+static inline pid_t furing_spawn(const char *log, const char *name, const char *const argv[])
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid == 0) {
+		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		furing_exec(name, argv);
+		_exit(127);
+	}
+	return pid;
+}
+
 /* Loads furing.ko; 0, or -errno (-EEXIST when already loaded). */
 static inline int furing_load(void)
 {
