@@ -29,6 +29,10 @@ server_opts() {
 	# The same server on the kernel's own /dev/fuse: 7.3's io-uring, and read/write.
 	intree) echo "--dev /dev/fuse --depth $DEPTH" ;;
 	intree-classic) echo "--dev /dev/fuse --no-uring" ;;
+	# 7.3's own buffer pools (plain, and registered as a fixed buffer) and zero-copy
+	intree-bufpool) echo "--dev /dev/fuse --depth $DEPTH --bufpool" ;;
+	intree-bufpool-fixed) echo "--dev /dev/fuse --depth $DEPTH --bufpool-fixed" ;;
+	intree-zerocopy) echo "--dev /dev/fuse --depth $DEPTH --zero-copy" ;;
 	# libfuse 3.18's passthrough_hp (io-uring on), unmodified: through furing-launch on
 	# furing, mounting itself on /dev/fuse.
 	hp-furing | hp-intree) echo "-o io_uring" ;;

@@ -52,7 +52,7 @@ else
 		echo "$*" >"$root/etc/furing-tests"
 	else
 		(cd "$testdir" && ls -1 *_test) >"$root/etc/furing-tests"
-		echo "/opt/furing/run_tests.sh -t furing:furing_module_test" \
+		echo "/opt/furing/run_tests.sh -t furing:furing_mount_test" \
 			"-t furing:furing_libfuse_test" >>"$root/etc/furing-tests"
 	fi
 fi

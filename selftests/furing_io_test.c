@@ -22,13 +22,15 @@
 FIXTURE(srv) {
 	pid_t pid;
 	long id;
+	int data;	/* the test moved file data in large reads and writes */
 };
 
 FIXTURE_VARIANT(srv) {
 	const char *args[4]; /* server options (NULL-terminated) */
-	int ring;            /* traffic must go over the ring */
+	int ring;            /* traffic must go over furing's ring (its debugfs says) */
 	uint64_t flags;      /* the queues' REGISTER flags */
 	int wb;              /* writeback cache: only the tests it changes run */
+	int intree;          /* Linux 7.3's io-uring on /dev/fuse: the server's counts say */
 };
 
 /* The writeback-cache variants run the page-cache tests (stale_tails, random_ops) only. */
@@ -56,6 +58,21 @@ FIXTURE_VARIANT_ADD(srv, zero_copy) {
 	.flags = FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS | FURING_URING_PINNED_BUFFERS |
 		 FURING_URING_ZERO_COPY,
 };
+/*
+ * The same server on the kernel's own /dev/fuse, in each of Linux 7.3's
+ * io-uring modes: basic, buffer pool, buffer pool registered as a fixed
+ * buffer, and zero-copy (FOPEN_IO_URING_ZERO_COPY, on a buffer pool).
+ */
+FIXTURE_VARIANT_ADD(srv, intree) { .args = { "--dev=/dev/fuse" }, .intree = 1 };
+FIXTURE_VARIANT_ADD(srv, intree_bufpool) {
+	.args = { "--dev=/dev/fuse", "--bufpool" }, .intree = 1,
+};
+FIXTURE_VARIANT_ADD(srv, intree_bufpool_fixed) {
+	.args = { "--dev=/dev/fuse", "--bufpool-fixed" }, .intree = 1,
+};
+FIXTURE_VARIANT_ADD(srv, intree_zero_copy) {
+	.args = { "--dev=/dev/fuse", "--zero-copy" }, .intree = 1,
+};
 /* With the writeback cache the kernel reads a page before it writes part of it. */
 FIXTURE_VARIANT_ADD(srv, wb_classic) {
 	.args = { "--writeback-cache", "--no-uring" }, .ring = 0, .wb = 1,
@@ -77,11 +94,17 @@ FIXTURE_VARIANT_ADD(srv, wb_zero_copy) {
 	.wb = 1,
 };
 
+#define STATS "/tmp/furing-io-stats"
+
 FIXTURE_SETUP(srv)
 {
 	ASSERT_EQ(0, furing_ensure_loaded());
-	self->pid = furing_server_start(BACK, MNT, variant->args[0], variant->args[1],
-				       variant->args[2], variant->args[3], NULL);
+	/* Linux 7.3's io-uring is off until the fuse module's parameter turns it on. */
+	if (variant->intree)
+		ASSERT_EQ(0, write_text("/sys/module/fuse/parameters/enable_uring", "Y"));
+	unlink(STATS);
+	self->pid = furing_server_start(BACK, MNT, "--stats=" STATS, variant->args[0],
+				       variant->args[1], variant->args[2], variant->args[3], NULL);
 	ASSERT_LT(0, self->pid);
 	self->id = furing_conn_id(MNT);
 	ASSERT_LE(0, self->id);
@@ -110,6 +133,21 @@ FIXTURE_TEARDOWN(srv)
 	if (variant->flags & FURING_URING_ZERO_COPY) {
 		EXPECT_EQ(0, furing_wait_unused(10));
 		EXPECT_EQ(0, furing_zc_live());
+	}
+	/* 7.3's io-uring carried the traffic (zero-copy: the data in registered pages). */
+	if (variant->intree && self->pid > 0 && _metadata->exit_code != KSFT_SKIP) {
+		char line[1024] = "";
+		unsigned long ring = 0;
+		const char *p;
+
+		EXPECT_LT(0, read_text(STATS, line, sizeof(line)));
+		p = strstr(line, ", ring ");
+		if (p)
+			ring = strtoul(p + 7, NULL, 10);
+		TH_LOG("%s", line);
+		EXPECT_LE(10, ring);
+		if (self->data && strstr(variant->args[1] ?: "", "zero-copy"))
+			EXPECT_NE(NULL, strstr(line, " zc "));
 	}
 }
 
@@ -187,6 +225,9 @@ TEST_F(srv, data_buffered)
 		EXPECT_TRUE(roundtrip(_metadata, sizes[i], 0, 0)) TH_LOG("size %zu", sizes[i]);
 		EXPECT_TRUE(roundtrip(_metadata, sizes[i], 4095, 0)) TH_LOG("size %zu at 4095", sizes[i]);
 	}
+	self->data = 1;
+	if (variant->intree)
+		return;
 	ASSERT_EQ(0, furing_stats(self->id, &classic, &sent));
 	TH_LOG("requests: %ld over the ring, %ld classic", sent, classic);
 	if (variant->ring) {
@@ -209,6 +250,9 @@ TEST_F(srv, data_direct)
 		EXPECT_TRUE(roundtrip(_metadata, sizes[i], 0, 1)) TH_LOG("size %zu", sizes[i]);
 		EXPECT_TRUE(roundtrip(_metadata, sizes[i], 513, 1)) TH_LOG("size %zu at 513", sizes[i]);
 	}
+	self->data = 1;
+	if (variant->intree)
+		return;
 	ASSERT_EQ(0, furing_stats(self->id, &classic, &sent));
 	if (variant->ring)
 		EXPECT_LT(50, sent);
@@ -375,6 +419,9 @@ TEST_F_TIMEOUT(srv, random_ops, 600)
 	long classic, sent;
 
 	furing_fsx(_metadata, MNT, BACK);
+	self->data = 1;
+	if (variant->intree)
+		return;
 	ASSERT_EQ(0, furing_stats(self->id, &classic, &sent));
 	TH_LOG("requests: %ld over the ring, %ld classic", sent, classic);
 	if (variant->ring)

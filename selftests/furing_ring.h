@@ -68,10 +68,14 @@ static inline int furing_answer_init(int fd, const struct fuse_init_in *in, uint
 	return furing_reply(fd, unique, 0, &out, sizeof(out));
 }
 
-/* Queues one furing command on @ring (an SQE128 ring). */
+/*
+ * Queues one io-uring FUSE command on @ring (an SQE128 ring): @len bytes of
+ * @cmd (a struct furing_uring_cmd_req, or Linux 7.3's struct
+ * fuse_uring_cmd_req on /dev/fuse) in the command area.
+ */
 static inline struct io_uring_sqe *
-furing_prep_cmd(struct io_uring *ring, int fd, uint32_t op, const struct furing_uring_cmd_req *req,
-		struct iovec *iov, unsigned int nr_iov, uint64_t tag)
+furing_prep_cmd_raw(struct io_uring *ring, int fd, uint32_t op, const void *cmd, size_t len,
+		    struct iovec *iov, unsigned int nr_iov, uint64_t tag)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
 
@@ -91,9 +95,17 @@ furing_prep_cmd(struct io_uring *ring, int fd, uint32_t op, const struct furing_
 	sqe->addr = (uintptr_t)iov;
 	sqe->len = nr_iov;
 	sqe->user_data = tag;
-	memcpy(sqe->cmd, req, sizeof(*req));
+	memcpy(sqe->cmd, cmd, len);
 #pragma GCC diagnostic pop
 	return sqe;
+}
+
+/* Queues one furing command on @ring (an SQE128 ring). */
+static inline struct io_uring_sqe *
+furing_prep_cmd(struct io_uring *ring, int fd, uint32_t op, const struct furing_uring_cmd_req *req,
+		struct iovec *iov, unsigned int nr_iov, uint64_t tag)
+{
+	return furing_prep_cmd_raw(ring, fd, op, req, sizeof(*req), iov, nr_iov, tag);
 }
 
 /* Waits up to @ms for a CQE; its result, or FURING_NO_CQE. */

@@ -27,6 +27,7 @@ struct options opt = {
 };
 
 int dev_fd = -1;
+uint32_t transport_open_flags;
 size_t payload_size;
 bool use_uring;
 atomic_int failed;
@@ -141,6 +142,13 @@ static int do_init(void)
 		want |= FUSE_WRITEBACK_CACHE;
 	flags = want & offered;
 	use_uring = flags & FUSE_OVER_IO_URING;
+	/* Linux 7.3's buffer pools (and its zero-copy, which needs one) */
+	if (opt.bufpool && use_uring && !(offered & FUSE_HAS_IO_URING_BUFPOOL)) {
+		fprintf(stderr, "furing-server: --bufpool: the kernel offers no "
+			"FUSE_HAS_IO_URING_BUFPOOL\n");
+		classic_reply(ih->unique, -EPROTO, NULL);
+		goto out;
+	}
 
 	io = furing_init_out(ii, flags, opt.max_write, opt.max_background);
 	if (io.minor < 5)
@@ -184,15 +192,22 @@ static void usage(FILE *f)
 "                      (FURING_URING_PINNED_HEADERS; needs --bufring)\n"
 "  --pin-buffers       the kernel pins the payload region\n"
 "                      (FURING_URING_PINNED_BUFFERS; needs --bufring)\n"
-"  --bufs N            payload buffers per queue (needs --bufring; default:\n"
-"                      --depth)\n"
+"  --bufs N            payload buffers per queue (needs --bufring or --bufpool;\n"
+"                      default: --depth)\n"
 "  --buf-size BYTES    size of a payload buffer (needs --bufring; default: the\n"
 "                      largest request, max(max_write, 8192) rounded up to 4096)\n"
 "  --zero-copy         zero-copy queues (FURING_URING_ZERO_COPY; implies --bufring\n"
 "                      --pin-headers --pin-buffers; needs CAP_SYS_ADMIN): the\n"
 "                      data pages of READ and WRITE are registered with the\n"
 "                      queue's io_uring and moved with READ_FIXED / WRITE_FIXED;\n"
-"                      --buf-size may then be below max_write\n"
+"                      --buf-size may then be below max_write. On /dev/fuse:\n"
+"                      Linux 7.3's (ADD_QUEUE with FUSE_URING_ZERO_COPY, a\n"
+"                      bufpool, FOPEN_IO_URING_ZERO_COPY on every open)\n"
+"  --bufpool           Linux 7.3's buffer pools (/dev/fuse; FUSE_HAS_IO_URING_BUFPOOL):\n"
+"                      ADD_QUEUE, then ADD_BUFPOOL with --bufs buffers of the\n"
+"                      largest payload per queue; entries register no payload\n"
+"  --bufpool-fixed     the same, the pool registered as an io_uring fixed buffer\n"
+"                      (IORING_URING_CMD_FIXED): pinned once, not per request\n"
 "  --zc-no-touch       with --zero-copy: no READ_FIXED / WRITE_FIXED; a zero-\n"
 "                      copied READ answers the requested size (data unspecified),\n"
 "                      a WRITE the requested size as written\n"
@@ -206,6 +221,7 @@ static void usage(FILE *f)
 "  --max-read BYTES    add max_read=BYTES to the mount options\n"
 "  --max-background N  FUSE_INIT reply's max_background (default 16; the\n"
 "                      congestion threshold is 3/4 of it)\n"
+"  --stats PATH        write the exit line to PATH too\n"
 "  --debug             log every request to stderr\n"
 "  -h, --help          this text\n"
 "\n"
@@ -230,11 +246,20 @@ static unsigned long parse_num(const char *name, const char *s, unsigned long mi
 	return v;
 }
 
+/* Whether the device is the kernel's own /dev/fuse (fstype "fuse"). */
+static bool on_fuse_dev(void)
+{
+	const char *base = strrchr(opt.dev, '/');
+
+	return !strcmp(base ? base + 1 : opt.dev, "fuse");
+}
+
 static void parse_args(int argc, char **argv)
 {
 	enum { O_DEV = 256, O_NO_URING, O_QUEUES, O_DEPTH, O_CRASH, O_DELAY, O_MAX_WRITE,
 	       O_MAX_READ, O_MAX_BG, O_DEBUG, O_BUFRING, O_PIN_HEADERS, O_PIN_BUFFERS, O_BUFS,
-	       O_BUF_SIZE, O_ZERO_COPY, O_ZC_NO_TOUCH, O_WB_CACHE };
+	       O_BUF_SIZE, O_ZERO_COPY, O_ZC_NO_TOUCH, O_WB_CACHE, O_BUFPOOL, O_BUFPOOL_FIXED,
+	       O_STATS };
 	static const struct option lopts[] = {
 		{ "dev", required_argument, NULL, O_DEV },
 		{ "no-uring", no_argument, NULL, O_NO_URING },
@@ -248,6 +273,9 @@ static void parse_args(int argc, char **argv)
 		{ "zero-copy", no_argument, NULL, O_ZERO_COPY },
 		{ "zc-no-touch", no_argument, NULL, O_ZC_NO_TOUCH },
 		{ "writeback-cache", no_argument, NULL, O_WB_CACHE },
+		{ "bufpool", no_argument, NULL, O_BUFPOOL },
+		{ "bufpool-fixed", no_argument, NULL, O_BUFPOOL_FIXED },
+		{ "stats", required_argument, NULL, O_STATS },
 		{ "crash-after", required_argument, NULL, O_CRASH },
 		{ "delay-ms", required_argument, NULL, O_DELAY },
 		{ "max-write", required_argument, NULL, O_MAX_WRITE },
@@ -299,6 +327,15 @@ static void parse_args(int argc, char **argv)
 		case O_WB_CACHE:
 			opt.writeback_cache = true;
 			break;
+		case O_BUFPOOL:
+			opt.bufpool = MAX(opt.bufpool, (unsigned int)POOL_PLAIN);
+			break;
+		case O_BUFPOOL_FIXED:
+			opt.bufpool = POOL_FIXED;
+			break;
+		case O_STATS:
+			opt.stats = optarg;
+			break;
 		case O_CRASH:
 			opt.crash_after = parse_num("crash-after", optarg, 0, ULONG_MAX);
 			break;
@@ -325,7 +362,27 @@ static void parse_args(int argc, char **argv)
 			exit(2);
 		}
 	}
-	if (opt.zc_no_touch && !(flags & FURING_URING_ZERO_COPY)) {
+	/* On /dev/fuse, --zero-copy is Linux 7.3's: a zero-copy queue with a buffer pool. */
+	if (on_fuse_dev() && (flags & FURING_URING_ZERO_COPY)) {
+		flags = 0;
+		opt.fuse_zero_copy = true;
+		transport_open_flags |= FOPEN_IO_URING_ZERO_COPY;
+		if (!opt.bufpool)
+			opt.bufpool = POOL_PLAIN;
+	}
+	if (opt.bufpool && !on_fuse_dev()) {
+		fprintf(stderr, "furing-server: --bufpool and --bufpool-fixed are Linux 7.3's, on /dev/fuse\n");
+		exit(2);
+	}
+	if ((flags & FURING_URING_BUFRING) && on_fuse_dev()) {
+		fprintf(stderr, "furing-server: --bufring is furing's, on /dev/furing\n");
+		exit(2);
+	}
+	if (opt.bufpool && opt.no_uring) {
+		fprintf(stderr, "furing-server: --bufpool and --no-uring exclude each other\n");
+		exit(2);
+	}
+	if (opt.zc_no_touch && !(flags & FURING_URING_ZERO_COPY) && !opt.fuse_zero_copy) {
 		fprintf(stderr, "furing-server: --zc-no-touch needs --zero-copy\n");
 		exit(2);
 	}
@@ -336,7 +393,8 @@ static void parse_args(int argc, char **argv)
 	if (!(flags & FURING_URING_BUFRING)) {
 		const char *what = flags & FURING_URING_PINNED_HEADERS ? "--pin-headers" :
 				   flags & FURING_URING_PINNED_BUFFERS ? "--pin-buffers" :
-				   opt.bufs ? "--bufs" : opt.buf_size ? "--buf-size" : NULL;
+				   opt.bufs && !opt.bufpool ? "--bufs" :
+				   opt.buf_size ? "--buf-size" : NULL;
 
 		if (what) {
 			fprintf(stderr, "furing-server: %s needs --bufring\n", what);
@@ -347,7 +405,7 @@ static void parse_args(int argc, char **argv)
 		exit(2);
 	}
 	opt.ring_flags = flags;
-	if (flags && !opt.bufs)
+	if ((flags || opt.bufpool) && !opt.bufs)
 		opt.bufs = opt.depth;
 	if (argc - optind != 2) {
 		usage(stderr);
@@ -359,13 +417,10 @@ static void parse_args(int argc, char **argv)
 
 static int do_mount(void)
 {
-	const char *base = strrchr(opt.dev, '/');
-	const char *fstype;
+	const char *fstype = on_fuse_dev() ? "fuse" : "furing";
 	char opts[256];
 	int len;
 
-	base = base ? base + 1 : opt.dev;
-	fstype = strcmp(base, "fuse") ? "furing" : "fuse";
 	len = snprintf(opts, sizeof(opts),
 		       "fd=%d,rootmode=40000,user_id=%u,group_id=%u,allow_other,default_permissions",
 		       dev_fd, getuid(), getgid());
@@ -379,6 +434,17 @@ static int do_mount(void)
 	return 0;
 }
 
+
+/* The exit line: requests per transport and queue, interrupts, nodes left. */
+static void print_exit_line(FILE *f, unsigned long ring_total)
+{
+	fprintf(f, "furing-server: exit: %lu requests: classic %lu, ring %lu",
+		atomic_load(&nr_classic) + ring_total, atomic_load(&nr_classic), ring_total);
+	if (use_uring)
+		ring_print_stats(f);
+	fprintf(f, "; %lu interrupts; %lu nodes left\n", fault_interrupts(), fs_nodes_left());
+	fflush(f);
+}
 
 int main(int argc, char **argv)
 {
@@ -428,6 +494,13 @@ int main(int argc, char **argv)
 
 		if (!possible)
 			possible = sysconf(_SC_NPROCESSORS_CONF);
+		if (opt.bufpool)
+			fprintf(stderr, "furing-server: 7.3 bufpool%s%s%s: %u entries, %u buffers of "
+				"%zu bytes per queue\n",
+				opt.bufpool == POOL_FIXED ? " (fixed)" : "",
+				opt.fuse_zero_copy ? ", zero-copy" : "",
+				opt.zc_no_touch ? " (no touch)" : "", opt.depth, opt.bufs,
+				payload_size);
 		if (opt.ring_flags)
 			fprintf(stderr, "furing-server: bufring%s%s%s%s: %u entries, %u buffers of "
 				"%u bytes per queue\n",
@@ -457,12 +530,15 @@ int main(int argc, char **argv)
 		ring_total = ring_served();
 	}
 
-	printf("furing-server: exit: %lu requests: classic %lu, ring %lu",
-	       atomic_load(&nr_classic) + ring_total, atomic_load(&nr_classic), ring_total);
-	if (use_uring)
-		ring_print_stats();
-	printf("; %lu interrupts; %lu nodes left\n", fault_interrupts(), fs_nodes_left());
-	fflush(stdout);
+	print_exit_line(stdout, ring_total);
+	if (opt.stats) {
+		FILE *f = fopen(opt.stats, "w");
+
+		if (f) {
+			print_exit_line(f, ring_total);
+			fclose(f);
+		}
+	}
 	close(dev_fd);
 	return atomic_load(&failed) ? 1 : 0;
 }

@@ -483,6 +483,7 @@ static ssize_t op_open(struct req *r)
 	if (fd < 0)
 		return -errno;
 	oo.fh = fd;
+	oo.open_flags = transport_open_flags;
 	return reply_copy(r, &oo, sizeof(oo));
 }
 
@@ -511,6 +512,7 @@ static ssize_t op_create(struct req *r)
 	}
 	memset(&out.o, 0, sizeof(out.o));
 	out.o.fh = fd;
+	out.o.open_flags = transport_open_flags;
 	return reply_copy(r, &out, sizeof(out));
 }
 

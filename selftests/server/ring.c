@@ -60,7 +60,7 @@ _Static_assert(sizeof(struct furing_uring_req_header) == 288, "req header");
 _Static_assert(sizeof(struct furing_uring_cmd_req) == 40, "cmd req");
 
 struct queue *queues;
-/* a queue could not set its ring up for zero-copy: unmount and exit 1 */
+/* a queue could not set up its buffer table or 7.3 pool: unmount and exit 1 */
 static atomic_int zc_setup_failed;
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reg_cond = PTHREAD_COND_INITIALIZER;
@@ -87,6 +87,29 @@ static const char *cmd_name(uint32_t cmd_op)
 }
 
 /*
+ * 7.3 bufpool: queues a command of Linux 7.3's own struct fuse_uring_cmd_req:
+ * REGISTER with the entry's header and no payload (the pool holds it), and on
+ * a zero-copy queue the entry's slot in the buffer table; with a fixed pool,
+ * REGISTER and COMMIT_AND_FETCH name the pool's buffer (IORING_URING_CMD_FIXED).
+ */
+static void prep_cmd_bufpool(struct queue *q, struct ring_ent *ent, uint32_t cmd_op,
+			     uint64_t commit_id)
+{
+	struct fuse_uring_cmd_req req = { .commit_id = commit_id, .qid = q->qid };
+	struct io_uring_sqe *sqe;
+
+	if (cmd_op == FUSE_IO_URING_CMD_REGISTER && opt.fuse_zero_copy)
+		req.ent_zero_copy_buf_index = ent - q->ents;
+	sqe = furing_prep_cmd_raw(&q->ring, dev_fd, cmd_op, &req, sizeof(req), ent->iov,
+				  ARRAY_SIZE(ent->iov), (uintptr_t)ent);
+	if (opt.bufpool == POOL_FIXED) {
+		sqe->uring_cmd_flags = IORING_URING_CMD_FIXED;
+		sqe->buf_index = q->pool_index;
+	}
+	ent->cmd_op = cmd_op;
+}
+
+/*
  * Queues a ring command for @ent: sqe->addr points to two iovecs, basic mode
  * the entry's (header, payload), bufring the queue's (headers region, payload
  * region), with the entry's index in sqe->buf_index. A bufring REGISTER also
@@ -97,6 +120,11 @@ static void prep_cmd(struct queue *q, struct ring_ent *ent, uint32_t cmd_op, uin
 {
 	struct furing_uring_cmd_req req = { .commit_id = commit_id, .qid = q->qid };
 	struct io_uring_sqe *sqe;
+
+	if (opt.bufpool) {
+		prep_cmd_bufpool(q, ent, cmd_op, commit_id);
+		return;
+	}
 
 	if (opt.ring_flags && cmd_op == FURING_URING_CMD_REGISTER) {
 		req.flags = opt.ring_flags;
@@ -180,7 +208,18 @@ static void ring_serve(struct queue *q, struct ring_ent *ent, const char *via)
 		ret = -EIO;
 		goto reply;
 	}
-	if (!opt.ring_flags) {
+	if (opt.bufpool) {
+		/* 7.3: the payload is in the pool, at the offset the header names */
+		uint32_t off = ((const struct fuse_uring_ent_in_out *)eio)->offset;
+
+		if (off % payload_size || off + payload_size > q->pool_len ||
+		    datalen > payload_size) {
+			ring_bad(q, ent, &r.in, via, "pool offset or payload_sz out of range");
+			ret = -EIO;
+			goto reply;
+		}
+		buf = q->pool + off;
+	} else if (!opt.ring_flags) {
 		datalen = MIN(datalen, payload_size);
 	} else {
 		bufsize = opt.buf_size;
@@ -273,7 +312,8 @@ static void queue_free(struct queue *q)
 
 	for (i = 0; q->ents && !opt.ring_flags && i < opt.depth; i++) {
 		free(q->ents[i].hdr);
-		free(q->ents[i].payload);
+		if (!opt.bufpool)
+			free(q->ents[i].payload);
 	}
 	free(q->ents);
 	q->ents = NULL;
@@ -285,6 +325,9 @@ static void queue_free(struct queue *q)
 	q->bufs = NULL;
 	free(q->nobuf);
 	q->nobuf = NULL;
+	if (q->pool)
+		munmap(q->pool, q->pool_len);
+	q->pool = NULL;
 }
 
 /* Anonymous memory in whole pages, page aligned; NULL on failure. */
@@ -354,16 +397,107 @@ static int queue_alloc(struct queue *q)
 		struct ring_ent *ent = &q->ents[i];
 
 		ent->hdr = aligned_alloc(4096, hdr_size);
-		ent->payload = aligned_alloc(4096, pl_size);
-		if (!ent->hdr || !ent->payload) {
+		ent->payload = opt.bufpool ? NULL : aligned_alloc(4096, pl_size);
+		if (!ent->hdr || (!opt.bufpool && !ent->payload)) {
 			queue_free(q);
 			return -ENOMEM;
 		}
 		memset(ent->hdr, 0, hdr_size);
 		ent->iov[0] = (struct iovec){ ent->hdr, sizeof(*ent->hdr) };
 		ent->iov[1] = (struct iovec){ ent->payload, payload_size };
+		/* 7.3 bufpool: REGISTER names no payload, the pool has it */
+		if (opt.bufpool)
+			ent->iov[1] = (struct iovec){ NULL, 0 };
+	}
+	/* 7.3 bufpool: --bufs buffers of the kernel's max payload (payload_size) */
+	if (opt.bufpool) {
+		q->pool_len = (size_t)opt.bufs * payload_size;
+		q->pool = map_region(q->pool_len);
+		if (!q->pool) {
+			queue_free(q);
+			return -ENOMEM;
+		}
 	}
 	return 0;
+}
+
+/*
+ * The queue's io_uring buffer table: zero-copy queues get a sparse slot per
+ * entry (the kernel registers a request's pages at the entry's index), and a
+ * 7.3 fixed pool its own buffer after them. 0, or -errno (printed).
+ */
+static int buffer_table_setup(struct queue *q, const char *via)
+{
+	struct iovec pool = { q->pool, q->pool_len };
+	unsigned int slots = zc_enabled() ? opt.depth : 0;
+	int ret = 0;
+
+	q->pool_index = slots;
+	if (opt.bufpool == POOL_FIXED && !slots)
+		ret = io_uring_register_buffers(&q->ring, &pool, 1);
+	else if (slots)
+		ret = io_uring_register_buffers_sparse(&q->ring,
+						       slots + (opt.bufpool == POOL_FIXED));
+	if (!ret && slots && opt.bufpool == POOL_FIXED)
+		ret = io_uring_register_buffers_update_tag(&q->ring, slots, &pool, NULL, 1);
+	if (ret < 0)
+		fprintf(stderr, "furing-server: %s: io_uring buffer table (%u slots%s): %s (%s)\n",
+			via, slots, opt.bufpool == POOL_FIXED ? " and the pool" : "",
+			strerrorname_np(-ret) ?: "?", strerror(-ret));
+	return ret < 0 ? ret : 0;
+}
+
+/* Runs one command that completes at once (ADD_QUEUE, ADD_BUFPOOL); its result. */
+static int sync_cmd(struct queue *q, struct io_uring_sqe *sqe)
+{
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	sqe->user_data = 0;
+	ret = io_uring_submit_and_wait(&q->ring, 1);
+	if (ret < 0)
+		return ret;
+	ret = io_uring_wait_cqe(&q->ring, &cqe);
+	if (ret)
+		return ret;
+	ret = cqe->res;
+	io_uring_cqe_seen(&q->ring, cqe);
+	return ret;
+}
+
+/*
+ * 7.3 bufpool: FUSE_IO_URING_CMD_ADD_QUEUE (zero-copy or not), then
+ * FUSE_IO_URING_CMD_ADD_BUFPOOL with the pool (fixed: through its registered
+ * buffer). 0, or -errno (printed).
+ */
+static int bufpool_setup(struct queue *q, const char *via)
+{
+	struct fuse_uring_cmd_req req = {
+		.flags = opt.fuse_zero_copy ? FUSE_URING_ZERO_COPY : 0, .qid = q->qid,
+	};
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	sqe = furing_prep_cmd_raw(&q->ring, dev_fd, FUSE_IO_URING_CMD_ADD_QUEUE, &req, sizeof(req),
+				  NULL, 0, 0);
+	ret = sync_cmd(q, sqe);
+	if (ret) {
+		fprintf(stderr, "furing-server: %s: ADD_QUEUE: %s\n", via, strerror(-ret));
+		return ret;
+	}
+	req = (struct fuse_uring_cmd_req){ .qid = q->qid };
+	req.bufpool.uaddr = (uintptr_t)q->pool;
+	req.bufpool.len = q->pool_len;
+	sqe = furing_prep_cmd_raw(&q->ring, dev_fd, FUSE_IO_URING_CMD_ADD_BUFPOOL, &req,
+				  sizeof(req), NULL, 0, 0);
+	if (opt.bufpool == POOL_FIXED) {
+		sqe->uring_cmd_flags = IORING_URING_CMD_FIXED;
+		sqe->buf_index = q->pool_index;
+	}
+	ret = sync_cmd(q, sqe);
+	if (ret)
+		fprintf(stderr, "furing-server: %s: ADD_BUFPOOL: %s\n", via, strerror(-ret));
+	return ret;
 }
 
 static void *queue_thread(void *arg)
@@ -391,7 +525,7 @@ static void *queue_thread(void *arg)
 	ret = io_uring_queue_init(2 * opt.depth, &q->ring, IORING_SETUP_SQE128);
 	if (ret)
 		goto fail_free;
-	if ((opt.ring_flags & FURING_URING_ZERO_COPY) && zc_setup(q, via)) {
+	if (buffer_table_setup(q, via) || (opt.bufpool && bufpool_setup(q, via))) {
 		atomic_store(&zc_setup_failed, 1);
 		atomic_store(&failed, 1);
 		io_uring_queue_exit(&q->ring);
@@ -472,7 +606,7 @@ int ring_start(void)
 	pthread_mutex_unlock(&reg_lock);
 	/* no buffer table for the kernel's registrations: not ready */
 	if (atomic_load(&zc_setup_failed)) {
-		fprintf(stderr, "furing-server: --zero-copy: no io_uring buffer table\n");
+		fprintf(stderr, "furing-server: a queue has no io_uring buffer table or pool\n");
 		return -1;
 	}
 	return 0;
@@ -498,26 +632,26 @@ unsigned long ring_served(void)
 }
 
 /* The exit line's part per queue: requests served, how its entries ended. */
-void ring_print_stats(void)
+void ring_print_stats(FILE *f)
 {
 	unsigned int i;
 
 	for (i = 0; i < opt.queues; i++) {
 		struct queue *q = &queues[i];
 
-		printf("%s q%u %lu", i ? "," : " (", i, atomic_load(&q->served));
+		fprintf(f, "%s q%u %lu", i ? "," : " (", i, atomic_load(&q->served));
 		if (atomic_load(&q->zero_copied))
-			printf(" zc %lu", atomic_load(&q->zero_copied));
+			fprintf(f, " zc %lu", atomic_load(&q->zero_copied));
 		if (q->nr_enotconn)
-			printf(" ENOTCONN x%u", q->nr_enotconn);
+			fprintf(f, " ENOTCONN x%u", q->nr_enotconn);
 		if (q->nr_econnaborted)
-			printf(" ECONNABORTED x%u", q->nr_econnaborted);
+			fprintf(f, " ECONNABORTED x%u", q->nr_econnaborted);
 		if (q->nr_ecanceled)
-			printf(" ECANCELED x%u", q->nr_ecanceled);
+			fprintf(f, " ECANCELED x%u", q->nr_ecanceled);
 		if (q->nr_other)
-			printf(" %s x%u", strerrorname_np(-q->last_other) ?: "?", q->nr_other);
+			fprintf(f, " %s x%u", strerrorname_np(-q->last_other) ?: "?", q->nr_other);
 		if (q->nr_bad)
-			printf(" bad-buf x%u", q->nr_bad);
+			fprintf(f, " bad-buf x%u", q->nr_bad);
 	}
-	printf(")");
+	fprintf(f, ")");
 }

@@ -72,7 +72,17 @@ struct options {
 	bool zc_no_touch;
 	/* --writeback-cache: FUSE_WRITEBACK_CACHE in the INIT reply */
 	bool writeback_cache;
+	/*
+	 * Linux 7.3's buffer pools on /dev/fuse (--bufpool, --bufpool-fixed: the
+	 * pool registered as an io_uring fixed buffer) and its zero-copy queues
+	 * (--zero-copy on /dev/fuse): 0, or POOL_*
+	 */
+	unsigned int bufpool;
+	bool fuse_zero_copy;
+	/* --stats: where the exit line goes too */
+	const char *stats;
 };
+enum { POOL_NONE, POOL_PLAIN, POOL_FIXED };
 extern struct options opt;
 
 /* The FUSE device (main.c). */
@@ -83,6 +93,8 @@ extern size_t payload_size;
 extern bool use_uring;
 /* Set when a thread fails in a way that should make the exit status 1. */
 extern atomic_int failed;
+/* FOPEN_* flags the transport wants on every open (7.3 zero-copy: FOPEN_IO_URING_ZERO_COPY). */
+extern uint32_t transport_open_flags;
 
 /*
  * A request as every transport hands it over: its header, the opcode's
@@ -191,13 +203,17 @@ struct queue {
 	int last_other;
 	/* bufring: requests failed with EIO for a bad buf_id / payload_sz */
 	unsigned int nr_bad;
+	/* 7.3 bufpool: the pool (mmap()ed), and its index in the buffer table (fixed) */
+	char *pool;
+	size_t pool_len;
+	unsigned int pool_index;
 };
 
 extern struct queue *queues;
 /* Starts a thread per queue and waits until each registered its entries; 0 or -1. */
 int ring_start(void);
 void ring_join(void);
-void ring_print_stats(void);
+void ring_print_stats(FILE *f);
 unsigned long ring_served(void);
 void ring_bad(struct queue *q, struct ring_ent *ent, const struct fuse_in_header *in,
 	      const char *via, const char *what);
@@ -205,8 +221,8 @@ void ring_commit(struct queue *q, struct ring_ent *ent, const struct fuse_in_hea
 		 uint64_t commit_id, uint32_t buf_id, ssize_t ret, size_t zc_bytes,
 		 const char *via);
 
-/* Zero-copy (zerocopy.c). */
-int zc_setup(struct queue *q, const char *via);
+/* Zero-copy (zerocopy.c): furing's queues, or 7.3's on /dev/fuse. */
+bool zc_enabled(void);
 int zc_accept(struct queue *q, struct ring_ent *ent, struct req *r, size_t *datalen,
 	      const char *via);
 void zc_attach(struct ring_ent *ent, struct req *r, uint64_t commit_id, uint32_t buf_id,

@@ -35,15 +35,10 @@
  */
 #include "server.h"
 
-/* Gives the queue's io_uring a sparse buffer table, slot i for entry i; 0 or -errno. */
-int zc_setup(struct queue *q, const char *via)
+/* Whether the queues are zero-copy ones: furing's, or Linux 7.3's on /dev/fuse. */
+bool zc_enabled(void)
 {
-	int ret = io_uring_register_buffers_sparse(&q->ring, opt.depth);
-
-	if (ret < 0)
-		fprintf(stderr, "furing-server: %s: io_uring_register_buffers_sparse(%u): "
-			"%s (%s)\n", via, opt.depth, strerrorname_np(-ret) ?: "?", strerror(-ret));
-	return ret < 0 ? ret : 0;
+	return (opt.ring_flags & FURING_URING_ZERO_COPY) || opt.fuse_zero_copy;
 }
 
 /*
@@ -56,8 +51,7 @@ int zc_accept(struct queue *q, struct ring_ent *ent, struct req *r, size_t *data
 	      const char *via)
 {
 	atomic_fetch_add(&q->zero_copied, 1);
-	if (!(opt.ring_flags & FURING_URING_ZERO_COPY) ||
-	    (r->in.opcode != FUSE_READ && r->in.opcode != FUSE_WRITE)) {
+	if (!zc_enabled() || (r->in.opcode != FUSE_READ && r->in.opcode != FUSE_WRITE)) {
 		ring_bad(q, ent, &r->in, via, "zero-copy flag on this opcode or queue");
 		return -EIO;
 	}
