@@ -7,6 +7,7 @@
 # run ends with two of the binaries through the installed run_tests.sh. FURING_PRELOAD: modules (.ko paths, in order)
 # /init loads first, e.g. a kernel's fuse.ko when CONFIG_FUSE_FS=m.
 # FURING_SUITE_TIMEOUT: seconds a test binary may run (default 900).
+# FURING_TESTS_ONLY="a_test b_test": only these binaries (without TEST).
 # initramfs.sh bench OUT.cpio.gz KO TESTDIR BIN[:BIN...] [VAR=VALUE...]: the benchmark
 # image instead: no test binaries, the static tools BIN (fio, and perf to profile) in
 # /bin, bench/bench-guest.sh as /bench.sh and its settings (VAR=VALUE, one per line) in
@@ -50,6 +51,9 @@ else
 	[[ -n ${FURING_SUITE_TIMEOUT:-} ]] && echo "$FURING_SUITE_TIMEOUT" >"$root/etc/furing-timeout"
 	if (($#)); then
 		echo "$*" >"$root/etc/furing-tests"
+	elif [[ -n ${FURING_TESTS_ONLY:-} ]]; then
+		# shellcheck disable=SC2086
+		printf '%s\n' $FURING_TESTS_ONLY >"$root/etc/furing-tests"
 	else
 		(cd "$testdir" && ls -1 *_test) >"$root/etc/furing-tests"
 		echo "/opt/furing/run_tests.sh -t furing:furing_mount_test" \
