@@ -218,6 +218,10 @@ server_stop() {
 	*) echo "$line" | grep -q ', ring [1-9]' ||
 		error "$1" - "$r" "nothing served over the ring" ;;
 	esac
+	case $1 in
+	zerocopy | intree-zerocopy) echo "$line" | grep -q ' zc [1-9]' ||
+		error "$1" - "$r" "nothing zero-copied" ;;
+	esac
 }
 
 # fio's jobs are threads sharing one fd table; the meta-* workloads open FILES per job

@@ -23,6 +23,7 @@ FIXTURE(srv) {
 	pid_t pid;
 	long id;
 	int data;	/* the test moved file data in large reads and writes */
+	char enable_uring[8];	/* fuse.enable_uring before the test */
 };
 
 FIXTURE_VARIANT(srv) {
@@ -31,6 +32,7 @@ FIXTURE_VARIANT(srv) {
 	uint64_t flags;      /* the queues' REGISTER flags */
 	int wb;              /* writeback cache: only the tests it changes run */
 	int intree;          /* Linux 7.3's io-uring on /dev/fuse: the server's counts say */
+	int pool_pinned;     /* the 7.3 pool is an io_uring fixed buffer: its pages pinned */
 };
 
 /* The writeback-cache variants run the page-cache tests (stale_tails, random_ops) only. */
@@ -68,7 +70,7 @@ FIXTURE_VARIANT_ADD(srv, intree_bufpool) {
 	.args = { "--dev=/dev/fuse", "--bufpool" }, .intree = 1,
 };
 FIXTURE_VARIANT_ADD(srv, intree_bufpool_fixed) {
-	.args = { "--dev=/dev/fuse", "--bufpool-fixed" }, .intree = 1,
+	.args = { "--dev=/dev/fuse", "--bufpool-fixed" }, .intree = 1, .pool_pinned = 1,
 };
 FIXTURE_VARIANT_ADD(srv, intree_zero_copy) {
 	.args = { "--dev=/dev/fuse", "--zero-copy" }, .intree = 1,
@@ -95,19 +97,25 @@ FIXTURE_VARIANT_ADD(srv, wb_zero_copy) {
 };
 
 #define STATS "/tmp/furing-io-stats"
+#define ENABLE_URING "/sys/module/fuse/parameters/enable_uring"
 
 FIXTURE_SETUP(srv)
 {
 	ASSERT_EQ(0, furing_ensure_loaded());
 	/* Linux 7.3's io-uring is off until the fuse module's parameter turns it on. */
-	if (variant->intree)
-		ASSERT_EQ(0, write_text("/sys/module/fuse/parameters/enable_uring", "Y"));
+	if (variant->intree) {
+		ASSERT_LT(0, read_text(ENABLE_URING, self->enable_uring, sizeof(self->enable_uring)));
+		ASSERT_EQ(0, write_text(ENABLE_URING, "Y"));
+	}
 	unlink(STATS);
 	self->pid = furing_server_start(BACK, MNT, "--stats=" STATS, variant->args[0],
 				       variant->args[1], variant->args[2], variant->args[3], NULL);
 	ASSERT_LT(0, self->pid);
 	self->id = furing_conn_id(MNT);
 	ASSERT_LE(0, self->id);
+	/* A fixed pool is registered with the server's io_uring: 1 MiB buffers, pinned. */
+	if (variant->pool_pinned)
+		EXPECT_LE(256, furing_pins());
 	if (variant->ring) {
 		struct furing_qstats st;
 
@@ -134,6 +142,8 @@ FIXTURE_TEARDOWN(srv)
 		EXPECT_EQ(0, furing_wait_unused(10));
 		EXPECT_EQ(0, furing_zc_live());
 	}
+	if (variant->intree && self->enable_uring[0])
+		write_text(ENABLE_URING, self->enable_uring);
 	/* 7.3's io-uring carried the traffic (zero-copy: the data in registered pages). */
 	if (variant->intree && self->pid > 0 && _metadata->exit_code != KSFT_SKIP) {
 		char line[1024] = "";

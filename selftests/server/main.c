@@ -129,9 +129,9 @@ static int do_init(void)
 	if ((size_t)n >= sizeof(*ih) + sizeof(*ii) && (offered & FUSE_INIT_EXT))
 		offered |= (uint64_t)ii->flags2 << 32;
 	/*
-	 * No FUSE_PASSTHROUGH, no FUSE_HAS_IO_URING_BUFPOOL, and the writeback
-	 * cache only when asked: every byte goes through the transport under
-	 * test.
+	 * No FUSE_PASSTHROUGH, and the writeback cache only when asked: every
+	 * byte goes through the transport under test. FUSE_HAS_IO_URING_BUFPOOL
+	 * is the kernel's word only (checked below, not asked for).
 	 */
 	want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_MAX_PAGES |
 	       FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS |
@@ -407,6 +407,19 @@ static void parse_args(int argc, char **argv)
 	opt.ring_flags = flags;
 	if ((flags || opt.bufpool) && !opt.bufs)
 		opt.bufs = opt.depth;
+	/*
+	 * 7.3 sizes a pool buffer max(8192, max_write, max_pages pages), its max_pages
+	 * capped at 256: a max_write of whole pages up to 1 MiB makes that the
+	 * server's payload_size. The pool's length and offsets are 32-bit.
+	 */
+	if (opt.bufpool && (opt.max_write % 4096 || opt.max_write > (1U << 20))) {
+		fprintf(stderr, "furing-server: --bufpool: --max-write must be whole pages, at most 1 MiB\n");
+		exit(2);
+	}
+	if (opt.bufpool && (uint64_t)opt.bufs * MAX(opt.max_write, 8192U) > UINT32_MAX) {
+		fprintf(stderr, "furing-server: --bufpool: --bufs too large for a 32-bit pool\n");
+		exit(2);
+	}
 	if (argc - optind != 2) {
 		usage(stderr);
 		exit(2);
@@ -477,9 +490,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	if (opt.ring_flags && !use_uring)
-		fprintf(stderr, "furing-server: --bufring: no FUSE_OVER_IO_URING from the "
-			"kernel: read()/write() only\n");
+	if ((opt.ring_flags || opt.bufpool) && !use_uring)
+		fprintf(stderr, "furing-server: %s: no FUSE_OVER_IO_URING from the kernel: "
+			"read()/write() only\n", opt.bufpool ? "--bufpool" : "--bufring");
 	nr_classic_threads = use_uring ? 1 : 2;
 	for (i = 0; i < nr_classic_threads; i++) {
 		err = pthread_create(&classic[i], NULL, classic_thread, NULL);

@@ -209,7 +209,13 @@ static void ring_serve(struct queue *q, struct ring_ent *ent, const char *via)
 		goto reply;
 	}
 	if (opt.bufpool) {
-		/* 7.3: the payload is in the pool, at the offset the header names */
+		/*
+		 * 7.3: the payload is in the pool, at the offset the header names. A
+		 * request the kernel gave no buffer (no payload either way, or a
+		 * zero-copied READ) says offset 0 too, which is another entry's buffer
+		 * maybe: its handler writes nothing there (FUSE replies with payload are
+		 * exactly the requests that get a buffer).
+		 */
 		uint32_t off = ((const struct fuse_uring_ent_in_out *)eio)->offset;
 
 		if (off % payload_size || off + payload_size > q->pool_len ||
