@@ -11,7 +11,7 @@
 # is a "#" comment.
 
 REPS=3 RUNTIME=4 SIZE=64M JOBS=2 BS=1M DEPTH=8 FILES=1000 PERF=0
-TRANSPORTS="basic bufring pinned zerocopy classic intree intree-classic ceiling"
+TRANSPORTS="basic bufring pinned zerocopy classic intree intree-bufpool intree-bufpool-fixed intree-zerocopy intree-classic ceiling"
 WORKLOADS="randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf"
 [ -f /etc/furing-bench ] && . /etc/furing-bench
 back=/tmp/back

@@ -14,8 +14,9 @@
 #
 #   BENCH_REPS=3 BENCH_RUNTIME=4 BENCH_SIZE=64M    reps, seconds per cell, size per job
 #   BENCH_FILES=1000                               files per job of the meta-* workloads
-#   BENCH_TRANSPORTS="basic bufring pinned zerocopy classic intree intree-classic
-#                     hp-furing hp-intree ceiling"
+#   BENCH_TRANSPORTS="basic bufring pinned zerocopy classic intree intree-bufpool
+#                     intree-bufpool-fixed intree-zerocopy intree-classic hp-furing
+#                     hp-intree ceiling"
 #   BENCH_WORKLOADS="randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf
 #                    seqwrite-buf randread-4k-iops meta-create meta-stat meta-unlink"
 #   BENCH_JSON=path                                where the JSON goes
@@ -38,7 +39,7 @@ else
 	reps=${BENCH_REPS:-3} runtime=${BENCH_RUNTIME:-4} size=${BENCH_SIZE:-64M}
 	files=${BENCH_FILES:-1000}
 fi
-transports=${BENCH_TRANSPORTS:-basic bufring pinned zerocopy classic intree intree-classic hp-furing hp-intree ceiling}
+transports=${BENCH_TRANSPORTS:-basic bufring pinned zerocopy classic intree intree-bufpool intree-bufpool-fixed intree-zerocopy intree-classic hp-furing hp-intree ceiling}
 workloads=${BENCH_WORKLOADS:-randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf randread-4k-iops meta-create meta-stat meta-unlink}
 work="$FURING_CACHE/work"
 mkdir -p "$work"
