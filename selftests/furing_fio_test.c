@@ -158,39 +158,29 @@ FIXTURE_TEARDOWN(fio)
 }
 
 /*
- * Runs fio on @dir with the job options every phase shares and then @extra
- * (NULL-terminated); 0 when fio exits 0 (else it prints fio's output, unless
- * @_metadata is NULL: a failure expected). Two jobs, FILE_MIB each, random writes
- * of 4 KiB to 1 MiB blocks: the same seed makes a --verify_only run visit the
- * blocks the writing run wrote.
+ * Runs fio's checker (furing_fio_verify()) on @dir with the options every phase
+ * shares, two jobs of FILE_MIB each, and then @extra (NULL-terminated); 0 when
+ * fio exits 0 (else it prints fio's output, unless @_metadata is NULL: a
+ * failure expected).
  */
 static int run_fio(struct __test_metadata *_metadata, const char *dir, const char *engine,
 		   int direct, ...)
 {
-	char dir_opt[128], eng_opt[64], direct_opt[32], size_opt[32];
-	const char *argv[32] = {
-		"fio", "--name=verify", "--rw=randwrite", size_opt, "--numjobs=2",
-		"--bssplit=4k/30:16k/15:64k/20:256k/20:1m/15", "--verify=crc32c",
-		"--verify_fatal=1", "--randrepeat=1", "--thread", "--group_reporting",
+	char eng_opt[64], direct_opt[32], size_opt[32];
+	const char *opts[] = {
+		"--name=verify", size_opt, "--numjobs=2", eng_opt, direct_opt,
+		"--group_reporting", NULL,
 	};
-	int argc = 11, status;
-	const char *a;
 	va_list ap;
+	int status;
 	pid_t pid;
 
 	snprintf(size_opt, sizeof(size_opt), "--size=%dm", FILE_MIB);
-	snprintf(dir_opt, sizeof(dir_opt), "--directory=%s", dir);
 	snprintf(eng_opt, sizeof(eng_opt), "--ioengine=%s", engine);
 	snprintf(direct_opt, sizeof(direct_opt), "--direct=%d", direct);
-	argv[argc++] = dir_opt;
-	argv[argc++] = eng_opt;
-	argv[argc++] = direct_opt;
 	va_start(ap, direct);
-	while ((a = va_arg(ap, const char *)) && argc < 31)
-		argv[argc++] = a;
+	pid = furing_fio_verify(LOG, dir, opts, ap);
 	va_end(ap);
-	argv[argc] = NULL;
-	pid = furing_spawn(LOG, "fio", argv);
 	if (pid < 0 || waitpid(pid, &status, 0) != pid)
 		return -1;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)

@@ -281,31 +281,20 @@ static int check_backing(int round)
 	return 0;
 }
 
-/* Starts fio on @dir (NULL-terminated options after the shared ones); its pid. */
+/* Starts fio's checker on @dir: job @name, 4 MiB (then NULL-terminated options); its pid. */
 static pid_t fio_start(const char *dir, const char *name, int direct, ...)
 {
-	static char dir_opt[128], name_opt[64], direct_opt[16];
-	const char *argv[32] = {
-		"fio", "--size=4m", "--bssplit=4k/30:16k/15:64k/20:256k/20:1m/15",
-		"--verify=crc32c", "--verify_fatal=1", "--randrepeat=1", "--ioengine=psync",
-		"--rw=randwrite", "--thread",
-	};
-	int argc = 9;
-	const char *a;
+	char name_opt[64], direct_opt[16];
+	const char *opts[] = { name_opt, "--size=4m", "--ioengine=psync", direct_opt, NULL };
 	va_list ap;
+	pid_t pid;
 
-	snprintf(dir_opt, sizeof(dir_opt), "--directory=%s", dir);
 	snprintf(name_opt, sizeof(name_opt), "--name=%s", name);
 	snprintf(direct_opt, sizeof(direct_opt), "--direct=%d", direct);
-	argv[argc++] = dir_opt;
-	argv[argc++] = name_opt;
-	argv[argc++] = direct_opt;
 	va_start(ap, direct);
-	while ((a = va_arg(ap, const char *)) && argc < 31)
-		argv[argc++] = a;
+	pid = furing_fio_verify(FIO_LOG, dir, opts, ap);
 	va_end(ap);
-	argv[argc] = NULL;
-	return furing_spawn(FIO_LOG, "fio", argv);
+	return pid;
 }
 
 /* fio's output says a block was wrong (not only that I/O failed). */

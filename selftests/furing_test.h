@@ -62,6 +62,34 @@ static inline pid_t furing_spawn(const char *log, const char *name, const char *
 	return pid;
 }
 
+/*
+ * Starts fio's crc32c checker on @dir, output to @log: random writes of 4 KiB
+ * to 1 MiB blocks, every block verified (--verify_fatal), the same seed each
+ * run (a --verify_only run visits the blocks the writing run wrote), jobs as
+ * threads; then @opts (NULL-terminated: name, size, engine, direct...) and the
+ * NULL-terminated @extra. Its pid, or -1.
+ */
+static inline pid_t furing_fio_verify(const char *log, const char *dir, const char *const opts[],
+				      va_list extra)
+{
+	const char *argv[40] = {
+		"fio", "--rw=randwrite", "--bssplit=4k/30:16k/15:64k/20:256k/20:1m/15",
+		"--verify=crc32c", "--verify_fatal=1", "--randrepeat=1", "--thread",
+	};
+	int argc = 7;
+	char dir_opt[256];
+	const char *a;
+
+	snprintf(dir_opt, sizeof(dir_opt), "--directory=%s", dir);
+	argv[argc++] = dir_opt;
+	while (*opts && argc < 39)
+		argv[argc++] = *opts++;
+	while ((a = va_arg(extra, const char *)) && argc < 39)
+		argv[argc++] = a;
+	argv[argc] = NULL;
+	return furing_spawn(log, "fio", argv);
+}
+
 /* Loads furing.ko; 0, or -errno (-EEXIST when already loaded). */
 static inline int furing_load(void)
 {

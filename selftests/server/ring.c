@@ -61,7 +61,7 @@ _Static_assert(sizeof(struct furing_uring_cmd_req) == 40, "cmd req");
 
 struct queue *queues;
 /* a queue could not set up its buffer table or 7.3 pool: unmount and exit 1 */
-static atomic_int zc_setup_failed;
+static atomic_int setup_failed;
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reg_cond = PTHREAD_COND_INITIALIZER;
 static unsigned int nr_registered;
@@ -532,7 +532,7 @@ static void *queue_thread(void *arg)
 	if (ret)
 		goto fail_free;
 	if (buffer_table_setup(q, via) || (opt.bufpool && bufpool_setup(q, via))) {
-		atomic_store(&zc_setup_failed, 1);
+		atomic_store(&setup_failed, 1);
 		atomic_store(&failed, 1);
 		io_uring_queue_exit(&q->ring);
 		queue_free(q);
@@ -611,7 +611,7 @@ int ring_start(void)
 		pthread_cond_wait(&reg_cond, &reg_lock);
 	pthread_mutex_unlock(&reg_lock);
 	/* no buffer table for the kernel's registrations: not ready */
-	if (atomic_load(&zc_setup_failed)) {
+	if (atomic_load(&setup_failed)) {
 		fprintf(stderr, "furing-server: a queue has no io_uring buffer table or pool\n");
 		return -1;
 	}
