@@ -14,6 +14,8 @@
 #   make bench           fio over every transport in QEMU, table + bench/results/*.json
 #   make bench-quick     the same, one short rep: fails only if a transport fails
 #   make bench-profile   a few cells under perf: where the time goes, per symbol
+#   make bench-v2        the v2 series' fio line over passthrough_hp on furing basic,
+#                        pinned, zero-copy, beside the series' claims
 #   make rustfmt         format the Rust sources; rustfmtcheck only checks
 #   make clean
 
@@ -51,6 +53,9 @@ bench-quick:
 bench-profile:
 	scripts/bench.sh --profile
 
+bench-v2:
+	scripts/bench.sh --v2
+
 RUST_ROOT := rust/furing_main.rs
 rustfmt:
 	$(RUSTFMT) --edition 2021 --config-path $(CURDIR)/.rustfmt.toml $(RUST_ROOT)
@@ -62,4 +67,4 @@ clean:
 	$(MAKE) -C $(or $(KDIR),$(shell scripts/kernel.sh normal)) M=$(CURDIR) $(KMAKE) clean
 	rm -f rust/ffi_generated.rs
 
-.PHONY: all modules check install-tests soak demo bench bench-quick bench-profile rustfmt rustfmtcheck clean
+.PHONY: all modules check install-tests soak demo bench bench-quick bench-profile bench-v2 rustfmt rustfmtcheck clean

@@ -6,11 +6,12 @@
 # the backing dir itself), every workload with fio, umount, server exit checked.
 # One line per cell: "BENCH <transport> <workload> <rep> <MiB/s>"; a failing FUSE
 # transport prints "BENCH-ERROR <transport> <workload> <rep> <why>" and the script exits
-# 1. With PERF=1 (make bench-profile) each FUSE cell runs under `perf record -a` and its
+# 1. Before each umount, the server's memory: "MEM <transport> <rep> <KiB...>" (see
+# server_mem). With PERF=1 (make bench-profile) each FUSE cell runs under `perf record -a` and its
 # hottest symbols follow as "PERF <transport> <workload> <report line>". Everything else
 # is a "#" comment.
 
-REPS=3 RUNTIME=4 SIZE=64M JOBS=2 BS=1M DEPTH=8 FILES=1000 PERF=0
+REPS=3 RUNTIME=4 SIZE=64M JOBS=2 BS=1M DEPTH=8 FILES=1000 PERF=0 RAMP=30
 TRANSPORTS="basic bufring pinned zerocopy classic intree intree-bufpool intree-bufpool-fixed intree-zerocopy intree-classic ceiling"
 WORKLOADS="randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf"
 [ -f /etc/furing-bench ] && . /etc/furing-bench
@@ -36,6 +37,10 @@ server_opts() {
 	# libfuse 3.18's passthrough_hp (io-uring on), unmodified: through furing-launch on
 	# furing, mounting itself on /dev/fuse.
 	hp-furing | hp-intree) echo "-o io_uring" ;;
+	# passthrough_hp-furing (libfuse with scripts/libfuse/*.patch) in furing's modes
+	hp-furing-bufring) echo "-o io_uring,io_uring_bufring" ;;
+	hp-furing-pinned) echo "-o io_uring,io_uring_pinned" ;;
+	hp-furing-zerocopy) echo "-o io_uring,io_uring_zero_copy" ;;
 	*) return 1 ;;
 	esac
 }
@@ -58,9 +63,21 @@ workload_opts() {
 	randwrite-buf) echo "--rw=randwrite --time_based" ;;
 	seqread-buf) echo "--rw=read --loops=1000000" ;;
 	seqwrite-buf) echo "--rw=write --time_based" ;;
+	# make bench-v2: the v2 series' own fio line (v2_base), direct and buffered
+	v2-randread-dio) echo "--rw=randread --direct=1" ;;
+	v2-randwrite-dio) echo "--rw=randwrite --direct=1" ;;
+	v2-seqread-dio) echo "--rw=read --direct=1" ;;
+	v2-randread-buf) echo "--rw=randread" ;;
+	v2-randwrite-buf) echo "--rw=randwrite" ;;
+	v2-seqread-buf) echo "--rw=read" ;;
 	*) return 1 ;;
 	esac
 }
+
+# The v2 series' benchmark ("fio --name=test_run --ioengine=sync --rw=rand{read,write}
+# --bs=1M --size=1G --numjobs=2 --ramp_time=30 --group_reporting=1"), SIZE and RAMP as
+# set (make bench-v2: 1G and 30 by default)
+v2_base="--name=test_run --ioengine=sync --bs=1M --size=$SIZE --ramp_time=$RAMP --group_reporting=1"
 
 # error TRANSPORT WORKLOAD REP WHY...: a ceiling cell that cannot run is NA (tmpfs may
 # refuse O_DIRECT); anything failing on a FUSE transport fails the run.
@@ -97,6 +114,7 @@ cell() {
 		set -- "$1" "$2" "$3" "$4/meta"
 		base="--name=meta --nrfiles=$FILES --filesize=4k --openfiles=1 --bs=4k"
 		;;
+	v2-*) base=$v2_base ;;
 	*) base="--name=bench --size=$SIZE --bs=$BS --ioengine=psync --runtime=$RUNTIME" ;;
 	esac
 	# both vCPUs sampled: fio, the server and the kernel (symbols from /proc/kallsyms)
@@ -129,6 +147,26 @@ cell() {
 		"$((${11} - $6)) $((${12} - $7)) $((${13} - $8))"
 }
 
+# pins: pages held pinned (FOLL_PIN) system-wide, by anyone
+pins() {
+	echo 1 >/proc/sys/vm/stat_refresh
+	awk '$1 == "nr_foll_pin_acquired" { a = $2 } $1 == "nr_foll_pin_released" { r = $2 }
+		END { print a - r }' /proc/vmstat
+}
+
+# server_mem TRANSPORT: "MEM <transport> <rep> <peak RSS> <RSS> <VmLck> <VmPin>
+# <pinned>", KiB, of the serving process (passthrough_hp is furing-launch's child);
+# pinned = the pages held pinned now over those held before the server started
+server_mem() {
+	pid=$srv
+	case $1 in
+	hp-furing*) pid=$(awk -v p=$srv '$4 == p { print $1; exit }' /proc/[0-9]*/stat 2>/dev/null) ;;
+	esac
+	awk -v t="$1" -v r="$r" -v pin=$((($(pins) - pins0) * 4)) '
+		/^VmHWM:/ { h = $2 } /^VmRSS:/ { s = $2 } /^VmLck:/ { l = $2 } /^VmPin:/ { p = $2 }
+		END { if (h) print "MEM", t, r, h, s, l + 0, p + 0, pin }' "/proc/$pid/status"
+}
+
 # mounted FSTYPE-REGEX: whether /mnt is mounted with a matching fs type
 mounted() {
 	awk -v m="$mnt" -v t="$1" '$2 == m && $3 ~ t { f = 1 } END { exit !f }' /proc/mounts
@@ -155,7 +193,7 @@ wait_server() {
 # hp_ready TRANSPORT: passthrough_hp serves: on furing, both queues registered
 # (debugfs); on /dev/fuse, mounted and answering
 hp_ready() {
-	if [ "$1" = hp-furing ]; then
+	if [ "$1" != hp-intree ]; then
 		mounted '^furing$' &&
 			[ "$(awk 'NF > 4 && $1 != "qid" && $2 > 0' /sys/kernel/debug/furing/*/queues \
 				2>/dev/null | wc -l)" -ge 2 ]
@@ -171,6 +209,12 @@ server_start() {
 	hp-furing)
 		furing-launch -o default_permissions "$mnt" passthrough_hp --foreground \
 			--nopassthrough -o io_uring "$back" @fd >/tmp/server.out 2>/tmp/server.err &
+		;;
+	hp-furing-*)
+		# shellcheck disable=SC2046
+		furing-launch -o default_permissions "$mnt" passthrough_hp-furing --foreground \
+			--nopassthrough $(server_opts "$1") "$back" @fd \
+			>/tmp/server.out 2>/tmp/server.err &
 		;;
 	hp-intree)
 		passthrough_hp --foreground --nopassthrough -o io_uring "$back" "$mnt" \
@@ -198,15 +242,26 @@ server_stop() {
 	done
 	# hp-furing: what went over furing's ring (passthrough_hp counts nothing itself)
 	ring=$(furing_times | cut -d' ' -f1)
+	zc=$(cat /sys/kernel/debug/furing/*/queues 2>/dev/null |
+		awk 'NF >= 15 && $1 != "qid" { z += $10 } END { print z + 0 }')
+	flags=$(cat /sys/kernel/debug/furing/*/queues 2>/dev/null |
+		awk 'NF >= 15 && $1 != "qid" { print $5; exit }')
+	server_mem "$1"
 	umount "$mnt" || { error "$1" - "$r" "umount failed"; kill $srv; }
 	wait $srv
 	rc=$?
 	case $1 in
 	hp-*)
-		echo "# $1 rep $r: exit $rc; furing ring requests $ring"
+		echo "# $1 rep $r: exit $rc; furing ring requests $ring, queue flags ${flags:-none}, zero-copied $zc"
 		[ $rc -eq 0 ] || error "$1" - "$r" "passthrough_hp exit status $rc: $(tail -n1 /tmp/server.err)"
 		[ "$1" = hp-intree ] || [ "$ring" -gt 0 ] ||
 			error "$1" - "$r" "nothing served over furing's ring"
+		# the mode is the transport's (libfuse falls back to basic or read() on failure)
+		case $1:$flags in
+		hp-furing:0x0 | hp-intree:* | hp-furing-bufring:0x1 | hp-furing-pinned:0x7) ;;
+		hp-furing-zerocopy:0xf) [ "$zc" -gt 0 ] || error "$1" - "$r" "nothing zero-copied" ;;
+		*) error "$1" - "$r" "queue flags ${flags:-none}, not the transport's" ;;
+		esac
 		return
 		;;
 	esac
@@ -241,7 +296,10 @@ for r in $(seq "$REPS"); do
 	for t in $TRANSPORTS; do
 		rm -rf "$back"
 		mkdir -p "$back"
-		fio --name=bench --directory="$back" --size="$SIZE" --numjobs="$JOBS" --bs="$BS" \
+		# the v2 line's jobs are named test_run (their files test_run.N.0)
+		name=bench
+		case $WORKLOADS in v2-*) name=test_run ;; esac
+		fio --name=$name --directory="$back" --size="$SIZE" --numjobs="$JOBS" --bs="$BS" \
 			--create_only=1 >/dev/null 2>/tmp/fio.err ||
 			{ error "$t" - "$r" "file set: $(tail -n1 /tmp/fio.err)"; continue; }
 		mkdir "$back/meta"
@@ -251,7 +309,7 @@ for r in $(seq "$REPS"); do
 		elif ! server_opts "$t" >/dev/null; then
 			error "$t" - "$r" "unknown transport"
 			continue
-		elif ! server_start "$t"; then
+		elif ! pins0=$(pins) || ! server_start "$t"; then
 			continue
 		fi
 		for w in $WORKLOADS; do

@@ -4,7 +4,9 @@
 # one bar chart per workload (PNG, next to the JSON: <json stem>-<workload>.png); and the
 # "PROFILE <transport> <workload> <rep> <requests> <wait> <task work> <copy in>
 # <copy out>" lines (furing's debugfs timers, microseconds) into a table of where
-# furing's time goes per request.
+# furing's time goes per request; "MEM <transport> <rep> <peak RSS> <RSS> <VmLck>
+# <VmPin> <pinned>" lines (KiB) into a table of the server's memory. Each furing
+# transport is also set beside its Linux 7.3 counterpart (COUNTERPART).
 #   report.py --log results.log --json out.json --accel tcg [--png] [--meta KEY=VALUE...]
 # Exit status: 1 when a cell is missing or a "BENCH-ERROR" line is present (never on
 # speed), else 0.
@@ -15,6 +17,33 @@ import statistics
 import sys
 
 SPREAD = 0.10  # flag cells whose (max - min) / median is above this
+
+# Each furing transport and its Linux 7.3 counterpart: the same server (or libfuse
+# server) in the in-tree design's matching mode.
+COUNTERPART = {
+    "basic": "intree",
+    "bufring": "intree-bufpool",
+    "pinned": "intree-bufpool-fixed",
+    "zerocopy": "intree-zerocopy",
+    "classic": "intree-classic",
+    "hp-furing": "hp-intree",
+}
+# The server's memory at the end of a transport's workloads (MEM lines, KiB): peak and
+# current RSS, locked (VmLck: furing's pinned regions), io_uring's pinned (VmPin:
+# registered buffers), and the pages the system holds pinned since the server started
+# (FOLL_PIN, whoever pinned them).
+MEM_FIELDS = ["hwm_kib", "rss_kib", "vmlck_kib", "vmpin_kib", "pinned_kib"]
+
+# The v2 series' own numbers (passthrough_hp on NVMe, its fio line), over basic io-uring:
+# pinned headers and buffers (patch 12) and zero-copy (patch 13). make bench-v2 sets
+# ours beside them: passthrough_hp on furing basic, pinned and zero-copy.
+V2_BASE = "hp-furing"
+V2_CLAIMS = {
+    "hp-furing-pinned": {"v2-randread-dio": 1.10, "v2-seqread-dio": 1.04,
+                         "v2-randread-buf": 1.08, "v2-seqread-buf": 1.06},
+    "hp-furing-zerocopy": {"v2-randread-dio": 1.35, "v2-seqread-dio": 1.15,
+                           "v2-randread-buf": 1.15, "v2-seqread-buf": 1.10},
+}
 
 
 def unit(workload):
@@ -32,12 +61,15 @@ def main():
     ap.add_argument("--reps", type=int, required=True)
     ap.add_argument("--meta", action="append", default=[])
     ap.add_argument("--png", action="store_true")
+    ap.add_argument("--v2-claims", action="store_true",
+                    help="set the v2 series' claimed ratios beside ours")
     a = ap.parse_args()
 
     transports = a.transports.split()
     workloads = a.workloads.split()
     cells = {t: {w: {} for w in workloads} for t in transports}
     prof = {t: {w: {} for w in workloads} for t in transports}
+    mem = {t: {} for t in transports}
     errors, notes, kernel = [], [], ""
     for raw in open(a.log, errors="replace"):
         line = raw.strip().replace("\r", "")
@@ -48,6 +80,8 @@ def main():
             cells[f[1]][f[2]][int(f[3])] = None if f[4] == "NA" else float(f[4])
         elif len(f) == 9 and f[0] == "PROFILE" and f[1] in prof and f[2] in prof[f[1]]:
             prof[f[1]][f[2]][int(f[3])] = [int(x) for x in f[4:]]
+        elif len(f) == 8 and f[0] == "MEM" and f[1] in mem:
+            mem[f[1]][int(f[2])] = dict(zip(MEM_FIELDS, (int(x) for x in f[3:])))
         elif line.startswith("# kernel "):
             kernel = f[2].rstrip(",")
         elif line.startswith("# fio ") or line.startswith("# memory"):
@@ -57,6 +91,15 @@ def main():
                for r in range(1, a.reps + 1) if r not in cells[t][w]]
 
     meta = dict(kv.split("=", 1) for kv in a.meta)
+
+    def median_of(t, w):
+        v = [x for x in cells.get(t, {}).get(w, {}).values() if x is not None]
+        return statistics.median(v) if v else None
+
+    pairs = [(f, c) for f, c in COUNTERPART.items() if f in transports and c in transports]
+    cp = {f"{f}/{c}": {w: round(median_of(f, w) / median_of(c, w), 3)
+                           if median_of(f, w) and median_of(c, w) else None
+                           for w in workloads} for f, c in pairs}
     out = {
         "accel": a.accel,
         "kernel": kernel,
@@ -74,15 +117,15 @@ def main():
         "profile": {t: {w: [prof[t][w].get(r) for r in range(1, a.reps + 1)]
                         for w in workloads if prof[t][w]} for t in transports if
                     any(prof[t].values())},
+        # counterparts["furing/7.3"][workload] = furing's median / its counterpart's
+        "counterparts": cp,
+        # memory[transport][field] = per rep, KiB (MEM_FIELDS), null = not measured
+        "memory": {t: {k: [mem[t].get(r, {}).get(k) for r in range(1, a.reps + 1)]
+                       for k in MEM_FIELDS} for t in transports if mem[t]},
         "errors": errors,
         "missing": missing,
     }
-    text = json.dumps(out, indent=1)
-    # lists of numbers and names on one line each
-    text = re.sub(r"\[\s+([^][{}]*?)\s+\]",
-                  lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
-    with open(a.json, "w") as fh:
-        fh.write(text + "\n")
+    write_json(a.json, out)
 
     print(f"# furing bench: kernel {kernel or '?'}, accelerator {a.accel}, "
           f"{a.reps} rep(s); {'; '.join(notes)}")
@@ -92,17 +135,15 @@ def main():
     if a.accel != "kvm":
         print(f"# {a.accel.upper()}: emulated CPU, these are relative numbers only, "
               "not hardware numbers")
-    def median_of(t, w):
-        v = [x for x in cells.get(t, {}).get(w, {}).values() if x is not None]
-        return statistics.median(v) if v else None
-
     # Ratios: to furing basic, to Linux 7.3's own io-uring, to the ceiling (if they ran).
+    # "x 7.3": a furing transport over its Linux 7.3 counterpart.
     refs = [r for r in ("basic", "intree", "ceiling") if r in transports]
     tw = max([len(t) + 2 for t in transports] + [len(w) + 8 for w in workloads])
     for w in workloads:
         print()
         print(f"{w + ' (' + unit(w) + ')':<{tw}} {'median':>9} {'(min-max)':>19}"
-              + "".join(f" {'x ' + r:>9}" for r in refs) + f" {'spread':>7}")
+              + "".join(f" {'x ' + r:>9}" for r in refs) + f" {'x 7.3':>9}"
+              + f" {'spread':>7}")
         for t in transports:
             vals = [cells[t][w][r] for r in sorted(cells[t][w])]
             nums = [x for x in vals if x is not None]
@@ -116,10 +157,18 @@ def main():
             for r in refs:
                 b = median_of(r, w)
                 ratios += f" {f'{med / b:.2f}' if b else '-':>9}"
+            c = median_of(COUNTERPART[t], w) if t in COUNTERPART else None
+            ratios += f" {f'{med / c:.2f}' if c else '':>9}"
             flag = " !" if spread > SPREAD else ""
             extra = f"  ({len(vals) - len(nums)} NA)" if len(nums) < len(vals) else ""
             print(f"{name} {med:9.1f} {f'({lo:.1f}-{hi:.1f})':>19}{ratios} "
                   f"{spread:6.0%}{flag}{extra}")
+    counterparts(pairs, cp, workloads, tw)
+    if a.v2_claims:
+        # v2_claims[transport][workload] = [ours, claimed], over V2_BASE
+        out["v2_claims"] = v2_claims(transports, workloads, median_of, a.accel)
+        write_json(a.json, out)
+    memory(mem, transports, workloads, median_of, tw)
     profile(prof, transports, workloads, tw)
     if a.png:
         plot(a.json, a.accel, kernel, transports, workloads, cells)
@@ -129,6 +178,83 @@ def main():
         print(f"BENCH-MISSING {m}")
 
     return 1 if errors or missing else 0
+
+
+def counterparts(pairs, ratios, workloads, tw):
+    """Every furing mode over its Linux 7.3 counterpart, one row per workload."""
+    if not pairs:
+        return
+    print()
+    print("# furing / Linux 7.3 counterpart, median over median; '<' marks a ratio "
+          "under 1.00")
+    print("# " + ", ".join(f"{f} = {f} / {c}" for f, c in pairs))
+    cw = max(len(f) for f, _ in pairs) + 3
+    print(f"{'':<{tw}}" + "".join(f"{f:>{cw - 1}} " for f, _ in pairs))
+    for w in workloads:
+        row = ""
+        for f, c in pairs:
+            r = ratios[f"{f}/{c}"][w]
+            row += f"{(f'{r:.2f}' + ('<' if r < 1 else ' ')) if r else '-':>{cw}}"
+        print(f"{'  ' + w:<{tw}}{row}")
+
+
+def write_json(path, out):
+    text = json.dumps(out, indent=1)
+    # lists of numbers and names on one line each
+    text = re.sub(r"\[\s+([^][{}]*?)\s+\]",
+                  lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
+    with open(path, "w") as fh:
+        fh.write(text + "\n")
+
+
+def v2_claims(transports, workloads, median_of, accel):
+    """Ours over passthrough_hp on furing basic, beside the series' claim; returns
+    {transport: {workload: [ours, claimed]}}."""
+    print()
+    print(f"# the v2 series' benchmark: passthrough_hp, x {V2_BASE} (basic io-uring); "
+          "claimed: the series' NVMe numbers")
+    if accel != "kvm":
+        print(f"# ours are {accel.upper()} (emulated CPU): every copy costs many times "
+              "more, so copy savings weigh more; compare directions, not sizes")
+    rows = {}
+    print(f"{'':<22}" + "".join(f" {t + ' ours':>26} {'claimed':>8}" for t in V2_CLAIMS
+                               if t in transports))
+    for w in workloads:
+        b = median_of(V2_BASE, w)
+        line = f"  {w:<20}"
+        for t, claims in V2_CLAIMS.items():
+            if t not in transports:
+                continue
+            m = median_of(t, w)
+            r = m / b if m and b else None
+            c = claims.get(w)
+            rows.setdefault(t, {})[w] = [round(r, 3) if r else None, c]
+            line += f" {f'{r:.2f}' if r else '-':>26} {f'{c:.2f}' if c else '-':>8}"
+        print(line)
+    return rows
+
+
+def memory(mem, transports, workloads, median_of, tw):
+    """The server's memory per transport (median over the reps, MiB), and its peak RSS
+    per MiB/s of 1 MiB direct random reads."""
+    rows = [t for t in transports if mem[t]]
+    rd = [w for w in workloads if w.endswith("randread-dio")]
+    if not rows:
+        return
+    print()
+    print("# server memory at the end of its workloads, MiB (median over the reps):")
+    print("# peak RSS, locked (VmLck), io_uring-pinned (VmPin), pages held pinned")
+    print("# (FOLL_PIN, anyone's); the last column is peak RSS KiB per MiB/s of "
+          f"{rd[0] if rd else 'randread-dio (not run)'}")
+    print(f"{'memory':<{tw}} {'peak RSS':>9} {'locked':>9} {'VmPin':>9} {'pinned':>9}"
+          f" {'KiB/MiB/s':>10}")
+    for t in rows:
+        med = {k: statistics.median(v[k] for v in mem[t].values()) for k in MEM_FIELDS}
+        tput = median_of(t, rd[0]) if rd else None
+        per = f"{med['hwm_kib'] / tput:.0f}" if tput else "-"
+        print(f"{'  ' + t:<{tw}}" + "".join(
+            f" {med[k] / 1024:9.1f}" for k in ("hwm_kib", "vmlck_kib", "vmpin_kib",
+                                              "pinned_kib")) + f" {per:>10}")
 
 
 def profile(prof, transports, workloads, tw):

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench.sh [--quick|--profile] (`make bench`, `make bench-quick`, `make bench-profile`):
+# bench.sh [--quick|--profile|--v2] (`make bench`, `make bench-quick`, `make bench-profile`,
+# `make bench-v2`):
 # build what is missing (deps, normal kernel, furing.ko, selftests with furing-server,
 # static fio), boot the normal kernel in QEMU and run bench/bench-guest.sh there: fio
 # over every transport, reps interleaved. Prints a table (median, min-max, ratios to furing basic, to Linux 7.3's
@@ -9,6 +10,10 @@
 # workloads, each FUSE cell under the kernel's perf tool (built static from the pinned
 # source, scripts/perf.sh): the hottest symbols per cell go to
 # bench/results/<date>-<accel>-perf.txt (its numbers, slowed by sampling, to the cache).
+# --v2: the v2 series' own benchmark, its fio line (sync, bs 1M, 2 jobs x 1G, 30 s ramp)
+# over passthrough_hp on furing basic, pinned and zero-copy, direct and buffered, with
+# the series' claimed ratios beside ours (bench/results/<date>-<accel>-v2.json); the VM
+# gets FURING_VM_MEM=8G unless set (2 x 1G files in tmpfs plus the page cache).
 # Exits non-zero when a transport fails, a cell is missing or the VM splats; never on
 # speed.
 #
@@ -16,18 +21,29 @@
 #   BENCH_FILES=1000                               files per job of the meta-* workloads
 #   BENCH_TRANSPORTS="basic bufring pinned zerocopy classic intree intree-bufpool
 #                     intree-bufpool-fixed intree-zerocopy intree-classic hp-furing
-#                     hp-intree ceiling"
+#                     hp-furing-bufring hp-furing-pinned hp-furing-zerocopy hp-intree
+#                     ceiling"
 #   BENCH_WORKLOADS="randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf
 #                    seqwrite-buf randread-4k-iops meta-create meta-stat meta-unlink"
+#   BENCH_RAMP=30                                  --v2: fio's --ramp_time
 #   BENCH_JSON=path                                where the JSON goes
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
-quick=0 profile=0
+quick=0 profile=0 v2=0
 [[ "${1:-}" == --quick ]] && quick=1
 [[ "${1:-}" == --profile ]] && profile=1
-if ((quick)); then
+[[ "${1:-}" == --v2 ]] && v2=1
+ramp=${BENCH_RAMP:-30}
+if ((v2)); then
+	reps=${BENCH_REPS:-2} size=${BENCH_SIZE:-1G} files=${BENCH_FILES:-1000}
+	# for the timeout only: each cell's ramp plus 2 x SIZE of I/O under TCG
+	runtime=$((ramp + 60))
+	: "${BENCH_TRANSPORTS:=hp-furing hp-furing-pinned hp-furing-zerocopy}"
+	: "${BENCH_WORKLOADS:=v2-randread-dio v2-randwrite-dio v2-seqread-dio v2-randread-buf v2-randwrite-buf v2-seqread-buf}"
+	export FURING_VM_MEM=${FURING_VM_MEM:-8G}
+elif ((quick)); then
 	reps=${BENCH_REPS:-1} runtime=${BENCH_RUNTIME:-2} size=${BENCH_SIZE:-32M}
 	files=${BENCH_FILES:-200}
 elif ((profile)); then
@@ -39,7 +55,7 @@ else
 	reps=${BENCH_REPS:-3} runtime=${BENCH_RUNTIME:-4} size=${BENCH_SIZE:-64M}
 	files=${BENCH_FILES:-1000}
 fi
-transports=${BENCH_TRANSPORTS:-basic bufring pinned zerocopy classic intree intree-bufpool intree-bufpool-fixed intree-zerocopy intree-classic hp-furing hp-intree ceiling}
+transports=${BENCH_TRANSPORTS:-basic bufring pinned zerocopy classic intree intree-bufpool intree-bufpool-fixed intree-zerocopy intree-classic hp-furing hp-furing-bufring hp-furing-pinned hp-furing-zerocopy hp-intree ceiling}
 workloads=${BENCH_WORKLOADS:-randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf randread-4k-iops meta-create meta-stat meta-unlink}
 work="$FURING_CACHE/work"
 mkdir -p "$work"
@@ -65,7 +81,7 @@ say "accelerator: $accel"
 	say "$accel is an emulated CPU: the numbers compare transports, they are not hardware numbers"
 
 "$here/initramfs.sh" bench "$work/bench.cpio.gz" "$ko" "$work/tests" "$bins" \
-	PERF="$profile" REPS="$reps" RUNTIME="$runtime" SIZE="$size" FILES="$files" \
+	PERF="$profile" REPS="$reps" RUNTIME="$runtime" SIZE="$size" FILES="$files" RAMP="$ramp" \
 	TRANSPORTS="$transports" WORKLOADS="$workloads"
 ntr=$(wc -w <<<"$transports") nwl=$(wc -w <<<"$workloads")
 # Generous: each cell is RUNTIME s plus fio's start and exit, slow under TCG.
@@ -78,7 +94,7 @@ t=$SECONDS
 vm_ok=1
 "$here/vm.sh" "$kdir" "$work/bench.cpio.gz" "$out" bench "$tmo" || vm_ok=0
 printf '# stage %-28s %4d s\n' "vm bench" $((SECONDS - t)) >&2
-tr -d '\r' <"$out/results.log" | grep -v -e '^BENCH ' -e '^PROFILE ' -e '^PERF ' -e '^FURING-END' ||
+tr -d '\r' <"$out/results.log" | grep -v -e '^BENCH ' -e '^MEM ' -e '^PROFILE ' -e '^PERF ' -e '^FURING-END' ||
 	true
 
 if ((profile)); then
@@ -97,9 +113,11 @@ fi
 if ((quick || profile)); then
 	json=${BENCH_JSON:-$work/bench-${1#--}.json}
 else
-	json=${BENCH_JSON:-$FURING_TOP/bench/results/$(date -u +%Y-%m-%d-%H%M)-$accel.json}
+	json=${BENCH_JSON:-$FURING_TOP/bench/results/$(date -u +%Y-%m-%d-%H%M)-$accel$( ((v2)) && echo -v2).json}
 	mkdir -p "$(dirname "$json")"
 fi
+v2opt=
+((v2)) && v2opt=--v2-claims
 commit=$(git -C "$FURING_TOP" describe --always --dirty 2>/dev/null || echo unknown)
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo
@@ -107,11 +125,12 @@ status=0
 # Debian's python3 (with python3-matplotlib, for the charts), whatever else is on PATH.
 png=--png
 ((quick || profile)) && png=
-/usr/bin/python3 "$FURING_TOP/bench/report.py" --log "$out/results.log" --json "$json" $png \
+/usr/bin/python3 "$FURING_TOP/bench/report.py" --log "$out/results.log" --json "$json" $png $v2opt \
 	--accel "$accel" --reps "$reps" --transports "$transports" --workloads "$workloads" \
 	--meta date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" --meta commit="$commit" \
 	--meta host_cpu="$cpu" --meta host_cpus="$(nproc)" --meta vm_mem="${FURING_VM_MEM:-2G}" \
-	--meta runtime_s="$runtime" --meta size_per_job="$size" || status=1
+	--meta runtime_s="$( ((v2)) && echo size-bound || echo "$runtime")" \
+	--meta size_per_job="$size" --meta ramp_s="$( ((v2)) && echo "$ramp" || echo 0)" || status=1
 echo
 ((profile)) && say "perf report: $perf_txt"
 say "raw results: $json; guest output: $out/results.log; kernel log: $out/console.log"

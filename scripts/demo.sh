@@ -10,6 +10,8 @@ kdir=$("$here/kernel.sh" normal)
 ko=$(KDIR=$kdir "$here/module.sh" normal)
 work="$FURING_CACHE/work"
 make -s -C "$FURING_TOP/selftests" KSRC="$(kernel_src)" OUT="$work/tests"
+# libfuse's passthrough_hp, unmodified and with furing's patch
+"$here/libfuse.sh" "$work/tests/extra"
 "$here/initramfs.sh" demo "$work/demo.cpio.gz" "$ko" "$work/tests"
 say "booting Linux $KVER under QEMU (${FURING_ACCEL:-tcg}, 2 vCPUs)"
 status=0

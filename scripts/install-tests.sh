@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install-tests.sh DESTDIR (`make install-tests DESTDIR=...`): build furing.ko against
 # KDIR (default: the cached normal test kernel), the kselftests and their helpers
-# (furing-server, furing-launch, libfuse's passthrough_hp, fio; all static), and
+# (furing-server, furing-launch, libfuse's passthrough_hp and passthrough_hp-furing, fio; all static), and
 # install them in DESTDIR for a test machine without QEMU, laid out as the kernel's
 # kselftest install (with its run_kselftest.sh): run DESTDIR/run_tests.sh there as
 # root (it readies the machine, then runs run_kselftest.sh; see its header).

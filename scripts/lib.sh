@@ -95,7 +95,7 @@ fetch_src() {
 # `make -C tools/testing/selftests install` would: DESTDIR/run_kselftest.sh and
 # kselftest/ (the kernel's runner), kselftest-list.txt, the tests in DESTDIR/furing/
 # with their settings (timeout), plus furing's run_tests.sh (readies the machine, then
-# runs run_kselftest.sh), the helpers (furing-server, furing-launch, passthrough_hp,
+# runs run_kselftest.sh), the helpers (furing-server, furing-launch, passthrough_hp (and -furing),
 # fio, furing-soak) in DESTDIR/furing/bin/, and KO as DESTDIR/furing/furing.ko.
 install_suite() {
 	local dest=$1 testdir=$2 ko=${3:-} t

@@ -1,11 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * An unmodified libfuse 3.18 server on furing: example/passthrough_hp (built
- * from the fuse3 source package with io-uring on, scripts/libfuse.sh) runs
- * under furing-launch with "-o io_uring" (passthrough_hp found on PATH), serving a tmpfs directory. A file
- * workload goes through the mount; debugfs proves the ring carried every
- * request; umount ends the server with status 0; kill -9 of the server leaves
- * the launcher to detach the mount.
+ * libfuse 3.18 servers on furing: example/passthrough_hp (built from the fuse3
+ * source package with io-uring on, scripts/libfuse.sh) runs under
+ * furing-launch with "-o io_uring", serving a tmpfs directory:
+ *  - unmodified: the released library, furing's basic mode;
+ *  - bufring, bufring_few, pinned, zero_copy: passthrough_hp-furing, the same
+ *    source with the patches of scripts/libfuse/, in furing's modes (-o
+ *    io_uring_bufring, io_uring_bufs=2 for 8 entries, io_uring_pinned,
+ *    io_uring_zero_copy).
+ * A file workload goes through the mount; debugfs proves the ring carried
+ * every request in the variant's mode (queue flags, payload buffers, pinned
+ * bytes, zero-copied requests); umount ends the server with status 0; kill -9
+ * of the server leaves the launcher to detach the mount, and no pin behind.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -13,6 +19,7 @@
 #include <sys/mount.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
+#include <linux/furing.h>
 #include "furing_test.h"
 #include "kselftest_harness.h"
 #include "furing_fsx.h"
@@ -41,12 +48,40 @@ static void dump_log(struct __test_metadata *_metadata)
 FIXTURE(hp) {
 	pid_t pid;	/* furing-launch */
 	long id;
+	long pins;	/* pages held pinned before the server started */
+};
+
+FIXTURE_VARIANT(hp) {
+	const char *server;	/* passthrough_hp, or the patched passthrough_hp-furing */
+	const char *opts;	/* -o options: io_uring and the mode's */
+	unsigned long flags;	/* the queues' REGISTER flags */
+	long bufs;		/* payload buffers per queue (0: basic) */
+};
+
+#define ALL_PINNED (FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS | \
+		    FURING_URING_PINNED_BUFFERS)
+
+FIXTURE_VARIANT_ADD(hp, unmodified) { "passthrough_hp", "io_uring", 0, 0 };
+FIXTURE_VARIANT_ADD(hp, bufring) {
+	"passthrough_hp-furing", "io_uring,io_uring_bufring", FURING_URING_BUFRING, 8,
+};
+/* fewer buffers than entries: requests wait for a buffer */
+FIXTURE_VARIANT_ADD(hp, bufring_few) {
+	"passthrough_hp-furing", "io_uring,io_uring_bufring,io_uring_bufs=2",
+	FURING_URING_BUFRING, 2,
+};
+FIXTURE_VARIANT_ADD(hp, pinned) {
+	"passthrough_hp-furing", "io_uring,io_uring_pinned", ALL_PINNED, 8,
+};
+FIXTURE_VARIANT_ADD(hp, zero_copy) {
+	"passthrough_hp-furing", "io_uring,io_uring_zero_copy",
+	ALL_PINNED | FURING_URING_ZERO_COPY, 8,
 };
 
 FIXTURE_SETUP(hp)
 {
-	const char *argv[] = { "furing-launch", "-o", "default_permissions", MNT, "passthrough_hp",
-			       "--foreground", "--nopassthrough", "-o", "io_uring", BACK, "@fd",
+	const char *argv[] = { "furing-launch", "-o", "default_permissions", MNT, variant->server,
+			       "--foreground", "--nopassthrough", "-o", variant->opts, BACK, "@fd",
 			       NULL };
 	struct furing_qstats st = { 0 };
 	int i;
@@ -54,6 +89,7 @@ FIXTURE_SETUP(hp)
 	ASSERT_EQ(0, furing_ensure_loaded());
 	mkdir(MNT, 0755);
 	mkdir(BACK, 0755);
+	self->pins = furing_pins();
 	self->pid = furing_spawn(LOG, "furing-launch", argv);
 	ASSERT_LE(0, self->pid);
 	/* Mounted, then every CPU's queue registered (libfuse: one per CPU, 8 deep). */
@@ -63,7 +99,14 @@ FIXTURE_SETUP(hp)
 	ASSERT_EQ(0, furing_wait_queues(self->id, &st)) {
 		dump_log(_metadata);
 	}
-	TH_LOG("passthrough_hp registered %ld entries on %ld queues", st.entries, st.queues);
+	TH_LOG("%s registered %ld entries on %ld queues, flags %#lx, %ld buffers, %ld bytes pinned",
+	       variant->server, st.entries, st.queues, st.flags, st.bufs, st.pinned);
+	/* The mode is the variant's: else libfuse fell back to basic or read(). */
+	ASSERT_EQ(variant->flags, st.flags) {
+		dump_log(_metadata);
+	}
+	ASSERT_EQ(variant->bufs * st.queues, st.bufs);
+	ASSERT_EQ(!!(variant->flags & FURING_URING_PINNED_BUFFERS), st.pinned > 0);
 }
 
 FIXTURE_TEARDOWN(hp)
@@ -77,8 +120,9 @@ FIXTURE_TEARDOWN(hp)
 		dump_log(_metadata);
 		_metadata->exit_code = KSFT_FAIL;
 	}
-	/* The server's ring, device and connection are all gone. */
+	/* The server's ring, device and connection are all gone, and its pins. */
 	EXPECT_EQ(0, furing_wait_unused(10));
+	EXPECT_EQ(self->pins, furing_pins());
 }
 
 static void fill(char *buf, size_t len, unsigned int seed)
@@ -177,12 +221,21 @@ TEST_F_TIMEOUT(hp, file_workload, 300)
 	EXPECT_EQ(0, rmdir(MNT "/dir"));
 	EXPECT_EQ(-1, stat(BACK "/dir", &st));
 
-	/* Every request of the workload went over the ring. */
+	/* Every request of the workload went over the ring, in the variant's mode. */
 	ASSERT_EQ(0, furing_queue_stats(self->id, &after));
-	TH_LOG("workload: %ld requests over the ring, %ld classic",
-	       after.sent - before.sent, after.classic - before.classic);
+	TH_LOG("workload: %ld requests over the ring, %ld classic, %ld zero-copied (%ld bytes),"
+	       " at most %ld waited for a buffer", after.sent - before.sent,
+	       after.classic - before.classic, after.zc_reqs - before.zc_reqs,
+	       after.zc_bytes - before.zc_bytes, after.buf_wait_max);
 	EXPECT_LE(400, after.sent - before.sent);
 	EXPECT_EQ(before.classic, after.classic);
+	EXPECT_EQ(0, after.bufs_used);
+	/* the 1 MiB and 3 MiB direct I/O is zero-copied: 8 MiB at the least */
+	if (variant->flags & FURING_URING_ZERO_COPY) {
+		EXPECT_LE(8 << 20, after.zc_bytes - before.zc_bytes);
+	} else {
+		EXPECT_EQ(0, after.zc_reqs);
+	}
 }
 
 /*
