@@ -288,7 +288,10 @@ insmod /lib/modules/furing.ko || { echo "BENCH-ERROR - - - insmod failed"; exit 
 echo Y >/sys/module/fuse/parameters/enable_uring ||
 	{ echo "BENCH-ERROR - - - fuse.enable_uring not settable"; exit 1; }
 mkdir -p "$mnt"
-echo "# fio $(fio --version); reps $REPS, runtime $RUNTIME s, $JOBS jobs x $SIZE, bs $BS, depth $DEPTH"
+case $WORKLOADS in
+v2-*) echo "# fio $(fio --version); reps $REPS; the v2 line: sync, bs 1M, $JOBS jobs x $SIZE, ramp $RAMP s" ;;
+*) echo "# fio $(fio --version); reps $REPS, runtime $RUNTIME s, $JOBS jobs x $SIZE, bs $BS, depth $DEPTH" ;;
+esac
 echo "# memory: $(awk '/MemTotal/ { print $2 / 1024 " MiB" }' /proc/meminfo)"
 for r in $(seq "$REPS"); do
 	# a clocksource change (TSC found unstable) slows every clock read: say so

@@ -37,7 +37,7 @@ quick=0 profile=0 v2=0
 [[ "${1:-}" == --v2 ]] && v2=1
 ramp=${BENCH_RAMP:-30}
 if ((v2)); then
-	reps=${BENCH_REPS:-2} size=${BENCH_SIZE:-1G} files=${BENCH_FILES:-1000}
+	reps=${BENCH_REPS:-5} size=${BENCH_SIZE:-1G} files=${BENCH_FILES:-1000}
 	# for the timeout only: each cell's ramp plus 2 x SIZE of I/O under TCG
 	runtime=$((ramp + 60))
 	: "${BENCH_TRANSPORTS:=hp-furing hp-furing-pinned hp-furing-zerocopy}"

@@ -55,6 +55,9 @@ if [[ ! -x "$fdir/build/example/passthrough_hp" ]]; then
 			{ echo "libfuse: $(basename "$p") does not apply to fuse3 $ver" >&2; exit 1; }
 		say "libfuse: applied $(basename "$p")"
 	done
+	# the patch builds its furing modes only where it finds <linux/furing.h>
+	echo '#include <linux/furing.h>' | cc -I"$uapi" -fsyntax-only -x c - ||
+		{ echo "libfuse: <linux/furing.h> not found under $uapi" >&2; exit 1; }
 	say "libfuse: building passthrough_hp-furing (furing's queue modes, <linux/furing.h> from $uapi)"
 	build "$fdir" "-I$uapi"
 fi

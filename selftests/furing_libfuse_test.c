@@ -298,4 +298,44 @@ TEST_F_TIMEOUT(hp, server_killed, 120)
 	EXPECT_EQ(-1, furing_conn_id(MNT));
 }
 
+/*
+ * A furing mode that cannot start (here: more buffers than a buffer id
+ * names) ends the session with a message; libfuse does not fall back to
+ * basic io-uring or read()/write() and serve in another mode.
+ */
+TEST(mode_refused)
+{
+	const char *argv[] = { "furing-launch", MNT, "passthrough_hp-furing", "--foreground",
+			       "--nopassthrough", "-o", "io_uring,io_uring_bufring,io_uring_bufs=65535",
+			       BACK, "@fd", NULL };
+	char log[4096] = "";
+	int status = 0, i;
+	pid_t pid;
+
+	ASSERT_EQ(0, furing_ensure_loaded());
+	mkdir(MNT, 0755);
+	mkdir(BACK, 0755);
+	pid = furing_spawn(LOG, "furing-launch", argv);
+	ASSERT_LT(0, pid);
+	for (i = 0; i < 2000 && waitpid(pid, &status, WNOHANG) == 0; i++)
+		sleep_ms(10);
+	if (i == 2000) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		umount2(MNT, MNT_DETACH);
+	}
+	read_text(LOG, log, sizeof(log));
+	ASSERT_GT(2000, i) {
+		TH_LOG("still serving after 20 s:\n%s", log);
+	}
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+		TH_LOG("launcher status %#x", status);
+	}
+	EXPECT_NE(NULL, strstr(log, "did not start")) {
+		TH_LOG("server output:\n%s", log);
+	}
+	EXPECT_EQ(-1, furing_conn_id(MNT));
+	EXPECT_EQ(0, furing_wait_unused(10));
+}
+
 TEST_HARNESS_MAIN
