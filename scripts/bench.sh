@@ -113,7 +113,7 @@ fi
 if ((quick || profile)); then
 	json=${BENCH_JSON:-$work/bench-${1#--}.json}
 else
-	json=${BENCH_JSON:-$FURING_TOP/bench/results/$(date -u +%Y-%m-%d-%H%M)-$accel$( ((v2)) && echo -v2).json}
+	json=${BENCH_JSON:-$FURING_TOP/bench/results/$(date -u +%Y-%m-%d-%H%M)-$accel$( ((v2)) && echo -v2 || true).json}
 	mkdir -p "$(dirname "$json")"
 fi
 v2opt=
