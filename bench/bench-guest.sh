@@ -15,6 +15,7 @@ REPS=3 RUNTIME=4 SIZE=64M JOBS=2 BS=1M DEPTH=8 FILES=1000 PERF=0 RAMP=30
 TRANSPORTS="basic bufring pinned zerocopy classic intree intree-bufpool intree-bufpool-fixed intree-zerocopy intree-classic ceiling"
 WORKLOADS="randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf"
 [ -f /etc/furing-bench ] && . /etc/furing-bench
+. /lib/guest-queues.sh
 back=/tmp/back
 mnt=/mnt
 errors=0
@@ -91,15 +92,6 @@ error() {
 	fi
 }
 
-# furing_times: furing's debugfs counters summed over every queue of every connection:
-# requests sent over a ring, then microseconds waiting for an entry or buffer, waiting
-# for task work, copying requests in, copying replies out
-furing_times() {
-	cat /sys/kernel/debug/furing/*/queues 2>/dev/null |
-		awk 'NF >= 15 && $1 != "qid" { s += $3; w += $15; t += $14; i += $12; o += $13 }
-			END { print s + 0, w + 0, t + 0, i + 0, o + 0 }'
-}
-
 # cell TRANSPORT WORKLOAD REP DIR: one fio run, prints its BENCH line: MiB/s, or ops/s
 # for the *-iops and meta-* workloads, and (with PERF=1, which turns furing's request
 # timing on) for a cell served over furing's ring a "PROFILE <transport> <workload>
@@ -121,7 +113,7 @@ cell() {
 	perf=
 	[ "$PERF" = 1 ] && [ "$1" != ceiling ] &&
 		perf="perf record -a -q -N -e cpu-clock -F 1000 -o /tmp/perf.data --" &&
-		before=$(furing_times)
+		before=$(furing_times | cut -d' ' -f1-5)
 	# shellcheck disable=SC2086
 	if ! $perf fio $base --directory="$4" --numjobs="$JOBS" --group_reporting \
 		--invalidate=0 --fadvise_hint=0 --output-format=terse $opts \
@@ -142,7 +134,7 @@ cell() {
 	perf report -i /tmp/perf.data --stdio -q --sort dso,sym --percent-limit 0.8 \
 		2>/dev/null | head -n 30 | sed "s/^/PERF $1 $2 /"
 	# shellcheck disable=SC2086
-	set -- "$1" "$2" "$3" $before $(furing_times)
+	set -- "$1" "$2" "$3" $before $(furing_times | cut -d' ' -f1-5)
 	[ "$9" -gt "$4" ] && echo "PROFILE $1 $2 $3 $(($9 - $4)) $((${10} - $5))" \
 		"$((${11} - $6)) $((${12} - $7)) $((${13} - $8))"
 }
@@ -195,8 +187,7 @@ wait_server() {
 hp_ready() {
 	if [ "$1" != hp-intree ]; then
 		mounted '^furing$' &&
-			[ "$(awk 'NF > 4 && $1 != "qid" && $2 > 0' /sys/kernel/debug/furing/*/queues \
-				2>/dev/null | wc -l)" -ge 2 ]
+			[ "$(queues_registered)" -ge 2 ]
 	else
 		mounted '^fuse' && stat "$mnt" >/dev/null
 	fi
@@ -241,18 +232,16 @@ server_stop() {
 		[ -f "$q" ] && sed "s/^/# $1 rep $r debugfs: /" "$q"
 	done
 	# hp-furing: what went over furing's ring (passthrough_hp counts nothing itself)
-	ring=$(furing_times | cut -d' ' -f1)
-	zc=$(cat /sys/kernel/debug/furing/*/queues 2>/dev/null |
-		awk 'NF >= 15 && $1 != "qid" { z += $10 } END { print z + 0 }')
-	flags=$(cat /sys/kernel/debug/furing/*/queues 2>/dev/null |
-		awk 'NF >= 15 && $1 != "qid" { print $5; exit }')
+	read -r ring _ _ _ _ zc flags <<EOF
+$(furing_times)
+EOF
 	server_mem "$1"
 	umount "$mnt" || { error "$1" - "$r" "umount failed"; kill $srv; }
 	wait $srv
 	rc=$?
 	case $1 in
 	hp-*)
-		echo "# $1 rep $r: exit $rc; furing ring requests $ring, queue flags ${flags:-none}, zero-copied $zc"
+		echo "# $1 rep $r: exit $rc; furing ring requests $ring, queue flags $flags, zero-copied $zc"
 		[ $rc -eq 0 ] || error "$1" - "$r" "passthrough_hp exit status $rc: $(tail -n1 /tmp/server.err)"
 		[ "$1" = hp-intree ] || [ "$ring" -gt 0 ] ||
 			error "$1" - "$r" "nothing served over furing's ring"
@@ -260,7 +249,7 @@ server_stop() {
 		case $1:$flags in
 		hp-furing:0x0 | hp-intree:* | hp-furing-bufring:0x1 | hp-furing-pinned:0x7) ;;
 		hp-furing-zerocopy:0xf) [ "$zc" -gt 0 ] || error "$1" - "$r" "nothing zero-copied" ;;
-		*) error "$1" - "$r" "queue flags ${flags:-none}, not the transport's" ;;
+		*) error "$1" - "$r" "queue flags $flags, not the transport's" ;;
 		esac
 		return
 		;;

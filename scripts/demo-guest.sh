@@ -1,5 +1,6 @@
 #!/bin/sh
 # What `make demo` does inside the VM; its output is shown to the user as is.
+. /lib/guest-queues.sh
 step() { echo; echo "== $*"; }
 
 # counters: what debugfs says of the mount's queues, the proof of the mode
@@ -20,7 +21,7 @@ io() {
 		cmp /tmp/data /tmp/backing/data && cmp /tmp/data /tmp/back2 &&
 		echo "   4 MiB written and read back with O_DIRECT: identical, in the backing dir too"
 	echo "written through furing" >/mnt/small.txt && mv /mnt/small.txt /mnt/moved.txt &&
-		echo "   $(cat /mnt/moved.txt) ($(ls /tmp/backing | tr '\n' ' '))"
+		echo "   $(cat /mnt/moved.txt) (backing dir: $(echo $(ls /tmp/backing)))"
 	rm -f /mnt/data /mnt/moved.txt
 }
 
@@ -34,8 +35,7 @@ mode() {
 	"$@" >/tmp/server.log 2>&1 &
 	srv=$!
 	for i in $(seq 100); do
-		[ "$(awk 'NF >= 15 && $1 != "qid" && $2 > 0' /sys/kernel/debug/furing/*/queues \
-			2>/dev/null | wc -l)" -ge 2 ] && break
+		[ "$(queues_registered)" -ge 2 ] && break
 		sleep 0.1
 	done
 	io
@@ -75,6 +75,16 @@ if command -v passthrough_hp >/dev/null; then
 fi
 
 step "Unloading"
-rmmod furing && echo "unloaded"
+# A server's io_uring lets go of the module (zero-copy registrations) in its own
+# exit work, a moment after the server exited: rmmod waits for that (5 s at most).
+for i in $(seq 50); do
+	rmmod furing 2>/tmp/rmmod.err && break
+	sleep 0.1
+done
+if grep -q '^furing ' /proc/modules; then
+	echo "not unloaded: $(cat /tmp/rmmod.err), refcnt $(cat /sys/module/furing/refcnt)"
+else
+	echo "unloaded after $((i - 1)) retries"
+fi
 step "Kernel messages from furing"
 dmesg | grep "furing: "

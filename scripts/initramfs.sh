@@ -24,6 +24,7 @@ mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,tests,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
 cp "$here/guest-init" "$root/init"
 cp "$here/demo-guest.sh" "$root/demo.sh"
+cp "$here/guest-queues.sh" "$root/lib/guest-queues.sh"
 for m in ${FURING_PRELOAD:-}; do
 	mkdir -p "$root/lib/modules/preload"
 	cp "$m" "$root/lib/modules/preload/"
