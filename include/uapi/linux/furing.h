@@ -27,7 +27,9 @@
  *    20 u32 init.buf_size      bufring REGISTER: size of one payload buffer
  *    24 u16 init.queue_depth   bufring REGISTER: entries of the queue
  *    26 u16 init.padding       must be 0
- *    28 u8  reserved[12]       must be 0
+ *    28 u8  reserved[12]       must be 0, but in a REGISTER with
+ *                              FURING_URING_BUF_CLASSES, where they are
+ *    28 u32 class_buf_size[3]  the buffer sizes of classes 1-3 (below)
  *  init is read only from a buffer-ring queue's first REGISTER; it must be 0
  *  in basic mode and on COMMIT_AND_FETCH.
  *
@@ -44,7 +46,8 @@
  *
  * Buffer-ring queues (FURING_URING_BUFRING in flags):
  *  - Every REGISTER of the queue carries the same flags, init.queue_depth,
- *    init.buf_size and the same two iovecs (sqe->addr, sqe->len == 2):
+ *    init.buf_size and the same two iovecs (sqe->addr, sqe->len == 2; with
+ *    buffer classes, below, one payload region per class):
  *      iov[0]  headers region: queue_depth slots of struct
  *              furing_uring_req_header (288 bytes each, back to back);
  *      iov[1]  payload region: carved into iov[1].iov_len / buf_size buffers
@@ -65,6 +68,29 @@
  *    it is pinned and mapped into the kernel once,
  *    at the first REGISTER, and charged to the server's RLIMIT_MEMLOCK
  *    (CAP_IPC_LOCK bypasses the limit); the kernel then copies with memcpy.
+ *
+ * Buffer classes (FURING_URING_BUF_CLASSES, with BUFRING): payload buffers of
+ * up to FURING_URING_MAX_BUF_CLASSES sizes, e.g. a few of max_write for large
+ * reads and writes and many small ones for metadata.
+ *  - Class 0's buffer size is init.buf_size, class k's class_buf_size[k - 1]
+ *    (k = 1..3); a 0 ends the list. The sizes strictly increase, and the
+ *    largest must hold the largest request payload (as buf_size above).
+ *  - REGISTER passes 1 + classes iovecs (sqe->len): iov[0] the headers region,
+ *    iov[1 + k] class k's payload region, carved into iov_len / size buffers.
+ *    Buffer ids number the classes' buffers in order, class 0's first: class
+ *    k's buffer j has id first_k + j (first_k: the buffers of the classes
+ *    before k) and lies at iov[1 + k] + j * size_k. 65535 buffers in all at
+ *    most. With PINNED_BUFFERS every class region is pinned (page aligned).
+ *  - A request's payload need is the larger of its arguments after the op
+ *    header and the reply it may take (zero-copied pages not counted). It
+ *    takes a free buffer of the smallest class that holds that need. When
+ *    the class has none free, with FURING_URING_BUF_CLASSES_STRICT it waits
+ *    for one; without, it takes a free buffer of the next larger class that
+ *    has one, and waits only when none has.
+ *  - Requests waiting for different classes do not wait behind each other:
+ *    each class has its own line, and the oldest request that can go, goes.
+ *  - On a zero-copy queue, "larger than buf_size" means larger than the
+ *    largest class.
  *
  * Zero-copy queues (FURING_URING_ZERO_COPY, with BUFRING and both PINNED
  * flags; CAP_SYS_ADMIN):
@@ -106,7 +132,11 @@
  *
  * REGISTER errors:
  *  EINVAL  unknown flags; PINNED_* without BUFRING; ZERO_COPY without BUFRING
- *          and both PINNED flags; flags other than the queue's first REGISTER;
+ *          and both PINNED flags; BUF_CLASSES without BUFRING;
+ *          BUF_CLASSES_STRICT without BUF_CLASSES; class sizes that do not
+ *          strictly increase or that go on after a 0; with BUF_CLASSES, a
+ *          sqe->len other than 1 + classes or a class region without a
+ *          whole buffer; flags other than the queue's first REGISTER;
  *          commit_id not 0; queue_depth 0 or above
  *          FURING_URING_MAX_QUEUE_DEPTH; a headers region smaller than
  *          queue_depth slots; buf_size smaller than the largest request
@@ -167,15 +197,27 @@ enum furing_uring_cmd {
  * FURING_URING_PINNED_BUFFERS: the payload region is pinned and vmapped once.
  * FURING_URING_ZERO_COPY: client pages are registered as io_uring buffers at
  *   the entry's id (needs CAP_SYS_ADMIN and both PINNED flags).
+ * FURING_URING_BUF_CLASSES: payload buffers of several sizes, one region per
+ *   class (needs BUFRING); a request takes the smallest class that holds it,
+ *   or a larger one with a free buffer when its own has none.
+ * FURING_URING_BUF_CLASSES_STRICT: a request only ever takes a buffer of the
+ *   smallest class that holds it, and waits for one (needs BUF_CLASSES).
  */
 #define FURING_URING_BUFRING		(1ULL << 0)
 #define FURING_URING_PINNED_HEADERS	(1ULL << 1)
 #define FURING_URING_PINNED_BUFFERS	(1ULL << 2)
 #define FURING_URING_ZERO_COPY		(1ULL << 3)
+#define FURING_URING_BUF_CLASSES	(1ULL << 4)
+#define FURING_URING_BUF_CLASSES_STRICT	(1ULL << 5)
 #define FURING_URING_FLAGS_ALL		(FURING_URING_BUFRING | \
 					 FURING_URING_PINNED_HEADERS | \
 					 FURING_URING_PINNED_BUFFERS | \
-					 FURING_URING_ZERO_COPY)
+					 FURING_URING_ZERO_COPY | \
+					 FURING_URING_BUF_CLASSES | \
+					 FURING_URING_BUF_CLASSES_STRICT)
+
+/* Most payload buffer classes of a queue (init.buf_size + class_buf_size). */
+#define FURING_URING_MAX_BUF_CLASSES	4
 
 /* Largest init.queue_depth of a buffer-ring queue. */
 #define FURING_URING_MAX_QUEUE_DEPTH	1024
@@ -217,7 +259,12 @@ struct furing_uring_cmd_req {
 		__u16 queue_depth;
 		__u16 padding;
 	} init;
-	__u8 reserved[12];
+	union {
+		/* 0, but in a FURING_URING_BUF_CLASSES REGISTER */
+		__u8 reserved[12];
+		/* FURING_URING_BUF_CLASSES: buffer sizes of classes 1-3 */
+		__u32 class_buf_size[FURING_URING_MAX_BUF_CLASSES - 1];
+	};
 };
 
 #endif /* _UAPI_LINUX_FURING_H */
