@@ -65,6 +65,7 @@ void furing_pq_release(struct fuse_dev *fud, struct fuse_req *req, bool bad);
 struct list_head;
 void furing_list_init(struct list_head *head);
 void furing_req_list_add(struct list_head *head, struct fuse_req *req, bool front);
+struct fuse_req *furing_req_list_first(struct list_head *head);
 struct fuse_req *furing_req_list_pop(struct list_head *head);
 
 /* alloc_workqueue("furing", WQ_UNBOUND, 0). */

@@ -136,6 +136,11 @@ void furing_req_list_add(struct list_head *head, struct fuse_req *req, bool fron
 		list_add_tail(&req->list, head);
 }
 
+struct fuse_req *furing_req_list_first(struct list_head *head)
+{
+	return list_first_entry_or_null(head, struct fuse_req, list);
+}
+
 struct fuse_req *furing_req_list_pop(struct list_head *head)
 {
 	struct fuse_req *req = list_first_entry_or_null(head, struct fuse_req, list);

@@ -11,7 +11,7 @@
 //! which the caller runs after the unlock. The lock never allocates and never drops
 //! anything that sleeps.
 
-use crate::bufring::BufRing;
+use crate::bufring::{BufRing, FreeBufs};
 use crate::copy::{self, Buf};
 use crate::entry::{BufId, Entry, EntryIo, Full, Slab, SlotId, Stamp, State, ZcHeld};
 use crate::ffi::{self, ClassicQueue, ParkedCmd, Pdu, Req, ReqFifo, RingId, Sqe, UringCmd};
@@ -48,33 +48,51 @@ fn add_since(counter: &AtomicU64, start: Stamp) {
     }
 }
 
-/// The requests waiting on a queue, with the time they spent waiting.
+/// Lines of waiting requests: line 0 for requests without a payload buffer, line `1 + k`
+/// for those of buffer class `k`, so that a request waiting for a busy class holds up no
+/// request of another.
+const LINES: usize = 1 + uapi::FURING_URING_MAX_BUF_CLASSES;
+
+/// The line of `req` on a queue with buffer ring `br`.
+fn line_of(br: Option<&BufRing>, req: &Req) -> usize {
+    br.and_then(|br| br.class_of(req)).map_or(0, |k| k + 1)
+}
+
+/// The requests waiting on a queue, by line, with the time they spent waiting.
 ///
-/// The sum of every request's wait is the integral of the list's length over time, so
-/// it is kept without a stamp per request: each change of the length first adds
+/// The sum of every request's wait is the integral of the number waiting over time, so
+/// it is kept without a stamp per request: each change of the number first adds
 /// `len x (now - last change)` (while timing is on).
+///
+/// # Invariants
+///
+/// `lines` has [`LINES`] lists.
 struct Waiting {
-    fifo: ReqFifo,
-    /// The last change of the length, while timing is on.
+    lines: KVec<ReqFifo>,
+    /// The last change of the number waiting, while timing is on.
     since: Stamp,
-    /// Time (ns) requests spent on the list, summed over requests.
+    /// Time (ns) requests spent waiting, summed over requests.
     ns: u64,
 }
 
 impl Waiting {
     fn new() -> Result<Self> {
+        let mut lines = KVec::with_capacity(LINES, GFP_KERNEL)?;
+        for _ in 0..LINES {
+            lines.push(ReqFifo::new()?, GFP_KERNEL)?;
+        }
         Ok(Self {
-            fifo: ReqFifo::new()?,
+            lines,
             since: None,
             ns: 0,
         })
     }
 
-    /// Accounts the time since the last change, before the length changes.
+    /// Accounts the time since the last change, before the number changes.
     fn tick(&mut self) {
         let now = stamp();
-        if !self.fifo.is_empty() {
-            let len = self.fifo.len() as u64;
+        let len = self.len() as u64;
+        if len > 0 {
             self.ns = self
                 .ns
                 .saturating_add(len.saturating_mul(nanos_between(self.since, now)));
@@ -83,26 +101,43 @@ impl Waiting {
     }
 
     fn len(&self) -> usize {
-        self.fifo.len()
+        self.lines.iter().map(ReqFifo::len).sum()
     }
 
     fn is_empty(&self) -> bool {
-        self.fifo.is_empty()
+        self.lines.iter().all(ReqFifo::is_empty)
     }
 
-    fn push_back(&mut self, req: Req) {
-        self.tick();
-        self.fifo.push_back(req);
+    /// Line `line` (the last one for a number out of range, which `line_of` never gives).
+    fn line(&mut self, line: usize) -> &mut ReqFifo {
+        let last = self.lines.len() - 1;
+        &mut self.lines[line.min(last)]
     }
 
-    fn push_front(&mut self, req: Req) {
+    fn push_back(&mut self, line: usize, req: Req) {
         self.tick();
-        self.fifo.push_front(req);
+        self.line(line).push_back(req);
     }
 
-    fn pop_front(&mut self) -> Option<Req> {
+    fn push_front(&mut self, line: usize, req: Req) {
         self.tick();
-        self.fifo.pop_front()
+        self.line(line).push_front(req);
+    }
+
+    fn pop_front(&mut self, line: usize) -> Option<Req> {
+        self.tick();
+        self.line(line).pop_front()
+    }
+
+    /// The oldest request at the head of any line (for a queue that lost its entries).
+    fn pop_any(&mut self) -> Option<Req> {
+        let (line, _) = self
+            .lines
+            .iter()
+            .enumerate()
+            .filter_map(|(l, f)| Some((l, f.with_front(Req::unique)?)))
+            .min_by_key(|&(_, unique)| unique)?;
+        self.pop_front(line)
     }
 }
 
@@ -133,7 +168,7 @@ struct Deferred {
     zc: Option<ZcHeld>,
     ring: Option<Arc<BufRing>>,
     tables: Option<Slab>,
-    free: KVec<BufId>,
+    free: FreeBufs,
 }
 
 impl Deferred {
@@ -184,8 +219,8 @@ struct QueueInner {
     flags: Option<u64>,
     /// Buffer-ring queues: the ring, for as long as the queue has entries.
     br: Option<Arc<BufRing>>,
-    /// Payload buffers no request holds (room for all of them is reserved up front).
-    free_bufs: KVec<BufId>,
+    /// Payload buffers no request holds, by class.
+    free: FreeBufs,
     /// Most requests seen waiting for a payload buffer at once.
     buf_wait_max: usize,
 }
@@ -203,35 +238,58 @@ impl QueueInner {
         self.slab.as_ref().map_or(0, Slab::count)
     }
 
-    /// Hands waiting requests, oldest first, to available entries -- with a payload
-    /// buffer when the queue has a buffer ring and the request has payload -- and
-    /// schedules their task work (atomic-safe). Stops at the first request that cannot go.
+    /// Hands waiting requests to available entries -- with a payload buffer of their class
+    /// when the queue has a buffer ring and the request has payload -- and schedules their
+    /// task work (atomic-safe). Each round, the oldest request at the head of a line that
+    /// can go now goes; it stops when no entry is available or no head can go.
     fn pump(&mut self) {
         let Some(slab) = self.slab.as_mut() else {
             return;
         };
-        while !self.waiting.is_empty() && slab.has_avail() {
-            let Some(req) = self.waiting.pop_front() else {
-                break;
-            };
-            let buf = match &self.br {
-                Some(br) if req.has_payload(br.zero_copies(&req).is_some()) => {
-                    match self.free_bufs.pop() {
-                        Some(b) => Some(b),
-                        None => {
-                            self.buf_wait_max = self.buf_wait_max.max(self.waiting.len() + 1);
-                            self.waiting.push_front(req);
-                            return;
-                        }
+        let br = self.br.as_deref();
+        while slab.has_avail() && !self.waiting.is_empty() {
+            // (line, commit id, class) of the oldest head that can go.
+            let mut best: Option<(usize, u64, Option<usize>)> = None;
+            let mut blocked = 0;
+            for (line, fifo) in self.waiting.lines.iter().enumerate() {
+                let Some((unique, class)) =
+                    fifo.with_front(|r| (r.unique(), br.and_then(|b| b.class_of(r))))
+                else {
+                    continue;
+                };
+                if let (Some(br), Some(k)) = (br, class) {
+                    if !br.can_take(k, &self.free) {
+                        blocked += fifo.len();
+                        self.free.count_wait(k, unique);
+                        continue;
                     }
                 }
+                if best.is_none_or(|(_, u, _)| unique < u) {
+                    best = Some((line, unique, class));
+                }
+            }
+            self.buf_wait_max = self.buf_wait_max.max(blocked);
+            let Some((line, _, class)) = best else {
+                return;
+            };
+            let Some(req) = self.waiting.pop_front(line) else {
+                return;
+            };
+            let buf = match (br, class) {
+                (Some(br), Some(k)) => match br.take(k, &mut self.free) {
+                    Some(b) => Some(b),
+                    None => {
+                        self.waiting.push_front(line, req);
+                        return;
+                    }
+                },
                 _ => None,
             };
             // `pop_avail` returns an `Available` entry only.
             let Some(e) = slab.pop_avail().and_then(|slot| slab.get_mut(slot)) else {
-                self.waiting.push_front(req);
-                if let Some(b) = buf {
-                    let _ = self.free_bufs.push_within_capacity(b);
+                self.waiting.push_front(line, req);
+                if let (Some(br), Some(b)) = (br, buf) {
+                    br.give_back(b, &mut self.free);
                 }
                 return;
             };
@@ -248,11 +306,11 @@ impl QueueInner {
         }
     }
 
-    /// Returns payload buffer `buf` to the free ones (never allocates: room for every
-    /// buffer of the ring is reserved).
+    /// Returns payload buffer `buf` to the free ones of its class (never allocates: room
+    /// for every buffer of the ring is reserved).
     fn free_buf(&mut self, buf: Option<BufId>) {
-        if let Some(b) = buf {
-            let _ = self.free_bufs.push_within_capacity(b);
+        if let (Some(br), Some(b)) = (self.br.as_deref(), buf) {
+            br.give_back(b, &mut self.free);
         }
     }
 
@@ -276,7 +334,7 @@ impl QueueInner {
         self.flags = None;
         d.ring = self.br.take();
         d.tables = self.slab.take();
-        d.free = core::mem::take(&mut self.free_bufs);
+        d.free = core::mem::take(&mut self.free);
     }
 
     /// Puts `cmd` into the entry in `slot` (state `Registering` or `Committing`): it waits
@@ -323,7 +381,7 @@ impl Queue {
                 stopped: false,
                 flags: None,
                 br: None,
-                free_bufs: KVec::new(),
+                free: FreeBufs::default(),
                 buf_wait_max: 0,
             }),
         }))
@@ -337,7 +395,7 @@ impl Queue {
         mut entry: Entry,
         slot: Option<SlotId>,
         flags: u64,
-        mut ring: Option<(Arc<BufRing>, Slab, KVec<BufId>)>,
+        mut ring: Option<(Arc<BufRing>, Slab, FreeBufs)>,
     ) -> Result<SlotId> {
         loop {
             let mut d = Deferred::default();
@@ -363,7 +421,7 @@ impl Queue {
                             Some((br, tables, free)) => {
                                 inner.br = Some(br);
                                 inner.slab = Some(tables);
-                                inner.free_bufs = free;
+                                inner.free = free;
                             }
                             None if flags & uapi::FURING_URING_BUFRING != 0 => {
                                 return Err(EAGAIN);
@@ -442,7 +500,8 @@ impl Queue {
             return Err(req);
         }
         req.clear_pending();
-        inner.waiting.push_back(req);
+        let line = line_of(inner.br.as_deref(), &req);
+        inner.waiting.push_back(line, req);
         inner.pump();
         Ok(())
     }
@@ -459,7 +518,7 @@ impl Queue {
             return None;
         }
         let stopped = inner.stopped;
-        inner.waiting.pop_front().map(|r| (r, stopped))
+        inner.waiting.pop_any().map(|r| (r, stopped))
     }
 
     /// Task work for the parked command `cmd` of entry `slot`: copies the entry's request
@@ -516,7 +575,8 @@ impl Queue {
                     d.end = Some((req, ECONNABORTED.to_errno()));
                 } else {
                     // The request loses nothing: first in line again, for another entry.
-                    inner.waiting.push_front(req);
+                    let line = line_of(inner.br.as_deref(), &req);
+                    inner.waiting.push_front(line, req);
                     inner.pump();
                 }
                 inner.entries() == 0
@@ -881,11 +941,25 @@ impl Queue {
             Some(br) => (
                 flags,
                 br.nr_bufs(),
-                br.nr_bufs() - inner.free_bufs.len() as u32,
+                br.nr_bufs() - inner.free.len() as u32,
                 br.pinned_bytes(),
                 inner.buf_wait_max,
             ),
             None => (flags, 0, 0, 0, inner.buf_wait_max),
+        }
+    }
+
+    /// Per buffer class of the queue's ring: `(buffer size, buffers, buffers held by
+    /// requests, requests that waited for one)`, into `out` (up to its capacity).
+    pub(crate) fn class_counts(&self, out: &mut KVec<(usize, u32, u32, u64)>) {
+        let inner = self.inner.lock();
+        if let Some(br) = inner.br.as_deref() {
+            for (k, (size, bufs, used)) in br.class_counts(&inner.free).enumerate() {
+                let waits = inner.free.waits(k);
+                if out.push_within_capacity((size, bufs, used, waits)).is_err() {
+                    break;
+                }
+            }
         }
     }
 
@@ -969,11 +1043,20 @@ impl Ring {
         let bufring = flags & uapi::FURING_URING_BUFRING != 0;
         let pinned = uapi::FURING_URING_PINNED_HEADERS | uapi::FURING_URING_PINNED_BUFFERS;
         let zero_copy = flags & uapi::FURING_URING_ZERO_COPY != 0;
+        let classes = flags & uapi::FURING_URING_BUF_CLASSES != 0;
+        let strict = flags & uapi::FURING_URING_BUF_CLASSES_STRICT != 0;
+        // With buffer classes the reserved bytes carry their sizes (`BufRing::new`).
+        let tail_ok = if classes {
+            sqe.req.padding == 0 && sqe.req.init.padding == 0
+        } else {
+            reserved_clear(&sqe.req)
+        };
         if flags & !uapi::FURING_URING_FLAGS_ALL != 0
             || (!bufring && flags != 0)
             || (zero_copy && flags & pinned != pinned)
+            || (strict && !classes)
             || sqe.req.commit_id != 0
-            || !reserved_clear(&sqe.req)
+            || !tail_ok
             || (!bufring && (sqe.req.init.buf_size != 0 || sqe.req.init.queue_depth != 0))
         {
             return Err(EINVAL);
@@ -996,11 +1079,7 @@ impl Ring {
                     res => break res?,
                 }
                 let br = BufRing::new(sqe, limits)?;
-                let n = br.nr_bufs() as usize;
-                let mut free = KVec::with_capacity(n, GFP_KERNEL)?;
-                for id in (0..n).rev() {
-                    free.push(id as BufId, GFP_KERNEL)?;
-                }
+                let free = br.all_free()?;
                 let tables = Slab::new(br.depth() as usize)?;
                 prepared = Some((Arc::new(br, GFP_KERNEL)?, tables, free));
             }
@@ -1153,7 +1232,7 @@ fn entry_bufs<'a>(
 /// Whether the bytes every command must leave 0 are 0: the padding after `qid`, the
 /// padding of `init`, and the reserved tail (so that they can carry an extension).
 fn reserved_clear(r: &uapi::furing_uring_cmd_req) -> bool {
-    r.padding == 0 && r.init.padding == 0 && r.reserved.iter().all(|&b| b == 0)
+    r.padding == 0 && r.init.padding == 0 && ffi::cmd_reserved(r).iter().all(|&b| b == 0)
 }
 
 /// Validates a basic-mode REGISTER's buffers (two iovecs: a header slot and a payload
@@ -1162,7 +1241,7 @@ fn basic_io(sqe: &Sqe, limits: Limits) -> Result<EntryIo> {
     if sqe.len != 2 {
         return Err(EINVAL);
     }
-    let [header, payload] = read_iovecs::<2>(sqe.addr)?;
+    let [header, payload, ..] = read_iovecs(sqe.addr, 2)?;
     if header.len < HEADER_SIZE || payload.len < limits.max_payload {
         return Err(EINVAL);
     }

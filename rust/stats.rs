@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! debugfs statistics: `furing/<connection>/queues`, one line per queue that has entries,
-//! so tests can prove which path carried their traffic.
+//! so tests can prove which path carried their traffic, and `classes`, one line per payload
+//! buffer class.
 //!
 //! ```text
 //! classic 3
@@ -102,10 +103,32 @@ pub(crate) fn exit() {
     drop(ROOT.lock().take());
 }
 
-/// The statistics files of one connection (`queues`, `entries`); removed when dropped.
+/// The statistics files of one connection (`queues`, `entries`, `classes`); removed when
+/// dropped.
 pub(crate) struct StatsFile {
     _queues: Pin<KBox<File<Arc<Ring>>>>,
     _entries: Pin<KBox<File<Arc<Ring>>>>,
+    _classes: Pin<KBox<File<Arc<Ring>>>>,
+}
+
+/// `furing/<conn>/classes`: `qid class buf_size bufs in_use waits` per payload buffer class
+/// of every buffer-ring queue (one class without `FURING_URING_BUF_CLASSES`): its buffers,
+/// those requests hold now, and the requests that waited for one of its buffers.
+fn show_classes(ring: &Arc<Ring>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "qid class buf_size bufs in_use waits")?;
+    let Ok(mut classes) =
+        KVec::with_capacity(crate::uapi::FURING_URING_MAX_BUF_CLASSES, GFP_KERNEL)
+    else {
+        return Err(fmt::Error);
+    };
+    for q in ring.queues() {
+        classes.clear();
+        q.class_counts(&mut classes);
+        for (k, (size, bufs, used, waits)) in classes.iter().enumerate() {
+            writeln!(f, "{} {} {} {} {} {}", q.qid(), k, size, bufs, used, waits)?;
+        }
+    }
+    Ok(())
 }
 
 /// `furing/<conn>/entries`: `qid slot state` per registered entry (state: registering,
@@ -174,12 +197,18 @@ pub(crate) fn create(conn_id: u32, ring: Arc<Ring>) -> Option<StatsFile> {
     )
     .ok()?;
     let entries = KBox::pin_init(
-        dir.read_callback_file(c"entries", ring, &show_entries),
+        dir.read_callback_file(c"entries", ring.clone(), &show_entries),
+        GFP_KERNEL,
+    )
+    .ok()?;
+    let classes = KBox::pin_init(
+        dir.read_callback_file(c"classes", ring, &show_classes),
         GFP_KERNEL,
     )
     .ok()?;
     Some(StatsFile {
         _queues: queues,
         _entries: entries,
+        _classes: classes,
     })
 }

@@ -17,10 +17,16 @@ pub(crate) const FURING_URING_BUFRING: u64 = raw::FURING_URING_BUFRING as u64;
 pub(crate) const FURING_URING_PINNED_HEADERS: u64 = raw::FURING_URING_PINNED_HEADERS as u64;
 pub(crate) const FURING_URING_PINNED_BUFFERS: u64 = raw::FURING_URING_PINNED_BUFFERS as u64;
 pub(crate) const FURING_URING_ZERO_COPY: u64 = raw::FURING_URING_ZERO_COPY as u64;
+pub(crate) const FURING_URING_BUF_CLASSES: u64 = raw::FURING_URING_BUF_CLASSES as u64;
+pub(crate) const FURING_URING_BUF_CLASSES_STRICT: u64 = raw::FURING_URING_BUF_CLASSES_STRICT as u64;
 pub(crate) const FURING_URING_FLAGS_ALL: u64 = FURING_URING_BUFRING
     | FURING_URING_PINNED_HEADERS
     | FURING_URING_PINNED_BUFFERS
-    | FURING_URING_ZERO_COPY;
+    | FURING_URING_ZERO_COPY
+    | FURING_URING_BUF_CLASSES
+    | FURING_URING_BUF_CLASSES_STRICT;
+/// Most payload buffer classes of a queue.
+pub(crate) const FURING_URING_MAX_BUF_CLASSES: usize = raw::FURING_URING_MAX_BUF_CLASSES as usize;
 /// `ent_in_out.flags`: the request's data pages are registered at the entry's index.
 pub(crate) const FURING_URING_ENT_ZERO_COPY: u64 = raw::FURING_URING_ENT_ZERO_COPY as u64;
 /// Largest queue depth of a buffer-ring queue.
@@ -35,12 +41,18 @@ const _: () = {
     assert!(offset_of!(furing_uring_cmd_req, qid) == 16);
     assert!(offset_of!(furing_uring_cmd_req, padding) == 18);
     assert!(offset_of!(furing_uring_cmd_req, init) == 20);
-    assert!(offset_of!(furing_uring_cmd_req, reserved) == 28);
+    assert!(offset_of!(furing_uring_cmd_req, __bindgen_anon_1) == 28);
     assert!(raw::FURING_URING_NO_BUF == 0xffff);
     assert!(FURING_URING_BUFRING == 1 << 0);
     assert!(FURING_URING_PINNED_HEADERS == 1 << 1);
     assert!(FURING_URING_PINNED_BUFFERS == 1 << 2);
     assert!(FURING_URING_ZERO_COPY == 1 << 3);
+    assert!(FURING_URING_BUF_CLASSES == 1 << 4);
+    assert!(FURING_URING_BUF_CLASSES_STRICT == 1 << 5);
+    assert!(FURING_URING_FLAGS_ALL == raw::FURING_URING_FLAGS_ALL as u64);
+    assert!(FURING_URING_MAX_BUF_CLASSES == 4);
+    // A headers region and a region per class.
+    assert!(crate::user::MAX_IOVECS == 1 + FURING_URING_MAX_BUF_CLASSES);
     assert!(size_of::<furing_uring_ent_in_out>() == 32);
     assert!(offset_of!(furing_uring_ent_in_out, payload_sz) == 16);
     assert!(offset_of!(furing_uring_ent_in_out, buf_id) == 20);

@@ -49,19 +49,23 @@ impl UserBuf {
     }
 }
 
-/// Reads an array of `N` `struct iovec` from user address `addr`.
-pub(crate) fn read_iovecs<const N: usize>(addr: u64) -> Result<[UserBuf; N]> {
+/// Most iovecs a command passes: a headers region and a payload region per buffer class.
+pub(crate) const MAX_IOVECS: usize = 5;
+
+/// Reads an array of `n` (at most [`MAX_IOVECS`]) `struct iovec` from user address `addr`;
+/// the entries after the first `n` are empty.
+pub(crate) fn read_iovecs(addr: u64, n: usize) -> Result<[UserBuf; MAX_IOVECS]> {
     const IOV: usize = 16;
     const _: () = assert!(IOV == core::mem::size_of::<kernel::bindings::iovec>());
     let addr = usize::try_from(addr).map_err(|_| EFAULT)?;
-    let mut raw_iov = [0u8; 64];
-    let bytes = raw_iov.get_mut(..N * IOV).ok_or(EINVAL)?;
-    UserSlice::new(UserPtr::from_addr(addr), N * IOV)
+    let mut raw_iov = [0u8; MAX_IOVECS * IOV];
+    let bytes = raw_iov.get_mut(..n * IOV).ok_or(EINVAL)?;
+    UserSlice::new(UserPtr::from_addr(addr), n * IOV)
         .reader()
         .read_slice(bytes)?;
     let word = |i: usize, k: usize| {
         let mut w = [0u8; 8];
-        w.copy_from_slice(&bytes[i * IOV + k * 8..i * IOV + k * 8 + 8]);
+        w.copy_from_slice(&raw_iov[i * IOV + k * 8..i * IOV + k * 8 + 8]);
         u64::from_ne_bytes(w) as usize
     };
     Ok(core::array::from_fn(|i| UserBuf {

@@ -468,6 +468,27 @@ impl Req {
             || (args.out_numargs > 0 && (!args.out_pages() || args.out_numargs > 1))
     }
 
+    /// Bytes of payload buffer the request needs: the larger of its input arguments after
+    /// the op header and the output arguments its reply may fill (both go through the same
+    /// buffer). With `zero_copy` its page argument does not count (it is registered instead).
+    pub(crate) fn payload_need(&self, zero_copy: bool) -> usize {
+        let args = self.args();
+        let (nin, nout) = (usize::from(args.in_numargs), usize::from(args.out_numargs));
+        let skip_in = zero_copy && args.in_pages();
+        let skip_out = zero_copy && args.out_pages();
+        let in_bytes: usize = (1..nin)
+            .filter(|&i| !(skip_in && i == nin - 1))
+            .filter_map(|i| args.in_args.get(i))
+            .map(|a| a.size as usize)
+            .sum();
+        let out_bytes: usize = (0..nout)
+            .filter(|&i| !(skip_out && i == nout - 1))
+            .filter_map(|i| args.out_args.get(i))
+            .map(|a| a.size as usize)
+            .sum();
+        in_bytes.max(out_bytes)
+    }
+
     /// Input argument 0 (the opcode's in-struct), if any.
     pub(crate) fn op_header(&self) -> Option<&[u8]> {
         let args = self.args();
@@ -596,6 +617,15 @@ impl ReqFifo {
         // SAFETY: As in `push_back`.
         unsafe { raw::furing_req_list_add(self.head.get(), req.into_raw(), true) };
         self.len += 1;
+    }
+
+    /// Calls `f` on the oldest request, which stays on the list.
+    pub(crate) fn with_front<R>(&self, f: impl FnOnce(&Req) -> R) -> Option<R> {
+        // SAFETY: `head` is a list of requests we own (invariant).
+        let req = NonNull::new(unsafe { raw::furing_req_list_first(self.head.get()) })?;
+        // The list keeps owning the request: the `Req` lent to `f` is never dropped.
+        let req = core::mem::ManuallyDrop::new(Req(req));
+        Some(f(&req))
     }
 
     /// Takes the oldest request off the list.

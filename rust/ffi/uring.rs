@@ -16,6 +16,14 @@ pub(crate) const IO_URING_F_CANCEL: u32 = raw::io_uring_cmd_flags_IO_URING_F_CAN
 /// What a furing command's SQE says (copied while the command is issued).
 pub(crate) type Sqe = raw::furing_sqe;
 
+/// The 12 bytes after a command's `init`: `reserved`, which a `FURING_URING_BUF_CLASSES`
+/// REGISTER reads as `class_buf_size`.
+pub(crate) fn cmd_reserved(req: &raw::furing_uring_cmd_req) -> [u8; 12] {
+    // SAFETY: Both members of the union are arrays of plain integers over the same 12
+    // bytes: any bits are a valid `reserved`.
+    unsafe { *req.__bindgen_anon_1.reserved.as_ref() }
+}
+
 /// The identity of an io_uring instance (its context), only ever compared.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RingId(usize);
