@@ -100,6 +100,25 @@ furing_prep_cmd_raw(struct io_uring *ring, int fd, uint32_t op, const void *cmd,
 	return sqe;
 }
 
+/*
+ * The command of a buffer-ring queue's REGISTER: @flags, queue @qid of
+ * @depth entries, and the buffer sizes of its classes: @sizes[0] in
+ * init.buf_size, @sizes[1..3] in class_buf_size (FURING_URING_BUF_CLASSES;
+ * 0 ends the list). Nothing is checked: the kernel is.
+ */
+static inline struct furing_uring_cmd_req
+furing_register_req(uint64_t flags, uint16_t qid, uint16_t depth,
+		    const uint32_t sizes[FURING_URING_MAX_BUF_CLASSES])
+{
+	struct furing_uring_cmd_req req = {
+		.flags = flags, .qid = qid,
+		.init = { .buf_size = sizes[0], .queue_depth = depth },
+	};
+
+	memcpy(req.class_buf_size, sizes + 1, sizeof(req.class_buf_size));
+	return req;
+}
+
 /* Queues one furing command on @ring (an SQE128 ring). */
 static inline struct io_uring_sqe *
 furing_prep_cmd(struct io_uring *ring, int fd, uint32_t op, const struct furing_uring_cmd_req *req,

@@ -196,6 +196,15 @@ static void usage(FILE *f)
 "                      default: --depth)\n"
 "  --buf-size BYTES    size of a payload buffer (needs --bufring; default: the\n"
 "                      largest request, max(max_write, 8192) rounded up to 4096)\n"
+"  --buf-class SIZExN  a class of N payload buffers of SIZE bytes, in a region of\n"
+"                      its own (FURING_URING_BUF_CLASSES; needs --bufring, not\n"
+"                      with --bufs or --buf-size): 1 to 4 times, sizes strictly\n"
+"                      increasing; the largest must hold the largest request\n"
+"                      (--zero-copy: every request but a zero-copied READ or\n"
+"                      WRITE). A request takes the smallest class that holds it,\n"
+"                      or a larger one when that has no buffer free\n"
+"  --buf-class-strict  a request takes its own class only, and waits for it\n"
+"                      (FURING_URING_BUF_CLASSES_STRICT; needs --buf-class)\n"
 "  --zero-copy         zero-copy queues (FURING_URING_ZERO_COPY; implies --bufring\n"
 "                      --pin-headers --pin-buffers; needs CAP_SYS_ADMIN): the\n"
 "                      data pages of READ and WRITE are registered with the\n"
@@ -226,8 +235,10 @@ static void usage(FILE *f)
 "  -h, --help          this text\n"
 "\n"
 "Prints \"furing-server: ready\" once INIT is answered and the ring entries\n"
-"are registered, and the number of requests served per transport at exit\n"
-"(per queue, with \" zc N\" for N zero-copied requests).\n");
+"are registered (with the buffer classes, if any), and the number of requests\n"
+"served per transport at exit (per queue, with \" zc N\" for N zero-copied\n"
+"requests; with --buf-class then \"; classes SIZExN used M, ...\": M requests\n"
+"got a buffer of that class, over every queue).\n");
 }
 
 static unsigned long parse_num(const char *name, const char *s, unsigned long min,
@@ -246,6 +257,37 @@ static unsigned long parse_num(const char *name, const char *s, unsigned long mi
 	return v;
 }
 
+/*
+ * --buf-class SIZExN: appends a class of N buffers of SIZE bytes; at most
+ * FURING_URING_MAX_BUF_CLASSES, each larger than the one before.
+ */
+static void parse_class(const char *s)
+{
+	char size[32];
+	const char *x = strrchr(s, 'x');
+	unsigned int k = opt.nr_classes;
+
+	if (!x || x == s || (size_t)(x - s) >= sizeof(size)) {
+		fprintf(stderr, "furing-server: --buf-class: expected SIZExN, not '%s'\n", s);
+		exit(2);
+	}
+	if (k == FURING_URING_MAX_BUF_CLASSES) {
+		fprintf(stderr, "furing-server: --buf-class: at most %d classes\n",
+			FURING_URING_MAX_BUF_CLASSES);
+		exit(2);
+	}
+	memcpy(size, s, x - s);
+	size[x - s] = '\0';
+	opt.class_size[k] = parse_num("buf-class", size, 1, 1U << 30);
+	opt.class_bufs[k] = parse_num("buf-class", x + 1, 1, 65535);
+	if (k && opt.class_size[k] <= opt.class_size[k - 1]) {
+		fprintf(stderr, "furing-server: --buf-class: %u bytes after %u: the sizes must "
+			"increase\n", opt.class_size[k], opt.class_size[k - 1]);
+		exit(2);
+	}
+	opt.nr_classes++;
+}
+
 /* Whether the device is the kernel's own /dev/fuse (fstype "fuse"). */
 static bool on_fuse_dev(void)
 {
@@ -259,7 +301,7 @@ static void parse_args(int argc, char **argv)
 	enum { O_DEV = 256, O_NO_URING, O_QUEUES, O_DEPTH, O_CRASH, O_DELAY, O_MAX_WRITE,
 	       O_MAX_READ, O_MAX_BG, O_DEBUG, O_BUFRING, O_PIN_HEADERS, O_PIN_BUFFERS, O_BUFS,
 	       O_BUF_SIZE, O_ZERO_COPY, O_ZC_NO_TOUCH, O_WB_CACHE, O_BUFPOOL, O_BUFPOOL_FIXED,
-	       O_STATS };
+	       O_STATS, O_BUF_CLASS, O_BUF_CLASS_STRICT };
 	static const struct option lopts[] = {
 		{ "dev", required_argument, NULL, O_DEV },
 		{ "no-uring", no_argument, NULL, O_NO_URING },
@@ -270,6 +312,8 @@ static void parse_args(int argc, char **argv)
 		{ "pin-buffers", no_argument, NULL, O_PIN_BUFFERS },
 		{ "bufs", required_argument, NULL, O_BUFS },
 		{ "buf-size", required_argument, NULL, O_BUF_SIZE },
+		{ "buf-class", required_argument, NULL, O_BUF_CLASS },
+		{ "buf-class-strict", no_argument, NULL, O_BUF_CLASS_STRICT },
 		{ "zero-copy", no_argument, NULL, O_ZERO_COPY },
 		{ "zc-no-touch", no_argument, NULL, O_ZC_NO_TOUCH },
 		{ "writeback-cache", no_argument, NULL, O_WB_CACHE },
@@ -317,6 +361,13 @@ static void parse_args(int argc, char **argv)
 		case O_BUF_SIZE:
 			opt.buf_size = parse_num("buf-size", optarg, 1, 1U << 30);
 			break;
+		case O_BUF_CLASS:
+			parse_class(optarg);
+			flags |= FURING_URING_BUF_CLASSES;
+			break;
+		case O_BUF_CLASS_STRICT:
+			flags |= FURING_URING_BUF_CLASSES_STRICT;
+			break;
 		case O_ZERO_COPY:
 			flags |= FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS |
 				 FURING_URING_PINNED_BUFFERS | FURING_URING_ZERO_COPY;
@@ -362,6 +413,10 @@ static void parse_args(int argc, char **argv)
 			exit(2);
 		}
 	}
+	if (on_fuse_dev() && (flags & FURING_URING_BUF_CLASSES)) {
+		fprintf(stderr, "furing-server: --buf-class is furing's, on /dev/furing\n");
+		exit(2);
+	}
 	/* On /dev/fuse, --zero-copy is Linux 7.3's: a zero-copy queue with a buffer pool. */
 	if (on_fuse_dev() && (flags & FURING_URING_ZERO_COPY)) {
 		flags = 0;
@@ -390,9 +445,19 @@ static void parse_args(int argc, char **argv)
 		fprintf(stderr, "furing-server: --zero-copy and --no-uring exclude each other\n");
 		exit(2);
 	}
+	if ((flags & FURING_URING_BUF_CLASSES_STRICT) && !(flags & FURING_URING_BUF_CLASSES)) {
+		fprintf(stderr, "furing-server: --buf-class-strict needs --buf-class\n");
+		exit(2);
+	}
+	if ((flags & FURING_URING_BUF_CLASSES) && (opt.bufs || opt.buf_size)) {
+		fprintf(stderr, "furing-server: --buf-class and %s exclude each other\n",
+			opt.bufs ? "--bufs" : "--buf-size");
+		exit(2);
+	}
 	if (!(flags & FURING_URING_BUFRING)) {
 		const char *what = flags & FURING_URING_PINNED_HEADERS ? "--pin-headers" :
 				   flags & FURING_URING_PINNED_BUFFERS ? "--pin-buffers" :
+				   flags & FURING_URING_BUF_CLASSES ? "--buf-class" :
 				   opt.bufs && !opt.bufpool ? "--bufs" :
 				   opt.buf_size ? "--buf-size" : NULL;
 
@@ -405,7 +470,7 @@ static void parse_args(int argc, char **argv)
 		exit(2);
 	}
 	opt.ring_flags = flags;
-	if ((flags || opt.bufpool) && !opt.bufs)
+	if ((flags || opt.bufpool) && !opt.bufs && !opt.nr_classes)
 		opt.bufs = opt.depth;
 	/*
 	 * 7.3 sizes a pool buffer max(8192, max_write, max_pages pages), its max_pages
@@ -448,6 +513,26 @@ static int do_mount(void)
 }
 
 
+/* The payload buffers of a bufring queue: "N buffers of S bytes", or its classes. */
+static const char *classes_text(void)
+{
+	static char text[256];
+	unsigned int k;
+	int len;
+
+	if (!(opt.ring_flags & FURING_URING_BUF_CLASSES)) {
+		snprintf(text, sizeof(text), "%u buffers of %u bytes", opt.bufs, opt.buf_size);
+		return text;
+	}
+	len = snprintf(text, sizeof(text), "buffer classes");
+	for (k = 0; k < opt.nr_classes; k++)
+		len += snprintf(text + len, sizeof(text) - len, " %ux%u", opt.class_size[k],
+				opt.class_bufs[k]);
+	if (opt.ring_flags & FURING_URING_BUF_CLASSES_STRICT)
+		snprintf(text + len, sizeof(text) - len, " (strict)");
+	return text;
+}
+
 /* The exit line: requests per transport and queue, interrupts, nodes left. */
 static void print_exit_line(FILE *f, unsigned long ring_total)
 {
@@ -464,6 +549,7 @@ int main(int argc, char **argv)
 	pthread_t classic[2];
 	unsigned int nr_classic_threads, i;
 	unsigned long ring_total = 0;
+	bool classes;
 	int err;
 
 	parse_args(argc, argv);
@@ -471,8 +557,14 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	payload_size = MAX(FUSE_MIN_READ_BUFFER, opt.max_write);
 	payload_size = MAX(payload_size, ((opt.max_write + 4095) / 4096) * 4096UL);
-	if (opt.ring_flags && !opt.buf_size)
-		opt.buf_size = (payload_size + 4095) / 4096 * 4096;
+	if (opt.ring_flags && !opt.nr_classes) {
+		/* without --buf-class: one class, --bufs buffers of --buf-size */
+		if (!opt.buf_size)
+			opt.buf_size = (payload_size + 4095) / 4096 * 4096;
+		opt.nr_classes = 1;
+		opt.class_size[0] = opt.buf_size;
+		opt.class_bufs[0] = opt.bufs;
+	}
 
 	if (fs_open_root(opt.backing))
 		return 1;
@@ -515,13 +607,11 @@ int main(int argc, char **argv)
 				opt.zc_no_touch ? " (no touch)" : "", opt.depth, opt.bufs,
 				payload_size);
 		if (opt.ring_flags)
-			fprintf(stderr, "furing-server: bufring%s%s%s%s: %u entries, %u buffers of "
-				"%u bytes per queue\n",
+			fprintf(stderr, "furing-server: bufring%s%s%s%s: %u entries, %s per queue\n",
 				opt.ring_flags & FURING_URING_PINNED_HEADERS ? ", pinned headers" : "",
 				opt.ring_flags & FURING_URING_PINNED_BUFFERS ? ", pinned buffers" : "",
 				opt.ring_flags & FURING_URING_ZERO_COPY ? ", zero-copy" : "",
-				opt.zc_no_touch ? " (no touch)" : "",
-				opt.depth, opt.bufs, opt.buf_size);
+				opt.zc_no_touch ? " (no touch)" : "", opt.depth, classes_text());
 		if (!opt.queues)
 			opt.queues = possible;
 		else if (opt.queues < possible)
@@ -533,7 +623,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	printf("furing-server: ready\n");
+	classes = use_uring && (opt.ring_flags & FURING_URING_BUF_CLASSES);
+	printf("furing-server: ready%s%s\n", classes ? ": " : "", classes ? classes_text() : "");
 	fflush(stdout);
 
 	for (i = 0; i < nr_classic_threads; i++)

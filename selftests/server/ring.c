@@ -31,25 +31,32 @@
  *
  * Buffer-ring queues (--bufring: FURING_URING_BUFRING, furing only; see
  * "Buffer-ring queues" in <linux/furing.h>):
- *  - each queue thread mmap()s two regions: the headers, --depth slots of
- *    struct furing_uring_req_header (288 bytes) back to back, and the
- *    payload buffers, --bufs buffers of --buf-size bytes, buffer b at
- *    b * --buf-size. Both start on a page and are mapped in whole pages.
- *    Their iovecs give the exact size (depth * 288, bufs * buf_size), or,
- *    for a region pinned with --pin-headers / --pin-buffers
- *    (FURING_URING_PINNED_HEADERS / _BUFFERS), the whole pages, as the
- *    kernel wants a pinned region page aligned.
+ *  - each queue thread mmap()s the headers region, --depth slots of struct
+ *    furing_uring_req_header (288 bytes) back to back, and a payload region
+ *    per buffer class: --bufs buffers of --buf-size bytes, or with
+ *    --buf-class SIZExN (FURING_URING_BUF_CLASSES, up to four, sizes
+ *    ascending) N buffers of SIZE bytes each, buffer j at j * SIZE. Every
+ *    region starts on a page and is mapped in whole pages. Their iovecs give
+ *    the exact size (depth * 288, N * SIZE), or, for a region pinned with
+ *    --pin-headers / --pin-buffers (FURING_URING_PINNED_HEADERS / _BUFFERS),
+ *    the whole pages, as the kernel wants a pinned region page aligned (it
+ *    then carves a class's iov_len / SIZE buffers, maybe more than N).
  *  - entry i REGISTERs with sqe->buf_index = i and, like every entry of
- *    the queue, the queue's flags, init.queue_depth = --depth,
- *    init.buf_size = --buf-size and the same two iovecs.
+ *    the queue, the queue's flags, init.queue_depth = --depth, the class
+ *    sizes (init.buf_size: class 0's, class_buf_size: the others') and the
+ *    same 1 + classes iovecs: the headers, then each class's region.
  *  - when entry i completes, its request is in header slot i as in basic
  *    mode, and its payload (payload_sz bytes) in the buffer that
- *    ring_ent_in_out.buf_id names; the handler writes the reply's payload
- *    into that same buffer. A request with buf_id FURING_URING_NO_BUF has
- *    no payload and its reply must have none either: a handler that
+ *    ring_ent_in_out.buf_id names: buffer ids count class 0's buffers
+ *    first, then class 1's, and so on. The handler writes the reply's
+ *    payload into that same buffer. A request with buf_id FURING_URING_NO_BUF
+ *    has no payload and its reply must have none either: a handler that
  *    produces one anyway is a bug, answered with EIO. A buf_id or
- *    payload_sz out of range is the kernel's bug: the request fails with
- *    EIO. Both are logged and make the exit status 1.
+ *    payload_sz out of range, a buffer smaller than the reply the request
+ *    asks for (READ, READDIR, GETXATTR, LISTXATTR: their size), and with
+ *    --buf-class-strict (FURING_URING_BUF_CLASSES_STRICT) a buffer of a
+ *    larger class than the request needs, are the kernel's bugs: the request
+ *    fails with EIO. Both kinds are logged and make the exit status 1.
  */
 #include "server.h"
 #include "../furing_ring.h"
@@ -126,13 +133,10 @@ static void prep_cmd(struct queue *q, struct ring_ent *ent, uint32_t cmd_op, uin
 		return;
 	}
 
-	if (opt.ring_flags && cmd_op == FURING_URING_CMD_REGISTER) {
-		req.flags = opt.ring_flags;
-		req.init.queue_depth = opt.depth;
-		req.init.buf_size = opt.buf_size;
-	}
+	if (opt.ring_flags && cmd_op == FURING_URING_CMD_REGISTER)
+		req = furing_register_req(opt.ring_flags, q->qid, opt.depth, opt.class_size);
 	if (opt.ring_flags) {
-		sqe = furing_prep_cmd(&q->ring, dev_fd, cmd_op, &req, q->iov, ARRAY_SIZE(q->iov),
+		sqe = furing_prep_cmd(&q->ring, dev_fd, cmd_op, &req, q->iov, 1 + opt.nr_classes,
 				      (uintptr_t)ent);
 		sqe->buf_index = ent - q->ents;
 	} else {
@@ -149,9 +153,9 @@ void ring_bad(struct queue *q, struct ring_ent *ent, const struct fuse_in_header
 	const struct furing_uring_ent_in_out *eio = &ent->hdr->ring_ent_in_out;
 
 	fprintf(stderr, "furing-server: %s: entry %td: %s(%u) unique %" PRIu64 ": %s "
-		"(buf_id %#x payload_sz %u; %u buffers of %u bytes): EIO\n", via,
+		"(buf_id %#x payload_sz %u; %u buffers in %u classes): EIO\n", via,
 		ent - q->ents, fs_op_name(in->opcode), in->opcode, (uint64_t)in->unique,
-		what, eio->buf_id, eio->payload_sz, q->nr_bufs, opt.buf_size);
+		what, eio->buf_id, eio->payload_sz, q->nr_bufs, opt.nr_classes);
 	q->nr_bad++;
 	atomic_store(&failed, 1);
 }
@@ -187,6 +191,82 @@ void ring_commit(struct queue *q, struct ring_ent *ent, const struct fuse_in_hea
 	prep_cmd(q, ent, FURING_URING_CMD_COMMIT_AND_FETCH, commit_id);
 }
 
+/* bufring: the class buffer @buf_id belongs to, or NULL (out of range). */
+static struct buf_class *class_of(struct queue *q, uint32_t buf_id)
+{
+	unsigned int k;
+
+	for (k = 0; k < opt.nr_classes; k++)
+		if (buf_id >= q->cls[k].first && buf_id - q->cls[k].first < q->cls[k].nr)
+			return &q->cls[k];
+	return NULL;
+}
+
+/* What the strict check takes for a reply that is a small struct or nothing (LOOKUP...). */
+#define SMALL_REPLY	512
+
+/*
+ * The reply payload request @r (@zc: zero-copied) may take. READ, READDIR,
+ * READDIRPLUS, GETXATTR and LISTXATTR ask for a size (*@exact: true; a
+ * zero-copied READ's data is in the client's pages, a size-0 GETXATTR answers
+ * fuse_getxattr_out); for the opcodes that answer a struct or nothing it is
+ * at most SMALL_REPLY; 0 for the others (READLINK, IOCTL...): not checked.
+ */
+static size_t reply_bound(const struct req *r, bool zc, bool *exact)
+{
+	const struct fuse_read_in *ri = r->arg;
+	const struct fuse_getxattr_in *gi = r->arg;
+
+	*exact = true;
+	switch (r->in.opcode) {
+	case FUSE_READ:
+		return zc ? 0 : ri->size;
+	case FUSE_READDIR:
+	case FUSE_READDIRPLUS:
+		return ri->size;
+	case FUSE_GETXATTR:
+	case FUSE_LISTXATTR:
+		return gi->size ?: sizeof(struct fuse_getxattr_out);
+	}
+	*exact = false;
+	switch (r->in.opcode) {
+	case FUSE_LOOKUP: case FUSE_GETATTR: case FUSE_SETATTR: case FUSE_MKNOD:
+	case FUSE_MKDIR: case FUSE_SYMLINK: case FUSE_LINK: case FUSE_UNLINK: case FUSE_RMDIR:
+	case FUSE_RENAME: case FUSE_RENAME2: case FUSE_OPEN: case FUSE_OPENDIR:
+	case FUSE_CREATE: case FUSE_WRITE: case FUSE_STATFS: case FUSE_RELEASE:
+	case FUSE_RELEASEDIR: case FUSE_FLUSH: case FUSE_FSYNC: case FUSE_FSYNCDIR:
+	case FUSE_SETXATTR: case FUSE_REMOVEXATTR: case FUSE_ACCESS: case FUSE_FALLOCATE:
+	case FUSE_LSEEK: case FUSE_COPY_FILE_RANGE: case FUSE_STATX:
+		return SMALL_REPLY;
+	}
+	return 0;
+}
+
+/*
+ * bufring: what is wrong with buffer class @c for request @r of @datalen
+ * payload bytes (@zc: its data pages zero-copied), or NULL. A request's need
+ * is the larger of its payload and its reply; it takes the smallest class
+ * that holds it, a larger one only when that has no buffer free (never a
+ * larger one with --buf-class-strict), the largest when none holds it.
+ */
+static const char *class_misfit(struct queue *q, const struct buf_class *c,
+				const struct req *r, size_t datalen, bool zc)
+{
+	const struct buf_class *last = &q->cls[opt.nr_classes - 1];
+	bool exact;
+	size_t reply = reply_bound(r, zc, &exact);
+
+	if (datalen > c->size)
+		return "payload_sz above the buffer's size";
+	if (exact && reply > c->size && c != last)
+		return "a buffer smaller than the reply the request asks for";
+	if (!(opt.ring_flags & FURING_URING_BUF_CLASSES_STRICT) || c == q->cls || !reply)
+		return NULL;
+	if (MAX(datalen, reply) <= c[-1].size)
+		return "a larger class than the request needs, on a strict queue";
+	return NULL;
+}
+
 static void ring_serve(struct queue *q, struct ring_ent *ent, const char *via)
 {
 	struct furing_uring_req_header *hdr = ent->hdr;
@@ -202,6 +282,7 @@ static void ring_serve(struct queue *q, struct ring_ent *ent, const char *via)
 	ssize_t ret;
 
 	memcpy(&r.in, hdr->in_out, sizeof(r.in));
+	r.arg = hdr->op_in;
 	r.move = NULL;
 	atomic_fetch_add(&q->served, 1);
 	if (zc && zc_accept(q, ent, &r, &datalen, via)) {
@@ -228,23 +309,29 @@ static void ring_serve(struct queue *q, struct ring_ent *ent, const char *via)
 	} else if (!opt.ring_flags) {
 		datalen = MIN(datalen, payload_size);
 	} else {
-		bufsize = opt.buf_size;
+		struct buf_class *c = class_of(q, buf_id);
+		const char *misfit;
+
 		if (buf_id == FURING_URING_NO_BUF) {
 			/* a handler's payload lands here, to be refused below */
 			buf = q->nobuf;
+			bufsize = q->nobuf_size;
 			if (datalen) {
 				ring_bad(q, ent, &r.in, via, "payload without a buffer");
 				ret = -EIO;
 				goto reply;
 			}
-		} else if (buf_id >= q->nr_bufs) {
+		} else if (!c) {
 			ring_bad(q, ent, &r.in, via, "buf_id out of range");
 			ret = -EIO;
 			goto reply;
 		} else {
-			buf = q->bufs + (size_t)buf_id * opt.buf_size;
-			if (datalen > bufsize) {
-				ring_bad(q, ent, &r.in, via, "payload_sz above buf_size");
+			buf = c->base + (size_t)(buf_id - c->first) * c->size;
+			bufsize = c->size;
+			atomic_fetch_add(&c->used, 1);
+			misfit = class_misfit(q, c, &r, datalen, zc);
+			if (misfit) {
+				ring_bad(q, ent, &r.in, via, misfit);
 				ret = -EIO;
 				goto reply;
 			}
@@ -257,7 +344,6 @@ static void ring_serve(struct queue *q, struct ring_ent *ent, const char *via)
 			via = bvia;
 		}
 	}
-	r.arg = hdr->op_in;
 	r.data = buf;
 	r.datalen = datalen;
 	r.out = buf;
@@ -325,10 +411,12 @@ static void queue_free(struct queue *q)
 	q->ents = NULL;
 	if (q->hdrs)
 		munmap(q->hdrs, q->hdrs_len);
-	if (q->bufs)
-		munmap(q->bufs, q->bufs_len);
 	q->hdrs = NULL;
-	q->bufs = NULL;
+	for (i = 0; i < opt.nr_classes; i++) {
+		if (q->cls[i].base)
+			munmap(q->cls[i].base, q->cls[i].len);
+		q->cls[i].base = NULL;
+	}
 	free(q->nobuf);
 	q->nobuf = NULL;
 	if (q->pool)
@@ -345,14 +433,14 @@ static void *map_region(size_t len)
 }
 
 /*
- * Bufring: maps the headers and payload regions and points entry i at
- * header slot i. A pinned region's iovec spans its whole pages.
+ * Bufring: maps the headers region and each class's payload region, numbers
+ * the classes' buffers in order and points entry i at header slot i. A
+ * pinned region's iovec spans its whole pages.
  */
 static int queue_alloc_bufring(struct queue *q)
 {
 	size_t page = sysconf(_SC_PAGESIZE);
 	size_t hdrs_sz = (size_t)opt.depth * sizeof(struct furing_uring_req_header);
-	size_t bufs_sz = (size_t)opt.bufs * opt.buf_size;
 	unsigned int i;
 	int err;
 
@@ -360,23 +448,33 @@ static int queue_alloc_bufring(struct queue *q)
 	if (!q->ents)
 		return -ENOMEM;
 	q->hdrs_len = (hdrs_sz + page - 1) / page * page;
-	q->bufs_len = (bufs_sz + page - 1) / page * page;
 	q->hdrs = map_region(q->hdrs_len);
 	if (!q->hdrs)
 		goto fail;
-	q->bufs = map_region(q->bufs_len);
-	if (!q->bufs)
-		goto fail;
-	q->nobuf = malloc(opt.buf_size);
-	if (!q->nobuf)
-		goto fail;
 	if (opt.ring_flags & FURING_URING_PINNED_HEADERS)
 		hdrs_sz = q->hdrs_len;
-	if (opt.ring_flags & FURING_URING_PINNED_BUFFERS)
-		bufs_sz = q->bufs_len;
 	q->iov[0] = (struct iovec){ q->hdrs, hdrs_sz };
-	q->iov[1] = (struct iovec){ q->bufs, bufs_sz };
-	q->nr_bufs = bufs_sz / opt.buf_size;
+	q->nr_bufs = 0;
+	for (i = 0; i < opt.nr_classes; i++) {
+		struct buf_class *c = &q->cls[i];
+		size_t sz = (size_t)opt.class_bufs[i] * opt.class_size[i];
+
+		c->len = (sz + page - 1) / page * page;
+		c->base = map_region(c->len);
+		if (!c->base)
+			goto fail;
+		if (opt.ring_flags & FURING_URING_PINNED_BUFFERS)
+			sz = c->len;
+		c->size = opt.class_size[i];
+		c->first = q->nr_bufs;
+		c->nr = sz / c->size;
+		q->nr_bufs += c->nr;
+		q->iov[1 + i] = (struct iovec){ c->base, sz };
+	}
+	q->nobuf_size = opt.class_size[opt.nr_classes - 1];
+	q->nobuf = malloc(q->nobuf_size);
+	if (!q->nobuf)
+		goto fail;
 	for (i = 0; i < opt.depth; i++)
 		q->ents[i].hdr = &q->hdrs[i];
 	return 0;
@@ -637,10 +735,13 @@ unsigned long ring_served(void)
 	return total;
 }
 
-/* The exit line's part per queue: requests served, how its entries ended. */
+/*
+ * The exit line's part per queue: requests served, how its entries ended;
+ * with --buf-class, then the requests each class's buffers served.
+ */
 void ring_print_stats(FILE *f)
 {
-	unsigned int i;
+	unsigned int i, k;
 
 	for (i = 0; i < opt.queues; i++) {
 		struct queue *q = &queues[i];
@@ -660,4 +761,18 @@ void ring_print_stats(FILE *f)
 			fprintf(f, " bad-buf x%u", q->nr_bad);
 	}
 	fprintf(f, ")");
+	if (!(opt.ring_flags & FURING_URING_BUF_CLASSES))
+		return;
+	/* per class, over the queues: the requests handed one of its buffers */
+	fprintf(f, "; classes");
+	for (k = 0; k < opt.nr_classes; k++) {
+		unsigned long used = 0;
+
+		for (i = 0; i < opt.queues; i++)
+			used += atomic_load(&queues[i].cls[k].used);
+		fprintf(f, "%s %ux%u used %lu", k ? "," : "", opt.class_size[k], opt.class_bufs[k],
+			used);
+	}
+	if (opt.ring_flags & FURING_URING_BUF_CLASSES_STRICT)
+		fprintf(f, " strict");
 }

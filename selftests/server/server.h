@@ -68,6 +68,13 @@ struct options {
 	uint64_t ring_flags;
 	unsigned int bufs;
 	unsigned int buf_size;
+	/*
+	 * bufring: the payload buffer classes, ascending, --buf-class SIZExN
+	 * (FURING_URING_BUF_CLASSES), else one of --bufs buffers of --buf-size
+	 */
+	unsigned int nr_classes;
+	uint32_t class_size[FURING_URING_MAX_BUF_CLASSES];
+	unsigned int class_bufs[FURING_URING_MAX_BUF_CLASSES];
 	/* --zc-no-touch: zero-copied requests get no fixed READ/WRITE */
 	bool zc_no_touch;
 	/* --writeback-cache: FUSE_WRITEBACK_CACHE in the INIT reply */
@@ -181,20 +188,33 @@ struct ring_ent {
 #define ZC_TAG		((uintptr_t)1)
 _Static_assert(_Alignof(struct ring_ent) > ZC_TAG, "ZC_TAG");
 
+/* bufring: a buffer class's payload region, buffers of one size (one without --buf-class) */
+struct buf_class {
+	char *base;		/* mmap()ed, whole pages */
+	size_t len;
+	uint32_t size;		/* of a buffer */
+	unsigned int first;	/* buf_id of its first buffer: the classes before it count first */
+	unsigned int nr;	/* buffers the kernel carves: iov_len / size */
+	atomic_ulong used;	/* requests handed a buffer of it */
+};
+
 struct queue {
 	unsigned int qid;
 	pthread_t thread;
 	bool started;
 	struct io_uring ring;
 	struct ring_ent *ents;
-	/* bufring: the two regions (mmap()ed) and what REGISTER says of them */
+	/*
+	 * bufring: the headers region and a payload region per class (mmap()ed),
+	 * and what REGISTER says of them: iov[0] the headers, iov[1 + k] class k
+	 */
 	struct furing_uring_req_header *hdrs;
 	size_t hdrs_len;
-	char *bufs;
-	size_t bufs_len;
-	struct iovec iov[2];
-	unsigned int nr_bufs;	/* buffers the kernel carves: iov[1].iov_len / buf_size */
+	struct buf_class cls[FURING_URING_MAX_BUF_CLASSES];
+	struct iovec iov[1 + FURING_URING_MAX_BUF_CLASSES];
+	unsigned int nr_bufs;	/* of every class */
 	char *nobuf;		/* handlers' output for requests without a buffer */
+	size_t nobuf_size;	/* the largest class's buffer size */
 	unsigned int live;	/* entries the kernel has not ended */
 	atomic_ulong served;
 	atomic_ulong zero_copied;	/* requests with FURING_URING_ENT_ZERO_COPY */
