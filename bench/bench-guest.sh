@@ -6,12 +6,15 @@
 # the backing dir itself), every workload with fio, umount, server exit checked.
 # One line per cell: "BENCH <transport> <workload> <rep> <MiB/s>"; a failing FUSE
 # transport prints "BENCH-ERROR <transport> <workload> <rep> <why>" and the script exits
-# 1. Before each umount, the server's memory: "MEM <transport> <rep> <KiB...>" (see
-# server_mem). With PERF=1 (make bench-profile) each FUSE cell runs under `perf record -a` and its
+# 1. The mixed workload prints two cells, "mixed-data" (MiB/s) and "mixed-meta" (ops/s).
+# Before each umount, the server's memory: "MEM <transport> <rep> <KiB...>" (see
+# server_mem), and per payload buffer class "CLASSES <transport> <rep> ..." (see
+# server_classes). With PERF=1 (make bench-profile) each FUSE cell runs under `perf record -a` and its
 # hottest symbols follow as "PERF <transport> <workload> <report line>". Everything else
 # is a "#" comment.
 
 REPS=3 RUNTIME=4 SIZE=64M JOBS=2 BS=1M DEPTH=8 FILES=1000 PERF=0 RAMP=30
+CLASSES="4096x8 1048576x2"
 TRANSPORTS="basic bufring pinned zerocopy classic intree intree-bufpool intree-bufpool-fixed intree-zerocopy intree-classic ceiling"
 WORKLOADS="randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf"
 [ -f /etc/furing-bench ] && . /etc/furing-bench
@@ -27,6 +30,11 @@ server_opts() {
 	bufring) echo "--depth $DEPTH --bufring" ;;
 	pinned) echo "--depth $DEPTH --bufring --pin-headers --pin-buffers" ;;
 	zerocopy) echo "--depth $DEPTH --zero-copy" ;;
+	# the same with payload buffer classes (CLASSES: SIZExN each, sizes increasing):
+	# a few buffers of max_write for the data, many small ones for the rest
+	bufring-classes | pinned-classes)
+		# shellcheck disable=SC2086
+		echo "$(server_opts "${1%-classes}")$(printf ' --buf-class %s' $CLASSES)" ;;
 	classic) echo "--no-uring" ;;
 	# The same server on the kernel's own /dev/fuse: 7.3's io-uring, and read/write.
 	intree) echo "--dev /dev/fuse --depth $DEPTH" ;;
@@ -61,6 +69,14 @@ workload_opts() {
 	meta-create) echo "--ioengine=filecreate --rw=write" ;;
 	meta-stat) echo "--ioengine=filestat --rw=read" ;;
 	meta-unlink) echo "--ioengine=filedelete --rw=read" ;;
+	# 1 MiB direct random reads and writes (one job) and, at the same time, in a
+	# reporting group of its own (its own terse line), small files: FILES 4 KiB files
+	# per loop each created on open, written and closed, unlinked at the next loop,
+	# until RUNTIME is up (fio's file engines count no-ops once time-based)
+	mixed) echo "--rw=randrw --direct=1 --time_based --numjobs=1" \
+		"--name=small --new_group --ioengine=psync --rw=write --bs=4k --filesize=4k" \
+		"--nrfiles=$FILES --openfiles=1 --create_on_open=1 --unlink_each_loop=1" \
+		"--unlink=1 --loops=1000000 --runtime=$RUNTIME" ;;
 	randwrite-buf) echo "--rw=randwrite --time_based" ;;
 	seqread-buf) echo "--rw=read --loops=1000000" ;;
 	seqwrite-buf) echo "--rw=write --time_based" ;;
@@ -93,7 +109,8 @@ error() {
 }
 
 # cell TRANSPORT WORKLOAD REP DIR: one fio run, prints its BENCH line: MiB/s, or ops/s
-# for the *-iops and meta-* workloads, and (with PERF=1, which turns furing's request
+# for the *-iops and meta-* workloads (mixed: two lines, mixed-data in MiB/s and
+# mixed-meta in ops/s), and (with PERF=1, which turns furing's request
 # timing on) for a cell served over furing's ring a "PROFILE <transport> <workload>
 # <rep> <requests> <wait> <task work> <copy in> <copy out>" line (what the cell added
 # to furing's counters, microseconds)
@@ -114,22 +131,32 @@ cell() {
 	[ "$PERF" = 1 ] && [ "$1" != ceiling ] &&
 		perf="perf record -a -q -N -e cpu-clock -F 1000 -o /tmp/perf.data --" &&
 		before=$(furing_times | cut -d' ' -f1-5)
+	# the options before the first --name are every job's
 	# shellcheck disable=SC2086
-	if ! $perf fio $base --directory="$4" --numjobs="$JOBS" --group_reporting \
-		--invalidate=0 --fadvise_hint=0 --output-format=terse $opts \
+	if ! $perf fio --directory="$4" --group_reporting --invalidate=0 --fadvise_hint=0 \
+		--output-format=terse $base --numjobs="$JOBS" $opts \
 		>/tmp/fio.out 2>/tmp/fio.err; then
 		error "$1" "$2" "$3" "fio failed: $(grep -v '^3;' /tmp/fio.out /tmp/fio.err | tail -n1)"
 		return
 	fi
-	# terse v3: 5 = error, 7/8 = read KiB/s / IOPS, 48/49 = write KiB/s / IOPS
+	# terse v3, a line per group: 4 = group, 5 = error, 7/8 = read KiB/s / IOPS,
+	# 48/49 = write KiB/s / IOPS; mixed: group 0 the data, group 1 the small files
+	groups=1
 	case $2 in
 	*-iops | meta-*) fields='$8 + $49' ;;
+	mixed) fields='$4 ? $49 : ($7 + $48) / 1024' groups=2 ;;
 	*) fields='($7 + $48) / 1024' ;;
 	esac
-	val=$(awk -F';' '$1 == 3 && $5 == 0 { printf "%.1f", '"$fields"'; n++ }
-		END { exit n != 1 }' /tmp/fio.out) ||
+	val=$(awk -F';' '$1 == 3 && $5 == 0 { v[$4] = sprintf("%.1f", '"$fields"'); n++ }
+		END { if (n != '"$groups"') exit 1
+			for (g = 0; g < n; g++) printf "%s%s", g ? " " : "", v[g] }' /tmp/fio.out) ||
 		{ error "$1" "$2" "$3" "no fio result: $(tail -n1 /tmp/fio.err)"; return; }
-	echo "BENCH $1 $2 $3 $val"
+	if [ "$2" = mixed ]; then
+		echo "BENCH $1 mixed-data $3 ${val% *}"
+		echo "BENCH $1 mixed-meta $3 ${val#* }"
+	else
+		echo "BENCH $1 $2 $3 $val"
+	fi
 	[ -n "$perf" ] || return 0
 	perf report -i /tmp/perf.data --stdio -q --sort dso,sym --percent-limit 0.8 \
 		2>/dev/null | head -n 30 | sed "s/^/PERF $1 $2 /"
@@ -157,6 +184,15 @@ server_mem() {
 	awk -v t="$1" -v r="$r" -v pin=$((($(pins) - pins0) * 4)) '
 		/^VmHWM:/ { h = $2 } /^VmRSS:/ { s = $2 } /^VmLck:/ { l = $2 } /^VmPin:/ { p = $2 }
 		END { if (h) print "MEM", t, r, h, s, l + 0, p + 0, pin }' "/proc/$pid/status"
+}
+
+# server_classes TRANSPORT: per payload buffer class of furing's buffer-ring queues
+# (debugfs), over every queue: "CLASSES <transport> <rep> <class> <buffer size>
+# <buffers> <requests that waited for one>"; nothing for other transports
+server_classes() {
+	cat /sys/kernel/debug/furing/*/classes 2>/dev/null |
+		awk -v t="$1" -v r="$r" 'NF == 6 && $1 != "qid" { s[$2] = $3; b[$2] += $4; w[$2] += $6 }
+			END { for (k = 0; k in s; k++) print "CLASSES", t, r, k, s[k], b[k], w[k] }'
 }
 
 # mounted FSTYPE-REGEX: whether /mnt is mounted with a matching fs type
@@ -236,6 +272,7 @@ server_stop() {
 $(furing_times)
 EOF
 	server_mem "$1"
+	server_classes "$1"
 	umount "$mnt" || { error "$1" - "$r" "umount failed"; kill $srv; }
 	wait $srv
 	rc=$?
@@ -265,6 +302,9 @@ EOF
 	case $1 in
 	zerocopy | intree-zerocopy) echo "$line" | grep -q ' zc [1-9]' ||
 		error "$1" - "$r" "nothing zero-copied" ;;
+	# "; classes SIZExN used M, ...": every class served requests
+	*-classes) echo "$line" | grep -q '; classes ' && ! echo "$line" | grep -q ' used 0[^0-9]' ||
+		error "$1" - "$r" "a buffer class served nothing" ;;
 	esac
 }
 
