@@ -5,8 +5,11 @@
 # "PROFILE <transport> <workload> <rep> <requests> <wait> <task work> <copy in>
 # <copy out>" lines (furing's debugfs timers, microseconds) into a table of where
 # furing's time goes per request; "MEM <transport> <rep> <peak RSS> <RSS> <VmLck>
-# <VmPin> <pinned>" lines (KiB) into a table of the server's memory. Each furing
-# transport is also set beside its Linux 7.3 counterpart (COUNTERPART).
+# <VmPin> <pinned>" lines (KiB) into a table of the server's memory; "CLASSES
+# <transport> <rep> <class> <buffer size> <buffers> <waits>" lines (furing's payload
+# buffer classes) into the JSON. Each furing transport is also set beside its Linux 7.3
+# counterpart (COUNTERPART); a run of the mixed workload gets a table of its own
+# (data, small files, memory: make bench-classes).
 #   report.py --log results.log --json out.json --accel tcg [--png] [--meta KEY=VALUE...]
 # Exit status: 1 when a cell is missing or a "BENCH-ERROR" line is present (never on
 # speed), else 0.
@@ -33,6 +36,11 @@ COUNTERPART = {
 # registered buffers), and the pages the system holds pinned since the server started
 # (FOLL_PIN, whoever pinned them).
 MEM_FIELDS = ["hwm_kib", "rss_kib", "vmlck_kib", "vmpin_kib", "pinned_kib"]
+# A workload whose one fio run gives several cells: mixed, 1 MiB direct random I/O
+# (MiB/s) beside small-file churn (ops/s)
+PARTS = {"mixed": ["mixed-data", "mixed-meta"]}
+# A transport with payload buffer classes and the same one with a single class
+CLASSES_OF = {"pinned-classes": "pinned", "bufring-classes": "bufring"}
 
 # The v2 series' own numbers (passthrough_hp on NVMe, its fio line), over basic io-uring:
 # pinned headers and buffers (patch 12) and zero-copy (patch 13). make bench-v2 sets
@@ -48,7 +56,8 @@ V2_CLAIMS = {
 
 def unit(workload):
     """What a workload's numbers count."""
-    return "ops/s" if workload.endswith("-iops") or workload.startswith("meta-") else "MiB/s"
+    return ("ops/s" if workload.endswith("-iops") or workload.startswith("meta-")
+            or workload == "mixed-meta" else "MiB/s")
 
 
 def main():
@@ -66,22 +75,29 @@ def main():
     a = ap.parse_args()
 
     transports = a.transports.split()
-    workloads = a.workloads.split()
+    workloads = [p for w in a.workloads.split() for p in PARTS.get(w, [w])]
     cells = {t: {w: {} for w in workloads} for t in transports}
     prof = {t: {w: {} for w in workloads} for t in transports}
     mem = {t: {} for t in transports}
+    bufcls = {t: {} for t in transports}
     errors, notes, kernel = [], [], ""
     for raw in open(a.log, errors="replace"):
         line = raw.strip().replace("\r", "")
         f = line.split()
         if line.startswith("BENCH-ERROR"):
             errors.append(line)
+        elif len(f) == 5 and f[0] == "BENCH" and f[1] in cells and f[4] == "NA" and \
+                all(p in cells[f[1]] for p in PARTS.get(f[2], [None])):
+            for p in PARTS[f[2]]:
+                cells[f[1]][p][int(f[3])] = None
         elif len(f) == 5 and f[0] == "BENCH" and f[1] in cells and f[2] in cells[f[1]]:
             cells[f[1]][f[2]][int(f[3])] = None if f[4] == "NA" else float(f[4])
         elif len(f) == 9 and f[0] == "PROFILE" and f[1] in prof and f[2] in prof[f[1]]:
             prof[f[1]][f[2]][int(f[3])] = [int(x) for x in f[4:]]
         elif len(f) == 8 and f[0] == "MEM" and f[1] in mem:
             mem[f[1]][int(f[2])] = dict(zip(MEM_FIELDS, (int(x) for x in f[3:])))
+        elif len(f) == 7 and f[0] == "CLASSES" and f[1] in bufcls:
+            bufcls[f[1]].setdefault(int(f[2]), {})[int(f[3])] = [int(x) for x in f[4:]]
         elif line.startswith("# kernel "):
             kernel = f[2].rstrip(",")
         elif line.startswith("# fio ") or line.startswith("# memory"):
@@ -122,6 +138,10 @@ def main():
         # memory[transport][field] = per rep, KiB (MEM_FIELDS), null = not measured
         "memory": {t: {k: [mem[t].get(r, {}).get(k) for r in range(1, a.reps + 1)]
                        for k in MEM_FIELDS} for t in transports if mem[t]},
+        # buffer_classes[transport] = per rep, per class [buffer size, buffers, requests
+        # that waited for one], over the queues (furing's buffer-ring transports)
+        "buffer_classes": {t: [[bufcls[t].get(r, {})[k] for k in sorted(bufcls[t].get(r, {}))]
+                               for r in range(1, a.reps + 1)] for t in transports if bufcls[t]},
         "errors": errors,
         "missing": missing,
     }
@@ -129,7 +149,7 @@ def main():
 
     print(f"# furing bench: kernel {kernel or '?'}, accelerator {a.accel}, "
           f"{a.reps} rep(s); {'; '.join(notes)}")
-    print("# MiB/s (ops/s for *-iops, meta-*): median (min-max) over the reps; "
+    print("# MiB/s (ops/s for *-iops, meta-*, mixed-meta): median (min-max) over the reps; "
           "'x T' = median / T's median; "
           f"'!' = spread (max-min)/median > {SPREAD:.0%}")
     if a.accel != "kvm":
@@ -169,6 +189,11 @@ def main():
         out["v2_claims"] = v2_claims(transports, workloads, median_of, a.accel)
         write_json(a.json, out)
     memory(mem, transports, workloads, median_of, tw)
+    if "mixed-data" in workloads:
+        # mixed[transport] = medians: data MiB/s, small-file ops/s, memory MiB;
+        # classes_over_one["X-classes/X"] = X-classes' median over X's
+        out["mixed"], out["classes_over_one"] = mixed(mem, bufcls, transports, median_of, tw)
+        write_json(a.json, out)
     profile(prof, transports, workloads, tw)
     if a.png:
         plot(a.json, a.accel, kernel, transports, workloads, cells)
@@ -234,6 +259,66 @@ def v2_claims(transports, workloads, median_of, accel):
     return rows
 
 
+def mem_median(mem, t):
+    """A transport's memory (MEM_FIELDS), median over the reps, KiB; None if not measured."""
+    if not mem[t]:
+        return None
+    return {k: statistics.median(v[k] for v in mem[t].values()) for k in MEM_FIELDS}
+
+
+def mixed(mem, bufcls, transports, median_of, tw):
+    """The mixed workload per transport beside the server's memory, and each transport
+    with buffer classes over the same one with a single class (CLASSES_OF)."""
+    print()
+    print("# mixed: 1 MiB direct random reads and writes (one job) beside small-file churn")
+    print("# (4 KiB files created, written, closed, unlinked); median over the reps. data")
+    print("# MiB/s, meta ops/s (files), the server's locked (VmLck) and pinned (FOLL_PIN)")
+    print("# MiB and peak RSS; per buffer class (over the queues): buffer size x buffers,")
+    print("# requests that waited for one (over all the transport's workloads)")
+    print(f"{'mixed':<{tw}} {'data MiB/s':>10} {'meta ops/s':>10} {'locked':>7} {'pinned':>7}"
+          f" {'peak RSS':>8}  classes")
+    rows = {}
+    for t in transports:
+        m = mem_median(mem, t)
+        row = {"data_mib_s": median_of(t, "mixed-data"), "meta_ops_s": median_of(t, "mixed-meta")}
+        if m:
+            row.update(locked_mib=round(m["vmlck_kib"] / 1024, 1),
+                       pinned_mib=round(m["pinned_kib"] / 1024, 1),
+                       peak_rss_mib=round(m["hwm_kib"] / 1024, 1))
+        rows[t] = row
+        cls = []
+        for k in sorted({k for r in bufcls[t].values() for k in r}):
+            per_rep = [r[k] for r in bufcls[t].values() if k in r]
+            waits = statistics.median(x[2] for x in per_rep)
+            cls.append(f"{fmt_size(per_rep[0][0])}x{per_rep[0][1]} waited {waits:.0f}")
+        print(f"{'  ' + t:<{tw}}" + "".join(
+            f" {f'{row[k]:.1f}' if row.get(k) is not None else '-':>{w}}"
+            for k, w in (("data_mib_s", 10), ("meta_ops_s", 10), ("locked_mib", 7),
+                         ("pinned_mib", 7), ("peak_rss_mib", 8))) + f"  {', '.join(cls) or '-'}")
+    pairs = {}
+    for c, one in CLASSES_OF.items():
+        if c not in transports or one not in transports:
+            continue
+        pairs[f"{c}/{one}"] = {k: round(rows[c][k] / rows[one][k], 3)
+                               if rows[c].get(k) and rows[one].get(k) else None
+                               for k in ("data_mib_s", "meta_ops_s", "locked_mib",
+                                         "pinned_mib", "peak_rss_mib")}
+    if pairs:
+        print("# with classes over one class: data, meta, locked, pinned, peak RSS")
+        for name, r in pairs.items():
+            print(f"  {name:<{tw - 2}}" + "".join(
+                f" {f'{v:.2f}' if v is not None else '-':>6}" for v in r.values()))
+    return rows, pairs
+
+
+def fmt_size(b):
+    """4096 -> 4K, 1048576 -> 1M"""
+    for unit_, n in (("M", 1 << 20), ("K", 1 << 10)):
+        if b % n == 0:
+            return f"{b // n}{unit_}"
+    return str(b)
+
+
 def memory(mem, transports, workloads, median_of, tw):
     """The server's memory per transport (median over the reps, MiB), and its peak RSS
     per MiB/s of 1 MiB direct random reads."""
@@ -249,7 +334,7 @@ def memory(mem, transports, workloads, median_of, tw):
     print(f"{'memory':<{tw}} {'peak RSS':>9} {'locked':>9} {'VmPin':>9} {'pinned':>9}"
           f" {'KiB/MiB/s':>10}")
     for t in rows:
-        med = {k: statistics.median(v[k] for v in mem[t].values()) for k in MEM_FIELDS}
+        med = mem_median(mem, t)
         tput = median_of(t, rd[0]) if rd else None
         per = f"{med['hwm_kib'] / tput:.0f}" if tput else "-"
         print(f"{'  ' + t:<{tw}}" + "".join(
