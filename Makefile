@@ -16,6 +16,8 @@
 #   make bench-profile   a few cells under perf: where the time goes, per symbol
 #   make bench-v2        the v2 series' fio line over passthrough_hp on furing basic,
 #                        pinned, zero-copy, beside the series' claims
+#   make bench-classes   payload buffer classes against one class of max_write, pinned
+#                        and not, under 1 MiB I/O beside small-file churn
 #   make rustfmt         format the Rust sources; rustfmtcheck only checks
 #   make clean
 
@@ -56,6 +58,9 @@ bench-profile:
 bench-v2:
 	scripts/bench.sh --v2
 
+bench-classes:
+	scripts/bench.sh --classes
+
 RUST_ROOT := rust/furing_main.rs
 rustfmt:
 	$(RUSTFMT) --edition 2021 --config-path $(CURDIR)/.rustfmt.toml $(RUST_ROOT)
@@ -67,4 +72,4 @@ clean:
 	$(MAKE) -C $(or $(KDIR),$(shell scripts/kernel.sh normal)) M=$(CURDIR) $(KMAKE) clean
 	rm -f rust/ffi_generated.rs
 
-.PHONY: all modules check install-tests soak demo bench bench-quick bench-profile bench-v2 rustfmt rustfmtcheck clean
+.PHONY: all modules check install-tests soak demo bench bench-quick bench-profile bench-v2 bench-classes rustfmt rustfmtcheck clean

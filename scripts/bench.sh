@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench.sh [--quick|--profile|--v2] (`make bench`, `make bench-quick`, `make bench-profile`,
-# `make bench-v2`):
+# bench.sh [--quick|--profile|--v2|--classes] (`make bench`, `make bench-quick`,
+# `make bench-profile`, `make bench-v2`, `make bench-classes`):
 # build what is missing (deps, normal kernel, furing.ko, selftests with furing-server,
 # static fio), boot the normal kernel in QEMU and run bench/bench-guest.sh there: fio
 # over every transport, reps interleaved. Prints a table (median, min-max, ratios to furing basic, to Linux 7.3's
@@ -14,6 +14,11 @@
 # over passthrough_hp on furing basic, pinned and zero-copy, direct and buffered, with
 # the series' claimed ratios beside ours (bench/results/<date>-<accel>-v2.json); the VM
 # gets FURING_VM_MEM=8G unless set (2 x 1G files in tmpfs plus the page cache).
+# --classes: payload buffer classes against one class sized for max_write, pinned and
+# not (pinned, pinned-classes, bufring, bufring-classes), over the mixed workload (1 MiB
+# direct I/O beside small-file churn) and, for context, randread-dio and meta-create;
+# a table of data MiB/s, small-file ops/s, locked and pinned MiB and peak RSS
+# (bench/results/<date>-<accel>-classes.json).
 # Exits non-zero when a transport fails, a cell is missing or the VM splats; never on
 # speed.
 #
@@ -26,16 +31,20 @@
 #   BENCH_WORKLOADS="randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf
 #                    seqwrite-buf randread-4k-iops meta-create meta-stat meta-unlink"
 #   BENCH_RAMP=30                                  --v2: fio's --ramp_time
+#   BENCH_CLASSES="4096x8 1048576x2"               the *-classes transports' buffer
+#                                                  classes, SIZExN each (--buf-class)
 #   BENCH_JSON=path                                where the JSON goes
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
-quick=0 profile=0 v2=0
+quick=0 profile=0 v2=0 classes=0
 [[ "${1:-}" == --quick ]] && quick=1
 [[ "${1:-}" == --profile ]] && profile=1
 [[ "${1:-}" == --v2 ]] && v2=1
+[[ "${1:-}" == --classes ]] && classes=1
 ramp=${BENCH_RAMP:-30}
+buf_classes=${BENCH_CLASSES:-4096x8 1048576x2}
 if ((v2)); then
 	reps=${BENCH_REPS:-5} size=${BENCH_SIZE:-1G} files=${BENCH_FILES:-1000}
 	# for the timeout only: each cell's ramp plus 2 x SIZE of I/O under TCG
@@ -54,6 +63,10 @@ elif ((profile)); then
 else
 	reps=${BENCH_REPS:-3} runtime=${BENCH_RUNTIME:-4} size=${BENCH_SIZE:-64M}
 	files=${BENCH_FILES:-1000}
+	if ((classes)); then
+		: "${BENCH_TRANSPORTS:=pinned pinned-classes bufring bufring-classes}"
+		: "${BENCH_WORKLOADS:=randread-dio meta-create mixed}"
+	fi
 fi
 transports=${BENCH_TRANSPORTS:-basic bufring pinned zerocopy classic intree intree-bufpool intree-bufpool-fixed intree-zerocopy intree-classic hp-furing hp-furing-bufring hp-furing-pinned hp-furing-zerocopy hp-intree ceiling}
 workloads=${BENCH_WORKLOADS:-randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf randread-4k-iops meta-create meta-stat meta-unlink}
@@ -82,7 +95,7 @@ say "accelerator: $accel"
 
 "$here/initramfs.sh" bench "$work/bench.cpio.gz" "$ko" "$work/tests" "$bins" \
 	PERF="$profile" REPS="$reps" RUNTIME="$runtime" SIZE="$size" FILES="$files" RAMP="$ramp" \
-	TRANSPORTS="$transports" WORKLOADS="$workloads"
+	TRANSPORTS="$transports" WORKLOADS="$workloads" CLASSES="$buf_classes"
 ntr=$(wc -w <<<"$transports") nwl=$(wc -w <<<"$workloads")
 # Generous: each cell is RUNTIME s plus fio's start and exit, slow under TCG.
 tmo=$((300 + reps * ntr * (60 + nwl * (runtime + 30))))
@@ -94,7 +107,8 @@ t=$SECONDS
 vm_ok=1
 "$here/vm.sh" "$kdir" "$work/bench.cpio.gz" "$out" bench "$tmo" || vm_ok=0
 printf '# stage %-28s %4d s\n' "vm bench" $((SECONDS - t)) >&2
-tr -d '\r' <"$out/results.log" | grep -v -e '^BENCH ' -e '^MEM ' -e '^PROFILE ' -e '^PERF ' -e '^FURING-END' ||
+tr -d '\r' <"$out/results.log" | grep -v -e '^BENCH ' -e '^MEM ' -e '^CLASSES ' -e '^PROFILE ' -e '^PERF ' \
+	-e '^FURING-END' ||
 	true
 
 if ((profile)); then
@@ -113,7 +127,10 @@ fi
 if ((quick || profile)); then
 	json=${BENCH_JSON:-$work/bench-${1#--}.json}
 else
-	json=${BENCH_JSON:-$FURING_TOP/bench/results/$(date -u +%Y-%m-%d-%H%M)-$accel$( ((v2)) && echo -v2 || true).json}
+	suffix=
+	((v2)) && suffix=-v2
+	((classes)) && suffix=-classes
+	json=${BENCH_JSON:-$FURING_TOP/bench/results/$(date -u +%Y-%m-%d-%H%M)-$accel$suffix.json}
 	mkdir -p "$(dirname "$json")"
 fi
 v2opt=
@@ -124,13 +141,14 @@ echo
 status=0
 # Debian's python3 (with python3-matplotlib, for the charts), whatever else is on PATH.
 png=--png
-((quick || profile)) && png=
+((quick || profile || classes)) && png=
 /usr/bin/python3 "$FURING_TOP/bench/report.py" --log "$out/results.log" --json "$json" $png $v2opt \
 	--accel "$accel" --reps "$reps" --transports "$transports" --workloads "$workloads" \
 	--meta date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" --meta commit="$commit" \
 	--meta host_cpu="$cpu" --meta host_cpus="$(nproc)" --meta vm_mem="${FURING_VM_MEM:-2G}" \
 	--meta runtime_s="$( ((v2)) && echo size-bound || echo "$runtime")" \
-	--meta size_per_job="$size" --meta ramp_s="$( ((v2)) && echo "$ramp" || echo 0)" || status=1
+	--meta size_per_job="$size" --meta ramp_s="$( ((v2)) && echo "$ramp" || echo 0)" \
+	--meta buf_classes="$buf_classes" || status=1
 echo
 ((profile)) && say "perf report: $perf_txt"
 say "raw results: $json; guest output: $out/results.log; kernel log: $out/console.log"
