@@ -7,11 +7,18 @@
  *  - bufring, bufring_few, pinned, zero_copy: passthrough_hp-furing, the same
  *    source with the patches of scripts/libfuse/, in furing's modes (-o
  *    io_uring_bufring, io_uring_bufs=2 for 8 entries, io_uring_pinned,
- *    io_uring_zero_copy).
+ *    io_uring_zero_copy);
+ *  - buf_class, buf_class_pinned, buf_class_strict, buf_class_zero_copy: the
+ *    same with payload buffer classes (-o io_uring_buf_class=4096x16:4194304x2,
+ *    many small buffers and two of passthrough_hp's 4 MiB max_write; pinned;
+ *    three classes with io_uring_buf_class_strict; zero-copy).
  * A file workload goes through the mount; debugfs proves the ring carried
- * every request in the variant's mode (queue flags, payload buffers, pinned
- * bytes, zero-copied requests); umount ends the server with status 0; kill -9
- * of the server leaves the launcher to detach the mount, and no pin behind.
+ * every request in the variant's mode (queue flags, payload buffers and their
+ * classes, pinned bytes, zero-copied requests) and that no buffer is left in
+ * use; umount ends the server with status 0; kill -9 of the server leaves the
+ * launcher to detach the mount, and no pin behind. Options the library must
+ * refuse (a mode that cannot start, classes that cannot hold max_write, a
+ * malformed class list) end the server with a message, never serving.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -27,6 +34,8 @@
 #define MNT "/tmp/furing-hp-mnt"
 #define BACK "/tmp/furing-hp-back"
 #define LOG "/tmp/furing-hp.log"
+/* libfuse's default io_uring_q_depth: entries per queue */
+#define HP_DEPTH 8
 
 static void sleep_ms(long ms)
 {
@@ -56,27 +65,146 @@ FIXTURE_VARIANT(hp) {
 	const char *opts;	/* -o options: io_uring and the mode's */
 	unsigned long flags;	/* the queues' REGISTER flags */
 	long bufs;		/* payload buffers per queue (0: basic) */
+	/* FURING_URING_BUF_CLASSES: each class's buffer size and buffers (0: ends) */
+	long class_size[FURING_URING_MAX_BUF_CLASSES];
+	long class_bufs[FURING_URING_MAX_BUF_CLASSES];
 };
 
 #define ALL_PINNED (FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS | \
 		    FURING_URING_PINNED_BUFFERS)
 
-FIXTURE_VARIANT_ADD(hp, unmodified) { "passthrough_hp", "io_uring", 0, 0 };
+FIXTURE_VARIANT_ADD(hp, unmodified) {
+	.server = "passthrough_hp", .opts = "io_uring",
+};
 FIXTURE_VARIANT_ADD(hp, bufring) {
-	"passthrough_hp-furing", "io_uring,io_uring_bufring", FURING_URING_BUFRING, 8,
+	.server = "passthrough_hp-furing", .opts = "io_uring,io_uring_bufring",
+	.flags = FURING_URING_BUFRING, .bufs = 8,
 };
 /* fewer buffers than entries: requests wait for a buffer */
 FIXTURE_VARIANT_ADD(hp, bufring_few) {
-	"passthrough_hp-furing", "io_uring,io_uring_bufring,io_uring_bufs=2",
-	FURING_URING_BUFRING, 2,
+	.server = "passthrough_hp-furing", .opts = "io_uring,io_uring_bufring,io_uring_bufs=2",
+	.flags = FURING_URING_BUFRING, .bufs = 2,
 };
 FIXTURE_VARIANT_ADD(hp, pinned) {
-	"passthrough_hp-furing", "io_uring,io_uring_pinned", ALL_PINNED, 8,
+	.server = "passthrough_hp-furing", .opts = "io_uring,io_uring_pinned",
+	.flags = ALL_PINNED, .bufs = 8,
 };
 FIXTURE_VARIANT_ADD(hp, zero_copy) {
-	"passthrough_hp-furing", "io_uring,io_uring_zero_copy",
-	ALL_PINNED | FURING_URING_ZERO_COPY, 8,
+	.server = "passthrough_hp-furing", .opts = "io_uring,io_uring_zero_copy",
+	.flags = ALL_PINNED | FURING_URING_ZERO_COPY, .bufs = 8,
 };
+/*
+ * Buffer classes: 16 buffers of 4 KiB for metadata and small I/O, two of
+ * passthrough_hp's max_write (4 MiB) for the large reads and writes, where
+ * one class would be 8 buffers of 4 MiB.
+ */
+FIXTURE_VARIANT_ADD(hp, buf_class) {
+	.server = "passthrough_hp-furing",
+	.opts = "io_uring,io_uring_buf_class=4096x16:4194304x2",
+	.flags = FURING_URING_BUFRING | FURING_URING_BUF_CLASSES,
+	.bufs = 18,
+	.class_size = { 4096, 4 << 20 },
+	.class_bufs = { 16, 2 },
+};
+FIXTURE_VARIANT_ADD(hp, buf_class_pinned) {
+	.server = "passthrough_hp-furing",
+	.opts = "io_uring,io_uring_pinned,io_uring_buf_class=4kx16:4mx2",
+	.flags = ALL_PINNED | FURING_URING_BUF_CLASSES,
+	.bufs = 18,
+	.class_size = { 4096, 4 << 20 },
+	.class_bufs = { 16, 2 },
+};
+/* strict: a request takes only its own class, and waits for it */
+FIXTURE_VARIANT_ADD(hp, buf_class_strict) {
+	.server = "passthrough_hp-furing",
+	.opts = "io_uring,io_uring_buf_class=4096x4:65536x4:4194304x1,io_uring_buf_class_strict",
+	.flags = FURING_URING_BUFRING | FURING_URING_BUF_CLASSES |
+		 FURING_URING_BUF_CLASSES_STRICT,
+	.bufs = 9,
+	.class_size = { 4096, 65536, 4 << 20 },
+	.class_bufs = { 4, 4, 1 },
+};
+/* zero-copy: the large reads and writes take no buffer at all */
+FIXTURE_VARIANT_ADD(hp, buf_class_zero_copy) {
+	.server = "passthrough_hp-furing",
+	.opts = "io_uring,io_uring_zero_copy,io_uring_buf_class=4096x8:4194304x1",
+	.flags = ALL_PINNED | FURING_URING_ZERO_COPY | FURING_URING_BUF_CLASSES,
+	.bufs = 9,
+	.class_size = { 4096, 4 << 20 },
+	.class_bufs = { 8, 1 },
+};
+
+/* A line of debugfs furing/<conn>/classes. */
+struct hp_class {
+	long qid, cls, buf_size, bufs, in_use, waits;
+};
+
+/*
+ * The payload buffer classes of connection @id's buffer-ring queues (lines
+ * "qid class buf_size bufs in_use waits" after the header), at most @max;
+ * how many, or -errno.
+ */
+static int hp_classes(long id, struct hp_class *c, int max)
+{
+	char path[128], buf[8192], *line;
+	int n, header = 0;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/furing/%ld/classes", id);
+	n = read_text(path, buf, sizeof(buf));
+	if (n < 0)
+		return n;
+	n = 0;
+	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		if (!strcmp(line, "qid class buf_size bufs in_use waits"))
+			header = 1;
+		else if (n < max && sscanf(line, "%ld %ld %ld %ld %ld %ld", &c[n].qid, &c[n].cls,
+					   &c[n].buf_size, &c[n].bufs, &c[n].in_use,
+					   &c[n].waits) == 6)
+			n++;
+	}
+	return header ? n : -EINVAL;
+}
+
+/*
+ * The classes file shows the variant's classes on each of @queues queues (one
+ * class of its buffers of max_write without FURING_URING_BUF_CLASSES, none in
+ * basic mode); with @idle, none of their buffers in use. Logs the waits;
+ * returns the bytes of all the classes' buffers.
+ */
+static long check_classes(struct __test_metadata *_metadata,
+			  const FIXTURE_VARIANT(hp) *variant, long id, long queues, int idle)
+{
+	struct hp_class c[64];
+	long nr = 0, bytes = 0, waits[FURING_URING_MAX_BUF_CLASSES] = { 0 };
+	int n = hp_classes(id, c, 64), i;
+
+	ASSERT_LE(0, n);
+	while (nr < FURING_URING_MAX_BUF_CLASSES && variant->class_size[nr])
+		nr++;
+	if (!(variant->flags & FURING_URING_BUF_CLASSES))
+		nr = variant->bufs ? 1 : 0;
+	EXPECT_EQ(nr * queues, n);
+	for (i = 0; i < n; i++) {
+		ASSERT_GT(nr, c[i].cls);
+		if (variant->flags & FURING_URING_BUF_CLASSES) {
+			EXPECT_EQ(variant->class_size[c[i].cls], c[i].buf_size);
+			EXPECT_EQ(variant->class_bufs[c[i].cls], c[i].bufs);
+		} else {
+			EXPECT_EQ(variant->bufs, c[i].bufs);
+		}
+		if (idle)
+			EXPECT_EQ(0, c[i].in_use) {
+				TH_LOG("qid %ld class %ld: %ld buffers still in use", c[i].qid,
+				       c[i].cls, c[i].in_use);
+			}
+		waits[c[i].cls] += c[i].waits;
+		bytes += c[i].buf_size * c[i].bufs;
+	}
+	if (variant->flags & FURING_URING_BUF_CLASSES)
+		TH_LOG("classes: %ld per queue; requests that waited: %ld %ld %ld %ld", nr,
+		       waits[0], waits[1], waits[2], waits[3]);
+	return bytes;
+}
 
 FIXTURE_SETUP(hp)
 {
@@ -84,6 +212,7 @@ FIXTURE_SETUP(hp)
 			       "--foreground", "--nopassthrough", "-o", variant->opts, BACK, "@fd",
 			       NULL };
 	struct furing_qstats st = { 0 };
+	long page = sysconf(_SC_PAGESIZE), bytes;
 	int i;
 
 	ASSERT_EQ(0, furing_ensure_loaded());
@@ -99,6 +228,9 @@ FIXTURE_SETUP(hp)
 	ASSERT_EQ(0, furing_wait_queues(self->id, &st)) {
 		dump_log(_metadata);
 	}
+	/* and every queue's every entry */
+	ASSERT_EQ(0, furing_wait_entries(self->id, NULL, st.queues * HP_DEPTH));
+	ASSERT_EQ(0, furing_queue_stats(self->id, &st));
 	TH_LOG("%s registered %ld entries on %ld queues, flags %#lx, %ld buffers, %ld bytes pinned",
 	       variant->server, st.entries, st.queues, st.flags, st.bufs, st.pinned);
 	/* The mode is the variant's: else libfuse fell back to basic or read(). */
@@ -107,6 +239,11 @@ FIXTURE_SETUP(hp)
 	}
 	ASSERT_EQ(variant->bufs * st.queues, st.bufs);
 	ASSERT_EQ(!!(variant->flags & FURING_URING_PINNED_BUFFERS), st.pinned > 0);
+	bytes = check_classes(_metadata, variant, self->id, st.queues, 0);
+	/* pinned: each queue's headers region (page aligned) and every class's region */
+	if (variant->flags & FURING_URING_PINNED_BUFFERS)
+		EXPECT_EQ(st.queues * ((HP_DEPTH * 288 + page - 1) / page * page) + bytes,
+			  st.pinned);
 }
 
 FIXTURE_TEARDOWN(hp)
@@ -230,6 +367,7 @@ TEST_F_TIMEOUT(hp, file_workload, 300)
 	EXPECT_LE(400, after.sent - before.sent);
 	EXPECT_EQ(before.classic, after.classic);
 	EXPECT_EQ(0, after.bufs_used);
+	check_classes(_metadata, variant, self->id, after.queues, 1);
 	/* the 1 MiB and 3 MiB direct I/O is zero-copied: 8 MiB at the least */
 	if (variant->flags & FURING_URING_ZERO_COPY) {
 		EXPECT_LE(8 << 20, after.zc_bytes - before.zc_bytes);
@@ -299,22 +437,59 @@ TEST_F_TIMEOUT(hp, server_killed, 120)
 }
 
 /*
- * A furing mode that cannot start (here: more buffers than a buffer id
- * names) ends the session with a message; libfuse does not fall back to
- * basic io-uring or read()/write() and serve in another mode.
+ * furing options the library must refuse: the server ends with a message
+ * (@says) and a non-zero status, without serving; libfuse does not fall back
+ * to basic io-uring or read()/write() and serve in another mode.
  */
-TEST(mode_refused)
+FIXTURE(refused) {
+};
+
+FIXTURE_VARIANT(refused) {
+	const char *opts;
+	const char *says;	/* in the server's output */
+};
+
+/* a mode that cannot start: more buffers than a buffer id names */
+FIXTURE_VARIANT_ADD(refused, bufs) {
+	"io_uring,io_uring_bufring,io_uring_bufs=65535", "did not start",
+};
+/* the largest class (1 MiB) does not hold passthrough_hp's max_write (4 MiB) */
+FIXTURE_VARIANT_ADD(refused, class_too_small) {
+	"io_uring,io_uring_buf_class=4096x16:1048576x4", "does not hold the largest payload",
+};
+FIXTURE_VARIANT_ADD(refused, class_with_bufs) {
+	"io_uring,io_uring_bufs=4,io_uring_buf_class=4096x16:4194304x2", "not with io_uring_bufs",
+};
+FIXTURE_VARIANT_ADD(refused, class_strict_alone) {
+	"io_uring,io_uring_bufring,io_uring_buf_class_strict", "needs io_uring_buf_class",
+};
+/* a malformed list fails fuse_session_new(): the server never gets to INIT */
+FIXTURE_VARIANT_ADD(refused, class_malformed) {
+	"io_uring,io_uring_buf_class=4194304x2:4096x16", "sizes do not strictly increase",
+};
+FIXTURE_VARIANT_ADD(refused, class_too_many) {
+	"io_uring,io_uring_buf_class=1kx1:2kx1:4kx1:8kx1:4mx1", "more than 4 classes",
+};
+
+FIXTURE_SETUP(refused)
+{
+	ASSERT_EQ(0, furing_ensure_loaded());
+	mkdir(MNT, 0755);
+	mkdir(BACK, 0755);
+}
+
+FIXTURE_TEARDOWN(refused)
+{
+}
+
+TEST_F(refused, mode_refused)
 {
 	const char *argv[] = { "furing-launch", MNT, "passthrough_hp-furing", "--foreground",
-			       "--nopassthrough", "-o", "io_uring,io_uring_bufring,io_uring_bufs=65535",
-			       BACK, "@fd", NULL };
+			       "--nopassthrough", "-o", variant->opts, BACK, "@fd", NULL };
 	char log[4096] = "";
 	int status = 0, i;
 	pid_t pid;
 
-	ASSERT_EQ(0, furing_ensure_loaded());
-	mkdir(MNT, 0755);
-	mkdir(BACK, 0755);
 	pid = furing_spawn(LOG, "furing-launch", argv);
 	ASSERT_LT(0, pid);
 	for (i = 0; i < 2000 && waitpid(pid, &status, WNOHANG) == 0; i++)
@@ -331,7 +506,7 @@ TEST(mode_refused)
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) {
 		TH_LOG("launcher status %#x", status);
 	}
-	EXPECT_NE(NULL, strstr(log, "did not start")) {
+	EXPECT_NE(NULL, strstr(log, variant->says)) {
 		TH_LOG("server output:\n%s", log);
 	}
 	EXPECT_EQ(-1, furing_conn_id(MNT));
