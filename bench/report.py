@@ -269,14 +269,22 @@ def mem_median(mem, t):
 def mixed(mem, bufcls, transports, median_of, tw):
     """The mixed workload per transport beside the server's memory, and each transport
     with buffer classes over the same one with a single class (CLASSES_OF)."""
+    cols = (("data_mib_s", "data MiB/s"), ("meta_ops_s", "meta ops/s"), ("locked_mib", "locked"),
+            ("pinned_mib", "pinned"), ("peak_rss_mib", "peak RSS"))
+    pairs = [(c, one) for c, one in CLASSES_OF.items() if c in transports and one in transports]
+    nw = max([tw] + [len(f"{c}/{one}") + 2 for c, one in pairs])
+
+    def line(name, values, fmt, extra=""):
+        print(f"{name:<{nw}}" + "".join(f" {fmt(v) if v is not None else '-':>{len(h)}}"
+                                        for v, (_, h) in zip(values, cols)) + extra)
+
     print()
     print("# mixed: 1 MiB direct random reads and writes (one job) beside small-file churn")
     print("# (4 KiB files created, written, closed, unlinked); median over the reps. data")
     print("# MiB/s, meta ops/s (files), the server's locked (VmLck) and pinned (FOLL_PIN)")
     print("# MiB and peak RSS; per buffer class (over the queues): buffer size x buffers,")
     print("# requests that waited for one (over all the transport's workloads)")
-    print(f"{'mixed':<{tw}} {'data MiB/s':>10} {'meta ops/s':>10} {'locked':>7} {'pinned':>7}"
-          f" {'peak RSS':>8}  classes")
+    print(f"{'mixed':<{nw}}" + "".join(f" {h}" for _, h in cols) + "  classes")
     rows = {}
     for t in transports:
         m = mem_median(mem, t)
@@ -291,24 +299,18 @@ def mixed(mem, bufcls, transports, median_of, tw):
             per_rep = [r[k] for r in bufcls[t].values() if k in r]
             waits = statistics.median(x[2] for x in per_rep)
             cls.append(f"{fmt_size(per_rep[0][0])}x{per_rep[0][1]} waited {waits:.0f}")
-        print(f"{'  ' + t:<{tw}}" + "".join(
-            f" {f'{row[k]:.1f}' if row.get(k) is not None else '-':>{w}}"
-            for k, w in (("data_mib_s", 10), ("meta_ops_s", 10), ("locked_mib", 7),
-                         ("pinned_mib", 7), ("peak_rss_mib", 8))) + f"  {', '.join(cls) or '-'}")
-    pairs = {}
-    for c, one in CLASSES_OF.items():
-        if c not in transports or one not in transports:
-            continue
-        pairs[f"{c}/{one}"] = {k: round(rows[c][k] / rows[one][k], 3)
-                               if rows[c].get(k) and rows[one].get(k) else None
-                               for k in ("data_mib_s", "meta_ops_s", "locked_mib",
-                                         "pinned_mib", "peak_rss_mib")}
-    if pairs:
-        print("# with classes over one class: data, meta, locked, pinned, peak RSS")
-        for name, r in pairs.items():
-            print(f"  {name:<{tw - 2}}" + "".join(
-                f" {f'{v:.2f}' if v is not None else '-':>6}" for v in r.values()))
-    return rows, pairs
+        line("  " + t, [row.get(k) for k, _ in cols], lambda v: f"{v:.1f}",
+             f"  {', '.join(cls) or '-'}")
+    ratios = {}
+    for c, one in pairs:
+        ratios[f"{c}/{one}"] = {k: round(rows[c][k] / rows[one][k], 3)
+                                if rows[c].get(k) and rows[one].get(k) else None
+                                for k, _ in cols}
+    if ratios:
+        print("# with classes over one class (median over median):")
+        for name, r in ratios.items():
+            line("  " + name, list(r.values()), lambda v: f"{v:.2f}")
+    return rows, ratios
 
 
 def fmt_size(b):
