@@ -1,17 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Buffer-ring queues (FURING_URING_BUFRING) and pinned regions
+ * Buffer-ring queues (FURING_URING_BUFRING), their buffer classes
+ * (FURING_URING_BUF_CLASSES, _STRICT) and pinned regions
  * (FURING_URING_PINNED_HEADERS / _PINNED_BUFFERS), set up by hand: every bad
- * REGISTER gets its documented errno; pinned regions are charged to the
- * server's locked memory and pinned once, and every teardown (umount, fusectl
- * abort, io_uring exit) gives back both the charge and the pins.
+ * REGISTER gets its documented errno; a request takes a buffer of the
+ * smallest class that holds it, or a larger one (not strict) when that has
+ * none free; pinned regions are charged to the server's locked memory and
+ * pinned once, and every teardown (umount, fusectl abort, io_uring exit,
+ * kill -9) gives back both the charge and the pins.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <linux/capability.h>
 #include "furing_test.h"
 #include "furing_ring.h"
@@ -26,6 +31,17 @@
 #define DEPTH 4
 #define ALL_PINNED (FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS | \
 		    FURING_URING_PINNED_BUFFERS)
+/*
+ * The classes queue of the tests (self->civ): class 0 NR_SMALL buffers of
+ * SMALL bytes (ids 0, 1) in self->small, class 1 two of BUF_SIZE (ids 2, 3)
+ * in self->payload.
+ */
+#define CLASSES (FURING_URING_BUFRING | FURING_URING_BUF_CLASSES)
+#define SMALL 4096
+#define NR_SMALL 2
+#define SMALL_LEN (NR_SMALL * SMALL)
+#define NR_LARGE (PAYLOAD_LEN / BUF_SIZE)
+static const uint32_t class_sizes[FURING_URING_MAX_BUF_CLASSES] = { SMALL, BUF_SIZE };
 
 static char reqbuf[MAX_WRITE + 4096];
 
@@ -41,8 +57,9 @@ FIXTURE(br) {
 	int fd;
 	long id;
 	struct io_uring ring;
-	void *hdrs, *payload;
+	void *hdrs, *payload, *small;
 	struct iovec iov[2];
+	struct iovec civ[3];	/* the classes queue's: headers, class 0, class 1 */
 };
 
 FIXTURE_SETUP(br)
@@ -68,10 +85,16 @@ FIXTURE_SETUP(br)
 	self->hdrs = mmap(NULL, HDRS_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	self->payload = mmap(NULL, PAYLOAD_LEN, PROT_READ | PROT_WRITE,
 			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	self->small = mmap(NULL, SMALL_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			   -1, 0);
 	ASSERT_NE(MAP_FAILED, self->hdrs);
 	ASSERT_NE(MAP_FAILED, self->payload);
+	ASSERT_NE(MAP_FAILED, self->small);
 	self->iov[0] = (struct iovec){ self->hdrs, HDRS_LEN };
 	self->iov[1] = (struct iovec){ self->payload, PAYLOAD_LEN };
+	self->civ[0] = self->iov[0];
+	self->civ[1] = (struct iovec){ self->small, SMALL_LEN };
+	self->civ[2] = self->iov[1];
 }
 
 FIXTURE_TEARDOWN(br)
@@ -83,23 +106,38 @@ FIXTURE_TEARDOWN(br)
 }
 
 /*
- * REGISTER of entry @slot of queue 0 with @flags, @depth, @buf_size and
- * @iov; the command's result, or FURING_NO_CQE when it was parked.
+ * REGISTER of entry @slot of queue @qid with @flags, @depth, the class sizes
+ * @sizes (furing_register_req()) and @nr_iov iovecs at @iov; the command's
+ * result, or FURING_NO_CQE when it was parked.
  */
-static int reg(FIXTURE_DATA(br) *self, uint64_t flags, uint32_t depth, uint32_t buf_size,
-	       uint16_t slot, struct iovec *iov)
+static int reg_q(FIXTURE_DATA(br) *self, uint16_t qid, uint64_t flags, uint32_t depth,
+		 const uint32_t *sizes, uint16_t slot, struct iovec *iov, unsigned int nr_iov)
 {
-	struct furing_uring_cmd_req req = {
-		.flags = flags,
-		.init = { .queue_depth = depth, .buf_size = buf_size },
-	};
+	struct furing_uring_cmd_req req = furing_register_req(flags, qid, depth, sizes);
 	struct io_uring_sqe *sqe;
 
-	sqe = furing_prep_cmd(&self->ring, self->fd, FURING_URING_CMD_REGISTER, &req, iov, 2, slot);
+	sqe = furing_prep_cmd(&self->ring, self->fd, FURING_URING_CMD_REGISTER, &req, iov, nr_iov,
+			      slot);
 	sqe->buf_index = slot;
 	if (io_uring_submit(&self->ring) != 1)
 		return -9999;
 	return furing_wait_cqe(&self->ring, 200, NULL);
+}
+
+/* reg_q() on queue 0 with the classes @sizes and 1 + @nr_iov iovecs. */
+static int reg_classes(FIXTURE_DATA(br) *self, uint64_t flags, const uint32_t *sizes,
+		       uint16_t slot, struct iovec *iov, unsigned int nr_iov)
+{
+	return reg_q(self, 0, flags, DEPTH, sizes, slot, iov, nr_iov);
+}
+
+/* REGISTER of a one-class queue 0 with @flags, @depth, @buf_size and two iovecs at @iov. */
+static int reg(FIXTURE_DATA(br) *self, uint64_t flags, uint32_t depth, uint32_t buf_size,
+	       uint16_t slot, struct iovec *iov)
+{
+	const uint32_t sizes[FURING_URING_MAX_BUF_CLASSES] = { buf_size };
+
+	return reg_q(self, 0, flags, depth, sizes, slot, iov, 2);
 }
 
 /* Waits (up to 5 s) until the last ring's entries are gone; 0 or -1. */
@@ -116,16 +154,27 @@ static int wait_queue_empty(FIXTURE_DATA(br) *self)
 	return -1;
 }
 
-/* The default REGISTER: entry @slot of a DEPTH-deep ring with @flags. */
+/*
+ * The default REGISTER: entry @slot of a DEPTH-deep ring with @flags; with
+ * FURING_URING_BUF_CLASSES the classes of self->civ, else BUF_SIZE buffers.
+ */
 static int reg_ok(FIXTURE_DATA(br) *self, uint64_t flags, uint16_t slot)
 {
+	if (flags & FURING_URING_BUF_CLASSES)
+		return reg_classes(self, flags, class_sizes, slot, self->civ, 3);
 	return reg(self, flags, DEPTH, BUF_SIZE, slot, self->iov);
+}
+
+/* Pages the default REGISTER of @flags covers: its headers and payload regions. */
+static long reg_ok_pages(uint64_t flags)
+{
+	return (HDRS_LEN + PAYLOAD_LEN + (flags & FURING_URING_BUF_CLASSES ? SMALL_LEN : 0)) / 4096;
 }
 
 TEST_F(br, flags)
 {
-	/* Unknown bits. */
-	EXPECT_EQ(-EINVAL, reg_ok(self, FURING_URING_BUFRING | 1ULL << 4, 0));
+	/* Unknown bits (the first after FURING_URING_BUF_CLASSES_STRICT). */
+	EXPECT_EQ(-EINVAL, reg_ok(self, FURING_URING_BUFRING | 1ULL << 6, 0));
 	EXPECT_EQ(-EINVAL, reg_ok(self, 1ULL << 63, 0));
 	/* PINNED_* without BUFRING. */
 	EXPECT_EQ(-EINVAL, reg_ok(self, FURING_URING_PINNED_HEADERS, 0));
@@ -210,14 +259,15 @@ static void *zc_client_thread(void *arg)
 }
 
 /*
- * Commits the request in header slot 0 on queue @qid of @ring: error @error,
- * or @len bytes of @payload into its payload buffer. Waits @wait_ms for the
- * command's CQE (0: not at all) and returns its result, or FURING_NO_CQE.
+ * Commits the request in header slot @slot on queue @qid of @ring (the
+ * command's tag: @tag): error @error, or @len bytes of @payload into its
+ * payload buffer, at @buf. Waits @wait_ms for the command's CQE (0: not at
+ * all) and returns its result, or FURING_NO_CQE.
  */
-static int zc_commit(FIXTURE_DATA(br) *self, struct io_uring *ring, uint16_t qid, int error,
-		     const void *payload, uint32_t len, int wait_ms)
+static int commit(FIXTURE_DATA(br) *self, struct io_uring *ring, uint16_t qid, uint16_t slot,
+		  uint64_t tag, int error, void *buf, const void *payload, uint32_t len, int wait_ms)
 {
-	struct furing_uring_req_header *h = self->hdrs;
+	struct furing_uring_req_header *h = (struct furing_uring_req_header *)self->hdrs + slot;
 	struct fuse_in_header ih;
 	struct fuse_out_header oh;
 	struct furing_uring_cmd_req c = { .qid = qid };
@@ -226,14 +276,24 @@ static int zc_commit(FIXTURE_DATA(br) *self, struct io_uring *ring, uint16_t qid
 	oh = (struct fuse_out_header){ .unique = ih.unique, .error = error };
 	c.commit_id = ih.unique;
 	if (len)
-		memcpy((char *)self->payload + h->ring_ent_in_out.buf_id * 4096, payload, len);
+		memcpy(buf, payload, len);
 	memcpy(h->in_out, &oh, sizeof(oh));
 	h->ring_ent_in_out.payload_sz = len;
-	furing_prep_cmd(ring, self->fd, FURING_URING_CMD_COMMIT_AND_FETCH, &c, self->iov, 2,
-			qid);
+	furing_prep_cmd(ring, self->fd, FURING_URING_CMD_COMMIT_AND_FETCH, &c, self->iov, 2, tag);
 	if (io_uring_submit(ring) != 1)
 		return -9999;
 	return wait_ms ? furing_wait_cqe(ring, wait_ms, NULL) : FURING_NO_CQE;
+}
+
+/* commit() of header slot 0 of queue @qid, whose buffers are 4096 bytes. */
+static int zc_commit(FIXTURE_DATA(br) *self, struct io_uring *ring, uint16_t qid, int error,
+		     const void *payload, uint32_t len, int wait_ms)
+{
+	struct furing_uring_req_header *h = self->hdrs;
+
+	return commit(self, ring, qid, 0, qid, error,
+		      (char *)self->payload + h->ring_ent_in_out.buf_id * 4096, payload, len,
+		      wait_ms);
 }
 
 /*
@@ -476,9 +536,12 @@ static int memlock_child(FIXTURE_DATA(br) *self, int drop_ipc_lock)
 /*
  * Pinning more than RLIMIT_MEMLOCK without CAP_IPC_LOCK: ENOMEM, nothing left
  * pinned or charged; within the limit it works. (A child drops the capability;
- * it has its own io_uring on the same device.)
+ * it has its own io_uring on the same device.) @classes: the queue of
+ * self->civ, every class region pinned and charged (FURING_URING_BUF_CLASSES),
+ * else one payload region.
  */
-TEST_F(br, memlock_limit)
+static void memlock_limit(struct __test_metadata *_metadata, FIXTURE_DATA(br) *self,
+			  uint64_t classes)
 {
 	int status;
 	pid_t pid;
@@ -486,19 +549,17 @@ TEST_F(br, memlock_limit)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
-		struct iovec small[2] = { self->iov[0], { self->payload, PAYLOAD_LEN } };
 		int ret;
 
 		if (memlock_child(self, 1))
 			_exit(10);
-		/* 4 KiB of headers fit in 64 KiB; 2 MiB of buffers do not. */
-		ret = reg(self, ALL_PINNED, DEPTH, BUF_SIZE, 0, small);
+		/* 4 KiB of headers (and 8 KiB of small buffers) fit in 64 KiB; 2 MiB do not. */
+		ret = reg_ok(self, ALL_PINNED | classes, 0);
 		if (ret != -ENOMEM)
 			_exit(11);
 		if (furing_vmlck_kb(0) != 0)
 			_exit(12);
-		ret = reg(self, FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS, DEPTH,
-			  BUF_SIZE, 0, small);
+		ret = reg_ok(self, FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS | classes, 0);
 		if (ret != FURING_NO_CQE)
 			_exit(13);
 		if (furing_vmlck_kb(0) != 4)
@@ -512,11 +573,23 @@ TEST_F(br, memlock_limit)
 	}
 }
 
+TEST_F(br, memlock_limit)
+{
+	memlock_limit(_metadata, self, 0);
+}
+
+TEST_F(br, memlock_limit_classes)
+{
+	memlock_limit(_metadata, self, FURING_URING_BUF_CLASSES);
+}
+
 /*
  * CAP_IPC_LOCK bypasses RLIMIT_MEMLOCK (as for mlock()): with the limit at 64
- * KiB, 2 MiB of buffers pin all the same and are charged to VmLck.
+ * KiB, 2 MiB of buffers pin all the same and are charged to VmLck (with
+ * @classes, every class region's pages).
  */
-TEST_F(br, memlock_cap_ipc_lock_bypass)
+static void memlock_bypass(struct __test_metadata *_metadata, FIXTURE_DATA(br) *self,
+			   uint64_t classes)
 {
 	int status;
 	pid_t pid;
@@ -526,9 +599,9 @@ TEST_F(br, memlock_cap_ipc_lock_bypass)
 	if (pid == 0) {
 		if (memlock_child(self, 0))
 			_exit(10);
-		if (reg(self, ALL_PINNED, DEPTH, BUF_SIZE, 0, self->iov) != FURING_NO_CQE)
+		if (reg_ok(self, ALL_PINNED | classes, 0) != FURING_NO_CQE)
 			_exit(11);
-		if (furing_vmlck_kb(0) != (HDRS_LEN + PAYLOAD_LEN) / 1024)
+		if (furing_vmlck_kb(0) != reg_ok_pages(classes) * 4)
 			_exit(12);
 		_exit(0);
 	}
@@ -536,6 +609,16 @@ TEST_F(br, memlock_cap_ipc_lock_bypass)
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		TH_LOG("child status %#x (10: setup, 11: not pinned, 12: not charged)", status);
 	}
+}
+
+TEST_F(br, memlock_cap_ipc_lock_bypass)
+{
+	memlock_bypass(_metadata, self, 0);
+}
+
+TEST_F(br, memlock_cap_ipc_lock_bypass_classes)
+{
+	memlock_bypass(_metadata, self, FURING_URING_BUF_CLASSES);
 }
 
 static void *lookup_thread(void *arg)
@@ -614,6 +697,495 @@ TEST_F(br, pinned_copy_uses_kernel_mapping)
 }
 
 /* ------------------------------------------------------------------ */
+/* Buffer classes: every REGISTER rule, and the class a request's buffer is of. */
+
+/* An anonymous mapping of @len bytes (freed with the test's process), or NULL. */
+static void *map_anon(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* A classes REGISTER is accepted, and the queue says so in debugfs. */
+TEST_F(br, classes_accepted)
+{
+	struct furing_qstats st;
+
+	EXPECT_EQ(FURING_NO_CQE, reg_ok(self, CLASSES, 0));
+	EXPECT_EQ(FURING_NO_CQE, reg_ok(self, CLASSES, 1));
+	ASSERT_EQ(0, furing_queue_stats(self->id, &st));
+	EXPECT_EQ(2, st.entries);
+	EXPECT_EQ((unsigned long)CLASSES, st.flags);
+	/* The queues file counts the buffers of every class. */
+	EXPECT_EQ(NR_SMALL + NR_LARGE, st.bufs);
+	EXPECT_EQ(0, st.bufs_used);
+}
+
+/* FURING_URING_BUF_CLASSES needs FURING_URING_BUFRING. */
+TEST_F(br, classes_need_bufring)
+{
+	EXPECT_EQ(-EINVAL, reg_ok(self, FURING_URING_BUF_CLASSES, 0));
+	EXPECT_EQ(-EINVAL, reg_ok(self, FURING_URING_BUF_CLASSES |
+					FURING_URING_BUF_CLASSES_STRICT, 0));
+	EXPECT_EQ(0, furing_entries(self->id, NULL));
+	EXPECT_EQ(FURING_NO_CQE, reg_ok(self, CLASSES, 0));
+}
+
+/*
+ * FURING_URING_BUF_CLASSES_STRICT needs FURING_URING_BUF_CLASSES: refused on a
+ * one-class queue that would be fine without it.
+ */
+TEST_F(br, classes_strict_needs_classes)
+{
+	EXPECT_EQ(-EINVAL, reg_ok(self, FURING_URING_BUFRING | FURING_URING_BUF_CLASSES_STRICT, 0));
+	EXPECT_EQ(0, furing_entries(self->id, NULL));
+	EXPECT_EQ(FURING_NO_CQE, reg_ok(self, CLASSES | FURING_URING_BUF_CLASSES_STRICT, 0));
+}
+
+/*
+ * Class sizes strictly increase: two equal, or a larger before a smaller (all
+ * of them large enough, each region a whole buffer): EINVAL.
+ */
+TEST_F(br, classes_sizes_increase)
+{
+	const uint32_t equal[FURING_URING_MAX_BUF_CLASSES] = { BUF_SIZE, BUF_SIZE };
+	const uint32_t down[FURING_URING_MAX_BUF_CLASSES] = { 2 * BUF_SIZE, BUF_SIZE };
+	const uint32_t up[FURING_URING_MAX_BUF_CLASSES] = { BUF_SIZE, 2 * BUF_SIZE };
+	char *more = map_anon(BUF_SIZE);
+	struct iovec iov[3];
+
+	ASSERT_NE(NULL, more);
+	iov[0] = self->iov[0];
+	iov[1] = (struct iovec){ self->payload, BUF_SIZE };
+	iov[2] = (struct iovec){ (char *)self->payload + BUF_SIZE, BUF_SIZE };
+	EXPECT_EQ(-EINVAL, reg_classes(self, CLASSES, equal, 0, iov, 3));
+	iov[1] = self->iov[1];
+	iov[2] = (struct iovec){ more, BUF_SIZE };
+	EXPECT_EQ(-EINVAL, reg_classes(self, CLASSES, down, 0, iov, 3));
+	EXPECT_EQ(0, furing_entries(self->id, NULL));
+	/* The same regions the other way round. */
+	iov[1] = (struct iovec){ more, BUF_SIZE };
+	iov[2] = self->iov[1];
+	EXPECT_EQ(FURING_NO_CQE, reg_classes(self, CLASSES, up, 0, iov, 3));
+}
+
+/*
+ * A 0 ends the class list: a size after it is EINVAL, whether the iovecs
+ * count it or not (the classes before it alone would be a good queue).
+ */
+TEST_F(br, classes_nothing_after_zero)
+{
+	const uint32_t gap[FURING_URING_MAX_BUF_CLASSES] = { SMALL, BUF_SIZE, 0, 2 * BUF_SIZE };
+	char *more = map_anon(2 * BUF_SIZE);
+	struct iovec iov[4] = { self->civ[0], self->civ[1], self->civ[2], { more, 2 * BUF_SIZE } };
+
+	ASSERT_NE(NULL, more);
+	EXPECT_EQ(-EINVAL, reg_classes(self, CLASSES, gap, 0, iov, 3));
+	EXPECT_EQ(-EINVAL, reg_classes(self, CLASSES, gap, 0, iov, 4));
+	EXPECT_EQ(0, furing_entries(self->id, NULL));
+	EXPECT_EQ(FURING_NO_CQE, reg_classes(self, CLASSES, class_sizes, 0, iov, 3));
+}
+
+/*
+ * Without FURING_URING_BUF_CLASSES the class sizes are reserved bytes: not 0
+ * is EINVAL (with two iovecs, or with one per class).
+ */
+TEST_F(br, classes_reserved_without_flag)
+{
+	const uint32_t two[FURING_URING_MAX_BUF_CLASSES] = { BUF_SIZE, 2 * BUF_SIZE };
+	char *more = map_anon(2 * BUF_SIZE);
+	struct iovec iov[3] = { self->iov[0], self->iov[1], { more, 2 * BUF_SIZE } };
+
+	ASSERT_NE(NULL, more);
+	EXPECT_EQ(-EINVAL, reg_classes(self, FURING_URING_BUFRING, two, 0, iov, 2));
+	EXPECT_EQ(-EINVAL, reg_classes(self, FURING_URING_BUFRING, two, 0, iov, 3));
+	EXPECT_EQ(-EINVAL, reg_classes(self, ALL_PINNED, two, 0, iov, 2));
+	EXPECT_EQ(0, furing_entries(self->id, NULL));
+	EXPECT_EQ(0, pins_held());
+	EXPECT_EQ(FURING_NO_CQE, reg_classes(self, CLASSES, two, 0, iov, 3));
+}
+
+/* sqe->len is 1 + classes: one iovec fewer or more is EINVAL. */
+TEST_F(br, classes_iovec_count)
+{
+	const uint32_t one[FURING_URING_MAX_BUF_CLASSES] = { BUF_SIZE };
+	struct iovec iov[4] = { self->civ[0], self->civ[1], self->civ[2], self->civ[2] };
+
+	EXPECT_EQ(-EINVAL, reg_classes(self, CLASSES, class_sizes, 0, iov, 2));
+	EXPECT_EQ(-EINVAL, reg_classes(self, CLASSES, class_sizes, 0, iov, 4));
+	EXPECT_EQ(-EINVAL, reg_classes(self, CLASSES, class_sizes, 0, iov, 1));
+	/* One class: two iovecs, as without classes. */
+	iov[1] = self->iov[1];
+	EXPECT_EQ(-EINVAL, reg_classes(self, CLASSES, one, 0, iov, 3));
+	EXPECT_EQ(0, furing_entries(self->id, NULL));
+	EXPECT_EQ(FURING_NO_CQE, reg_classes(self, CLASSES, one, 0, iov, 2));
+}
+
+/* Each class region holds at least one whole buffer of its class. */
+TEST_F(br, classes_whole_buffer)
+{
+	struct iovec iov[3];
+
+	memcpy(iov, self->civ, sizeof(iov));
+	iov[1].iov_len = SMALL - 1;
+	EXPECT_EQ(-EINVAL, reg_classes(self, CLASSES, class_sizes, 0, iov, 3));
+	iov[1].iov_len = 0;
+	EXPECT_EQ(-EINVAL, reg_classes(self, CLASSES, class_sizes, 0, iov, 3));
+	iov[1] = self->civ[1];
+	iov[2].iov_len = BUF_SIZE - 1;
+	EXPECT_EQ(-EINVAL, reg_classes(self, CLASSES, class_sizes, 0, iov, 3));
+	EXPECT_EQ(0, furing_entries(self->id, NULL));
+	/* One buffer each is enough. */
+	iov[1].iov_len = SMALL;
+	iov[2].iov_len = BUF_SIZE;
+	EXPECT_EQ(FURING_NO_CQE, reg_classes(self, CLASSES, class_sizes, 0, iov, 3));
+}
+
+/* At most 65535 buffers over every class: one more is EINVAL. */
+TEST_F(br, classes_max_bufs)
+{
+	const uint32_t tiny[FURING_URING_MAX_BUF_CLASSES] = { 64, BUF_SIZE };
+	char *many = map_anon(65535 * 64);
+	struct iovec iov[3] = { self->iov[0], { many, 65535 * 64 }, { self->payload, BUF_SIZE } };
+	struct furing_qstats st;
+
+	ASSERT_NE(NULL, many);
+	/* 65535 + 1 */
+	EXPECT_EQ(-EINVAL, reg_classes(self, CLASSES, tiny, 0, iov, 3));
+	iov[1].iov_len = 65534 * 64;
+	iov[2].iov_len = 2 * BUF_SIZE;
+	EXPECT_EQ(-EINVAL, reg_classes(self, CLASSES, tiny, 0, iov, 3));
+	EXPECT_EQ(0, furing_entries(self->id, NULL));
+	/* 65534 + 1 */
+	iov[2].iov_len = BUF_SIZE;
+	EXPECT_EQ(FURING_NO_CQE, reg_classes(self, CLASSES, tiny, 0, iov, 3));
+	ASSERT_EQ(0, furing_queue_stats(self->id, &st));
+	EXPECT_EQ(65535, st.bufs);
+}
+
+/*
+ * The largest class holds the largest request payload (max_write here): one
+ * byte less is EINVAL, however many classes; a zero-copy queue's classes may
+ * all be small (its large reads and writes need no buffer).
+ */
+TEST_F(br, classes_largest_holds_payload)
+{
+	const uint32_t short1[FURING_URING_MAX_BUF_CLASSES] = { SMALL, BUF_SIZE - 1 };
+	const uint32_t short3[FURING_URING_MAX_BUF_CLASSES] = { 512, SMALL, 64 << 10, BUF_SIZE - 1 };
+	const uint32_t small2[FURING_URING_MAX_BUF_CLASSES] = { 512, SMALL };
+	struct iovec iov[5] = { self->civ[0], self->civ[1], self->civ[2] };
+
+	EXPECT_EQ(-EINVAL, reg_classes(self, CLASSES, short1, 0, iov, 3));
+	iov[1] = (struct iovec){ self->small, SMALL };
+	iov[2] = (struct iovec){ (char *)self->small + SMALL, SMALL };
+	iov[3] = (struct iovec){ self->payload, 64 << 10 };
+	iov[4] = (struct iovec){ (char *)self->payload + BUF_SIZE, BUF_SIZE };
+	EXPECT_EQ(-EINVAL, reg_classes(self, CLASSES, short3, 0, iov, 5));
+	EXPECT_EQ(-EINVAL, reg_classes(self, CLASSES, small2, 0, iov, 3));
+	EXPECT_EQ(0, furing_entries(self->id, NULL));
+	EXPECT_EQ(FURING_NO_CQE, reg_classes(self, ALL_PINNED | FURING_URING_ZERO_COPY |
+					     FURING_URING_BUF_CLASSES, small2, 0, iov, 3));
+}
+
+/*
+ * With FURING_URING_PINNED_BUFFERS every class region is pinned: its address
+ * page aligned (EINVAL, nothing pinned), and then each region's pages pinned
+ * once.
+ */
+TEST_F(br, classes_pinned_alignment)
+{
+	const uint64_t flags = ALL_PINNED | FURING_URING_BUF_CLASSES;
+	struct iovec iov[3];
+
+	memcpy(iov, self->civ, sizeof(iov));
+	iov[1] = (struct iovec){ (char *)self->small + 512, SMALL };
+	EXPECT_EQ(-EINVAL, reg_classes(self, flags, class_sizes, 0, iov, 3));
+	iov[1] = self->civ[1];
+	iov[2] = (struct iovec){ (char *)self->payload + 512, BUF_SIZE };
+	EXPECT_EQ(-EINVAL, reg_classes(self, flags, class_sizes, 0, iov, 3));
+	EXPECT_EQ(0, pins_held());
+	EXPECT_EQ(0, furing_vmlck_kb(0));
+	EXPECT_EQ(0, furing_entries(self->id, NULL));
+	EXPECT_EQ(FURING_NO_CQE, reg_ok(self, flags, 0));
+	EXPECT_EQ(reg_ok_pages(flags), pins_held());
+	EXPECT_EQ(reg_ok_pages(flags) * 4, furing_vmlck_kb(0));
+}
+
+/*
+ * Every REGISTER of a classes queue carries its flags (EINVAL: without the
+ * classes, or strict when the queue is not); a later one's sizes and iovecs
+ * are not read again, as for init.
+ */
+TEST_F(br, classes_second_register)
+{
+	const uint32_t none[FURING_URING_MAX_BUF_CLASSES] = { 0 };
+
+	ASSERT_EQ(FURING_NO_CQE, reg_ok(self, CLASSES, 0));
+	EXPECT_EQ(-EINVAL, reg_ok(self, FURING_URING_BUFRING, 1));
+	EXPECT_EQ(-EINVAL, reg_ok(self, CLASSES | FURING_URING_BUF_CLASSES_STRICT, 1));
+	EXPECT_EQ(-EEXIST, reg_ok(self, CLASSES, 0));
+	EXPECT_EQ(FURING_NO_CQE, reg_classes(self, CLASSES, none, 1, NULL, 3));
+	EXPECT_EQ(2, furing_entries(self->id, "available"));
+}
+
+/*
+ * debugfs furing/<conn>/classes: a line per class of each buffer-ring queue
+ * (its size, buffers, none in use, no waits); a queue without classes has
+ * one, class 0.
+ */
+TEST_F(br, classes_debugfs)
+{
+	const uint32_t four[FURING_URING_MAX_BUF_CLASSES] = { 512, SMALL, 64 << 10, BUF_SIZE };
+	const uint32_t one[FURING_URING_MAX_BUF_CLASSES] = { BUF_SIZE };
+	const long bufs[4] = { SMALL / 512, 1, BUF_SIZE / (64 << 10), 1 };
+	struct iovec iov[5] = {
+		self->iov[0], { self->small, SMALL }, { (char *)self->small + SMALL, SMALL },
+		{ self->payload, BUF_SIZE }, { (char *)self->payload + BUF_SIZE, BUF_SIZE },
+	};
+	struct furing_class c[8];
+	int cpus = sysconf(_SC_NPROCESSORS_CONF), i;
+
+	ASSERT_EQ(FURING_NO_CQE, reg_q(self, 0, CLASSES, DEPTH, four, 0, iov, 5));
+	ASSERT_EQ(4, furing_classes(self->id, c, 8));
+	for (i = 0; i < 4; i++) {
+		EXPECT_EQ(0, c[i].qid);
+		EXPECT_EQ(i, c[i].cls);
+		EXPECT_EQ(four[i], c[i].buf_size);
+		EXPECT_EQ(bufs[i], c[i].bufs);
+		EXPECT_EQ(0, c[i].in_use);
+		EXPECT_EQ(0, c[i].waits);
+	}
+	if (cpus < 2)
+		return;
+	/* Another queue without classes (a queue's flags are its own): one line more. */
+	ASSERT_EQ(FURING_NO_CQE, reg_q(self, cpus - 1, FURING_URING_BUFRING, DEPTH, one, 0,
+				       self->iov, 2));
+	ASSERT_EQ(5, furing_classes(self->id, c, 8));
+	EXPECT_EQ(cpus - 1, c[4].qid);
+	EXPECT_EQ(0, c[4].cls);
+	EXPECT_EQ(BUF_SIZE, c[4].buf_size);
+	EXPECT_EQ(NR_LARGE, c[4].bufs);
+}
+
+#define CDEPTH 8	/* entries of the waiting tests' queue: more than its buffers */
+
+/*
+ * A client of the classes queue, on CPU 0. Its request needs class 0 (a
+ * stat(): a LOOKUP of a name, or a GETATTR of the root; the reply a small
+ * struct) or class 1 (a getxattr() of the root into 8 KiB). Without
+ * FUSE_PARALLEL_DIROPS the LOOKUPs of a directory go one at a time: those
+ * held together are GETATTRs.
+ */
+struct client {
+	pthread_t th;
+	const char *path;	/* stat() it; NULL: the getxattr() */
+	long ret;		/* 0 or -errno */
+};
+
+static void *client_thread(void *arg)
+{
+	struct client *c = arg;
+	char value[8192];
+	struct stat st;
+
+	furing_pin_cpu(0);
+	if (c->path)
+		c->ret = stat(c->path, &st) ? -errno : 0;
+	else
+		c->ret = getxattr(MNT, "user.furing", value, sizeof(value)) < 0 ? -errno : 0;
+	return NULL;
+}
+
+/* Registers CDEPTH entries of the classes queue 0 (self->civ) with @flags; 0 or -1. */
+static int classes_queue(FIXTURE_DATA(br) *self, uint64_t flags)
+{
+	int i;
+
+	for (i = 0; i < CDEPTH; i++)
+		if (reg_q(self, 0, flags, CDEPTH, class_sizes, i, self->civ, 3) != FURING_NO_CQE)
+			return -1;
+	return furing_wait_entries(self->id, "available", CDEPTH);
+}
+
+/* Buffer @id of the classes queue: class 0's in self->small, class 1's in self->payload. */
+static char *class_buf(FIXTURE_DATA(br) *self, int id)
+{
+	if (id < NR_SMALL)
+		return (char *)self->small + id * SMALL;
+	return (char *)self->payload + (size_t)(id - NR_SMALL) * BUF_SIZE;
+}
+
+/*
+ * Waits (up to 5 s) for the next request on the fixture's ring: its header
+ * slot in *@slot and its buf_id; -1 (logged) unless one of @opcode came whose
+ * payload is @name (when not NULL) in the buffer its buf_id names.
+ */
+static int arrive(struct __test_metadata *_metadata, FIXTURE_DATA(br) *self, uint32_t opcode,
+		  const char *name, int *slot)
+{
+	struct furing_uring_req_header *h;
+	struct fuse_in_header ih;
+	uint64_t tag;
+	int id, res;
+
+	*slot = -1;
+	res = furing_wait_cqe(&self->ring, 5000, &tag);
+	if (res) {
+		TH_LOG("no request (%d) where opcode %u was expected", res, opcode);
+		return -1;
+	}
+	*slot = tag;
+	h = (struct furing_uring_req_header *)self->hdrs + tag;
+	memcpy(&ih, h->in_out, sizeof(ih));
+	id = h->ring_ent_in_out.buf_id;
+	if (ih.opcode != opcode || id >= NR_SMALL + NR_LARGE ||
+	    (name && strcmp(class_buf(self, id), name))) {
+		TH_LOG("opcode %u buf_id %d%s in slot %d, not opcode %u%s%s", ih.opcode, id,
+		       name && id < NR_SMALL + NR_LARGE ? " with another payload" : "",
+		       *slot, opcode, name ? " of " : "", name ?: "");
+		return -1;
+	}
+	return id;
+}
+
+/* Answers the request in header slot @slot of queue 0 with -@err. */
+static void refuse(FIXTURE_DATA(br) *self, int slot, int err)
+{
+	commit(self, &self->ring, 0, slot, slot, -err, NULL, NULL, 0, 0);
+}
+
+/* Class @cls of queue 0, or a line of -1s. */
+static struct furing_class class0(FIXTURE_DATA(br) *self, int cls)
+{
+	struct furing_class c = { -1, -1, -1, -1, -1, -1 };
+
+	furing_class(self->id, 0, cls, &c);
+	return c;
+}
+
+/* Waits (up to 5 s) until @n requests waited for class @cls of queue 0; 0 or -1. */
+static int wait_class_waits(FIXTURE_DATA(br) *self, int cls, long n)
+{
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		if (class0(self, cls).waits == n)
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+/*
+ * Not strict: with the small buffers held, GETATTRs take large ones without
+ * waiting; with every buffer held the next one waits (its class counts it),
+ * in no entry, and takes the first small buffer given back.
+ */
+TEST_F(br, classes_fallback)
+{
+	struct client cl[5] = {
+		{ .path = MNT }, { .path = MNT }, { .path = MNT }, { .path = MNT }, { .path = MNT },
+	};
+	int slot[5], id[5], i;
+
+	ASSERT_EQ(0, classes_queue(self, CLASSES));
+	for (i = 0; i < 4; i++) {
+		ASSERT_EQ(0, pthread_create(&cl[i].th, NULL, client_thread, &cl[i]));
+		id[i] = arrive(_metadata, self, FUSE_GETATTR, NULL, &slot[i]);
+		ASSERT_LE(0, id[i]) TH_LOG("GETATTR %d", i);
+		/* The first two in class 0 (ids 0, 1), the next two in class 1 (2, 3). */
+		EXPECT_EQ(i >= NR_SMALL, id[i] >= NR_SMALL) TH_LOG("GETATTR %d: buf_id %d", i, id[i]);
+	}
+	EXPECT_NE(id[0], id[1]);
+	EXPECT_NE(id[2], id[3]);
+	EXPECT_EQ(NR_SMALL, class0(self, 0).in_use);
+	EXPECT_EQ(NR_LARGE, class0(self, 1).in_use);
+	EXPECT_EQ(0, class0(self, 0).waits);
+	EXPECT_EQ(0, class0(self, 1).waits);
+
+	/* Every buffer held: the fifth waits for one, not for an entry. */
+	ASSERT_EQ(0, pthread_create(&cl[4].th, NULL, client_thread, &cl[4]));
+	ASSERT_EQ(0, wait_class_waits(self, 0, 1));
+	EXPECT_EQ(4, furing_entries(self->id, "userspace"));
+	EXPECT_EQ(CDEPTH - 4, furing_entries(self->id, "available"));
+	EXPECT_EQ(0, class0(self, 1).waits);
+
+	/* A small buffer back: the waiting GETATTR gets it. */
+	refuse(self, slot[0], ENOENT);
+	id[4] = arrive(_metadata, self, FUSE_GETATTR, NULL, &slot[4]);
+	EXPECT_EQ(id[0], id[4]);
+	for (i = 1; i < 5; i++)
+		refuse(self, slot[i], ENOENT);
+	for (i = 0; i < 5; i++) {
+		pthread_join(cl[i].th, NULL);
+		EXPECT_EQ(-ENOENT, cl[i].ret) TH_LOG("client %d", i);
+	}
+	EXPECT_EQ(0, furing_wait_entries(self->id, "available", CDEPTH));
+	EXPECT_EQ(0, class0(self, 0).in_use);
+	EXPECT_EQ(0, class0(self, 1).in_use);
+}
+
+/*
+ * Strict: with the small buffers held a LOOKUP waits (its class counts it,
+ * no entry takes it) while a GETXATTR of the large class, sent after it,
+ * goes; a large buffer back does not let the LOOKUP through, a small one
+ * does.
+ */
+TEST_F(br, classes_strict_waits)
+{
+	struct client cl[4] = {
+		{ .path = MNT }, { .path = MNT }, { .path = MNT "/s2" }, { .path = NULL },
+	};
+	int slot[4], id[4], i;
+
+	ASSERT_EQ(0, classes_queue(self, CLASSES | FURING_URING_BUF_CLASSES_STRICT));
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, pthread_create(&cl[i].th, NULL, client_thread, &cl[i]));
+		id[i] = arrive(_metadata, self, FUSE_GETATTR, NULL, &slot[i]);
+		ASSERT_LE(0, id[i]) TH_LOG("GETATTR %d", i);
+		EXPECT_GT(NR_SMALL, id[i]);
+	}
+	/* A LOOKUP waits for class 0, with large buffers free. */
+	ASSERT_EQ(0, pthread_create(&cl[2].th, NULL, client_thread, &cl[2]));
+	ASSERT_EQ(0, wait_class_waits(self, 0, 1));
+	EXPECT_EQ(2, furing_entries(self->id, "userspace"));
+	EXPECT_EQ(NR_SMALL, class0(self, 0).in_use);
+	EXPECT_EQ(0, class0(self, 1).in_use);
+
+	/* A GETXATTR needing 8 KiB, sent later, goes in a large buffer. */
+	ASSERT_EQ(0, pthread_create(&cl[3].th, NULL, client_thread, &cl[3]));
+	id[3] = arrive(_metadata, self, FUSE_GETXATTR, "user.furing", &slot[3]);
+	ASSERT_LE(NR_SMALL, id[3]);
+	EXPECT_EQ(1, class0(self, 1).in_use);
+	EXPECT_EQ(0, class0(self, 1).waits);
+	EXPECT_EQ(1, class0(self, 0).waits);
+	EXPECT_EQ(3, furing_entries(self->id, "userspace"));
+
+	/* Its buffer back: the LOOKUP still waits (every entry but two available). */
+	refuse(self, slot[3], ENODATA);
+	pthread_join(cl[3].th, NULL);
+	EXPECT_EQ(-ENODATA, cl[3].ret);
+	ASSERT_EQ(0, furing_wait_entries(self->id, "available", CDEPTH - 2));
+	EXPECT_EQ(0, class0(self, 1).in_use);
+	EXPECT_EQ(NR_SMALL, class0(self, 0).in_use);
+
+	/* A small buffer back: the LOOKUP gets it. */
+	refuse(self, slot[0], ENOENT);
+	id[2] = arrive(_metadata, self, FUSE_LOOKUP, "s2", &slot[2]);
+	EXPECT_EQ(id[0], id[2]);
+	refuse(self, slot[1], ENOENT);
+	refuse(self, slot[2], ENOENT);
+	for (i = 0; i < 3; i++) {
+		pthread_join(cl[i].th, NULL);
+		EXPECT_EQ(-ENOENT, cl[i].ret) TH_LOG("client %d", i);
+	}
+	EXPECT_EQ(0, furing_wait_entries(self->id, "available", CDEPTH));
+	EXPECT_EQ(0, class0(self, 0).in_use);
+	EXPECT_EQ(1, class0(self, 0).waits);
+}
+
+/* ------------------------------------------------------------------ */
 /* Pinned memory goes back on every teardown. */
 
 /* Waits up to 10 s for the charge and the pins to be back at 0. */
@@ -629,26 +1201,69 @@ static int wait_unpinned(void)
 	return -1;
 }
 
-enum teardown { UMOUNT, FUSECTL_ABORT, RING_EXIT };
+enum teardown { UMOUNT, FUSECTL_ABORT, RING_EXIT, SERVER_KILL };
 
+/*
+ * Sets up a pinned queue 0 (@classes: the classes of self->civ), then tears
+ * it down the way @how says; the charge and the pins go back. With @classes,
+ * and a teardown that does not wait for the clients (all but umount), a
+ * request of each class is in the server's hands then and ends with
+ * ECONNABORTED. SERVER_KILL: a child registers the queue and holds the
+ * requests, and dies of SIGKILL.
+ */
 static void pinned_teardown(struct __test_metadata *_metadata, FIXTURE_DATA(br) *self,
-			    enum teardown how)
+			    enum teardown how, uint64_t classes)
 {
-	long pages = (HDRS_LEN + PAYLOAD_LEN) / 4096;
+	const uint64_t flags = ALL_PINNED | classes;
+	long pages = reg_ok_pages(flags);
+	struct client cl[2] = { { .path = MNT "/held" }, { .path = NULL } };
+	int hold = classes && how != UMOUNT, i, status;
 	struct furing_qstats st;
-	char path[128];
-	int i;
+	int ready[2] = { -1, -1 };
+	char path[128], ready_ok = 0;
+	pid_t server = 0;
 
 	ASSERT_EQ(0, furing_vmlck_kb(0));
 	ASSERT_EQ(0, pins_held());
-	for (i = 0; i < DEPTH; i++)
-		ASSERT_EQ(FURING_NO_CQE, reg_ok(self, ALL_PINNED, i));
-	/* Pinned and charged once for the queue, not per entry. */
-	EXPECT_EQ(pages * 4, furing_vmlck_kb(0));
+	if (how == SERVER_KILL) {
+		ASSERT_EQ(0, pipe(ready));
+		server = fork();
+		ASSERT_LE(0, server);
+		if (server == 0) {
+			/* The server: its own io_uring and queue; says so, then answers nothing. */
+			char ok = 1;
+
+			/* gone with the test, whatever happens to it */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			io_uring_queue_exit(&self->ring);
+			if (io_uring_queue_init(8, &self->ring, IORING_SETUP_SQE128))
+				ok = 0;
+			for (i = 0; ok && i < DEPTH; i++)
+				ok = reg_ok(self, flags, i) == FURING_NO_CQE;
+			if (write(ready[1], &ok, 1) != 1 || !ok)
+				_exit(1);
+			for (;;)
+				pause();
+		}
+		ASSERT_EQ(1, read(ready[0], &ready_ok, 1));
+		ASSERT_EQ(1, ready_ok);
+	} else {
+		for (i = 0; i < DEPTH; i++)
+			ASSERT_EQ(FURING_NO_CQE, reg_ok(self, flags, i));
+	}
+	/* Pinned and charged (to the registering process) once for the queue, not per entry. */
+	EXPECT_EQ(pages * 4, furing_vmlck_kb(server));
 	EXPECT_EQ(pages, pins_held());
 	ASSERT_EQ(0, furing_queue_stats(self->id, &st));
 	EXPECT_EQ(pages * 4096, st.pinned);
-	EXPECT_EQ((unsigned long)ALL_PINNED, st.flags);
+	EXPECT_EQ((unsigned long)flags, st.flags);
+	if (hold) {
+		for (i = 0; i < 2; i++)
+			ASSERT_EQ(0, pthread_create(&cl[i].th, NULL, client_thread, &cl[i]));
+		ASSERT_EQ(0, furing_wait_entries(self->id, "userspace", 2));
+		EXPECT_EQ(1, class0(self, 0).in_use);
+		EXPECT_EQ(1, class0(self, 1).in_use);
+	}
 
 	switch (how) {
 	case UMOUNT:
@@ -662,30 +1277,66 @@ static void pinned_teardown(struct __test_metadata *_metadata, FIXTURE_DATA(br) 
 		io_uring_queue_exit(&self->ring);
 		ASSERT_EQ(0, io_uring_queue_init(8, &self->ring, IORING_SETUP_SQE128));
 		break;
+	case SERVER_KILL:
+		ASSERT_EQ(0, kill(server, SIGKILL));
+		ASSERT_EQ(server, waitpid(server, &status, 0));
+		EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+			TH_LOG("server status %#x", status);
+		}
+		break;
 	}
 	EXPECT_EQ(0, wait_unpinned()) {
 		TH_LOG("VmLck %ld KiB, %ld pins held", furing_vmlck_kb(0), pins_held());
 	}
-	if (how == RING_EXIT) {
+	for (i = 0; hold && i < 2; i++) {
+		pthread_join(cl[i].th, NULL);
+		EXPECT_EQ(-ECONNABORTED, cl[i].ret) TH_LOG("client %d", i);
+	}
+	if (how == RING_EXIT || how == SERVER_KILL) {
 		/* The queue can be set up again from scratch, by a new ring. */
-		EXPECT_EQ(FURING_NO_CQE, reg_ok(self, ALL_PINNED, 0));
+		EXPECT_EQ(FURING_NO_CQE, reg_ok(self, flags, 0));
 		EXPECT_EQ(pages, pins_held());
 	}
 }
 
 TEST_F(br, umount_unpins)
 {
-	pinned_teardown(_metadata, self, UMOUNT);
+	pinned_teardown(_metadata, self, UMOUNT, 0);
 }
 
 TEST_F(br, abort_unpins)
 {
-	pinned_teardown(_metadata, self, FUSECTL_ABORT);
+	pinned_teardown(_metadata, self, FUSECTL_ABORT, 0);
 }
 
 TEST_F(br, ring_exit_unpins)
 {
-	pinned_teardown(_metadata, self, RING_EXIT);
+	pinned_teardown(_metadata, self, RING_EXIT, 0);
+}
+
+TEST_F(br, kill_unpins)
+{
+	pinned_teardown(_metadata, self, SERVER_KILL, 0);
+}
+
+TEST_F(br, umount_unpins_classes)
+{
+	pinned_teardown(_metadata, self, UMOUNT, FURING_URING_BUF_CLASSES);
+}
+
+TEST_F(br, abort_unpins_classes)
+{
+	pinned_teardown(_metadata, self, FUSECTL_ABORT, FURING_URING_BUF_CLASSES);
+}
+
+TEST_F(br, ring_exit_unpins_classes)
+{
+	pinned_teardown(_metadata, self, RING_EXIT, FURING_URING_BUF_CLASSES);
+}
+
+TEST_F(br, kill_unpins_classes)
+{
+	pinned_teardown(_metadata, self, SERVER_KILL, FURING_URING_BUF_CLASSES);
 }
 
 TEST_HARNESS_MAIN

@@ -366,6 +366,57 @@ static inline int furing_queue_stats(long id, struct furing_qstats *st)
 	return st->classic < 0 ? -EINVAL : 0;
 }
 
+/* A line of debugfs furing/<id>/classes: one payload buffer class of a queue. */
+struct furing_class {
+	long qid;
+	long cls;	/* 0: init.buf_size's, 1-3: class_buf_size's */
+	long buf_size;
+	long bufs;
+	long in_use;	/* buffers held by requests now */
+	long waits;	/* requests that waited for one (cumulative) */
+};
+
+/*
+ * Reads the classes of connection @id's buffer-ring queues into @c (at most
+ * @max, in the file's order); how many, or -errno (-EINVAL: no header line).
+ */
+static inline int furing_classes(long id, struct furing_class *c, int max)
+{
+	char path[128], buf[8192], *line;
+	int n, header = 0;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/furing/%ld/classes", id);
+	n = read_text(path, buf, sizeof(buf));
+	if (n < 0)
+		return n;
+	n = 0;
+	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		if (!strcmp(line, "qid class buf_size bufs in_use waits")) {
+			header = 1;
+			continue;
+		}
+		if (n < max && sscanf(line, "%ld %ld %ld %ld %ld %ld", &c[n].qid, &c[n].cls,
+				      &c[n].buf_size, &c[n].bufs, &c[n].in_use, &c[n].waits) == 6)
+			n++;
+	}
+	return header ? n : -EINVAL;
+}
+
+/* Class @cls of queue @qid of connection @id into @c; 0, or -ENOENT / -errno. */
+static inline int furing_class(long id, long qid, long cls, struct furing_class *c)
+{
+	struct furing_class all[64];
+	int n = furing_classes(id, all, 64), i;
+
+	for (i = 0; i < n; i++) {
+		if (all[i].qid == qid && all[i].cls == cls) {
+			*c = all[i];
+			return 0;
+		}
+	}
+	return n < 0 ? n : -ENOENT;
+}
+
 /*
  * Entries of connection @id in @state ("available": its command parked and
  * waiting, "userspace": the server holds its request, ...), from debugfs
