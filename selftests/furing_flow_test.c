@@ -7,10 +7,11 @@
  *  - bg: background requests (an O_DIRECT read split into 1 MiB async READs)
  *    never exceed the server's max_background in flight; with a high limit the
  *    same read shows them side by side, so the check can see a violation.
- *  - starved: 8 entries per queue share 2 pinned payload buffers; 8 clients
- *    of 1 MiB each wait for buffers and all finish, also when interrupted,
- *    when the connection is aborted and when the server is killed, and the
- *    pins go back.
+ *  - starved: 8 entries per queue share 2 pinned payload buffers (or 2 of 1
+ *    MiB beside 4 small ones, in buffer classes); 8 clients of 1 MiB each
+ *    wait for buffers and all finish, also when interrupted, when the
+ *    connection is aborted and when the server is killed, and the pins go
+ *    back.
  *  - slow: a signal to a client waiting on a request reaches the server as
  *    FUSE_INTERRUPT and the request ends with EINTR, also when the request was
  *    still queued for a ring entry when the signal came; SIGKILL of a client
@@ -379,6 +380,7 @@ FIXTURE_VARIANT(starved) {
 	int write;	/* the clients write (else read) */
 	int direct;	/* O_DIRECT: background READs/WRITEs; else synchronous WRITEs */
 	int zc;		/* zero-copy server (reads and writes need no buffer) */
+	int classes;	/* buffer classes: 4 of 4 KiB, the 2 of 1 MiB the clients wait for */
 	int how;	/* 0: let them finish, 1: signal them, 2: fusectl abort, 3: kill -9 */
 };
 
@@ -400,6 +402,16 @@ FIXTURE_VARIANT_ADD(starved, aborted) {
 };
 FIXTURE_VARIANT_ADD(starved, server_killed) {
 	.delay = "--delay-ms=1000", .write = 0, .direct = 1, .how = 3,
+};
+/* Buffer classes: the 1 MiB ones held and waited for, the small ones beside them. */
+FIXTURE_VARIANT_ADD(starved, classes_reads) {
+	.delay = "--delay-ms=100", .write = 0, .direct = 1, .classes = 1, .how = 0,
+};
+FIXTURE_VARIANT_ADD(starved, classes_aborted) {
+	.delay = "--delay-ms=1000", .write = 0, .direct = 1, .classes = 1, .how = 2,
+};
+FIXTURE_VARIANT_ADD(starved, classes_server_killed) {
+	.delay = "--delay-ms=1000", .write = 0, .direct = 1, .classes = 1, .how = 3,
 };
 /* Zero-copy: the same, with the clients' pages registered while the server holds them. */
 FIXTURE_VARIANT_ADD(starved, zc_reads) {
@@ -440,6 +452,10 @@ FIXTURE_SETUP(starved)
 	if (variant->zc)
 		self->pid = furing_server_start(BACK, MNT, "--zero-copy", "--depth=8", "--bufs=2",
 						variant->delay, NULL);
+	else if (variant->classes)
+		self->pid = furing_server_start(BACK, MNT, "--bufring", "--pin-headers",
+						"--pin-buffers", "--depth=8", "--buf-class=4096x4",
+						"--buf-class=1048576x2", variant->delay, NULL);
 	else
 		self->pid = furing_server_start(BACK, MNT, "--bufring", "--pin-headers",
 						"--pin-buffers", "--depth=8", "--bufs=2",
@@ -534,7 +550,8 @@ TEST_F_TIMEOUT(starved, clients, 120)
 
 	catch_sigusr1();
 	ASSERT_EQ(0, furing_wait_queues(self->id, &st));
-	EXPECT_EQ(2 * st.queues, st.bufs); /* 2 per queue, 8 entries each */
+	/* 2 large per queue (and 4 small), 8 entries each */
+	EXPECT_EQ((variant->classes ? 6 : 2) * st.queues, st.bufs);
 	ASSERT_EQ(0, pthread_barrier_init(&start, NULL, NR_IO + 1));
 	if (!variant->write) {
 		fd = open(MNT "/big", O_RDONLY | (variant->direct ? O_DIRECT : 0));
@@ -594,6 +611,17 @@ TEST_F_TIMEOUT(starved, clients, 120)
 		EXPECT_LE(variant->how ? 1 : NR_IO, st.zc_reqs);
 	} else {
 		EXPECT_LE(1, st.buf_wait_max);
+	}
+	if (variant->classes && variant->how < 2) {
+		struct furing_class c[64];
+		int n = furing_classes(self->id, c, 64);
+		long waits = 0;
+
+		/* The 1 MiB reads waited in the large class's line. */
+		EXPECT_EQ(2 * st.queues, n);
+		for (i = 0; i < n; i++)
+			waits += c[i].cls == 1 ? c[i].waits : 0;
+		EXPECT_LE(1, waits);
 	}
 	if (variant->zc && variant->how == 2) {
 		/*

@@ -27,7 +27,7 @@ FIXTURE(srv) {
 };
 
 FIXTURE_VARIANT(srv) {
-	const char *args[4]; /* server options (NULL-terminated) */
+	const char *args[8]; /* server options (NULL-terminated) */
 	int ring;            /* traffic must go over furing's ring (its debugfs says) */
 	uint64_t flags;      /* the queues' REGISTER flags */
 	int wb;              /* writeback cache: only the tests it changes run */
@@ -61,6 +61,31 @@ FIXTURE_VARIANT_ADD(srv, zero_copy) {
 		 FURING_URING_ZERO_COPY,
 };
 /*
+ * Payload buffer classes: small buffers for metadata and small I/O, a few of
+ * max_write (zero-copy: of 64 KiB, the largest a copied READ or WRITE needs);
+ * strict, three classes, each request in exactly its own.
+ */
+FIXTURE_VARIANT_ADD(srv, bufring_classes) {
+	.args = { "--bufring", "--buf-class=4096x16", "--buf-class=1048576x2" }, .ring = 1,
+	.flags = FURING_URING_BUFRING | FURING_URING_BUF_CLASSES,
+};
+FIXTURE_VARIANT_ADD(srv, strict_classes) {
+	.args = { "--bufring", "--buf-class=4096x8", "--buf-class=65536x4",
+		  "--buf-class=1048576x2", "--buf-class-strict" }, .ring = 1,
+	.flags = FURING_URING_BUFRING | FURING_URING_BUF_CLASSES | FURING_URING_BUF_CLASSES_STRICT,
+};
+FIXTURE_VARIANT_ADD(srv, pinned_classes) {
+	.args = { "--bufring", "--pin-headers", "--pin-buffers", "--buf-class=4096x16",
+		  "--buf-class=1048576x2" }, .ring = 1,
+	.flags = FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS | FURING_URING_PINNED_BUFFERS |
+		 FURING_URING_BUF_CLASSES,
+};
+FIXTURE_VARIANT_ADD(srv, zero_copy_classes) {
+	.args = { "--zero-copy", "--buf-class=4096x16", "--buf-class=65536x4" }, .ring = 1,
+	.flags = FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS | FURING_URING_PINNED_BUFFERS |
+		 FURING_URING_ZERO_COPY | FURING_URING_BUF_CLASSES,
+};
+/*
  * The same server on the kernel's own /dev/fuse, in each of Linux 7.3's
  * io-uring modes: basic, buffer pool, buffer pool registered as a fixed
  * buffer, and zero-copy (FOPEN_IO_URING_ZERO_COPY, on a buffer pool).
@@ -89,6 +114,12 @@ FIXTURE_VARIANT_ADD(srv, wb_pinned) {
 	.flags = FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS | FURING_URING_PINNED_BUFFERS,
 	.wb = 1,
 };
+FIXTURE_VARIANT_ADD(srv, wb_strict_classes) {
+	.args = { "--writeback-cache", "--bufring", "--buf-class=4096x16",
+		  "--buf-class=1048576x2", "--buf-class-strict" }, .ring = 1,
+	.flags = FURING_URING_BUFRING | FURING_URING_BUF_CLASSES | FURING_URING_BUF_CLASSES_STRICT,
+	.wb = 1,
+};
 FIXTURE_VARIANT_ADD(srv, wb_zero_copy) {
 	.args = { "--writeback-cache", "--zero-copy" }, .ring = 1,
 	.flags = FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS | FURING_URING_PINNED_BUFFERS |
@@ -98,6 +129,56 @@ FIXTURE_VARIANT_ADD(srv, wb_zero_copy) {
 
 #define STATS "/tmp/furing-io-stats"
 #define ENABLE_URING "/sys/module/fuse/parameters/enable_uring"
+
+/* The --buf-class=SIZExN options of @variant into @size and @bufs; how many. */
+static int variant_classes(const FIXTURE_VARIANT(srv) *variant, long *size, long *bufs)
+{
+	int i, n = 0;
+
+	for (i = 0; i < 8 && variant->args[i]; i++)
+		if (sscanf(variant->args[i], "--buf-class=%ldx%ld", &size[n], &bufs[n]) == 2)
+			n++;
+	return n;
+}
+
+/* debugfs classes: each of the @queues queues has the variant's classes, none in use. */
+static void expect_classes(struct __test_metadata *_metadata,
+			   const FIXTURE_VARIANT(srv) *variant, long id, long queues)
+{
+	long size[FURING_URING_MAX_BUF_CLASSES], bufs[FURING_URING_MAX_BUF_CLASSES];
+	int n = variant_classes(variant, size, bufs), lines, i;
+	struct furing_class c[64];
+
+	lines = furing_classes(id, c, 64);
+	ASSERT_EQ(queues * n, lines);
+	for (i = 0; i < lines; i++) {
+		EXPECT_EQ(i % n, c[i].cls);
+		EXPECT_EQ(size[i % n], c[i].buf_size);
+		EXPECT_EQ(bufs[i % n], c[i].bufs);
+		EXPECT_EQ(0, c[i].in_use);
+	}
+}
+
+/*
+ * The server's exit line (@line) says how many requests each class served:
+ * every class of the variant served some.
+ */
+static void expect_classes_used(struct __test_metadata *_metadata,
+				const FIXTURE_VARIANT(srv) *variant, const char *line)
+{
+	long size[FURING_URING_MAX_BUF_CLASSES], bufs[FURING_URING_MAX_BUF_CLASSES], s, b, used;
+	int n = variant_classes(variant, size, bufs), i;
+	const char *p = strstr(line, "; classes ");
+
+	ASSERT_NE(NULL, p) TH_LOG("%s", line);
+	for (i = 0, p += 9; i < n; i++) {
+		ASSERT_EQ(3, sscanf(p, " %ldx%ld used %ld", &s, &b, &used)) TH_LOG("%s", line);
+		EXPECT_EQ(size[i], s);
+		EXPECT_LT(0, used) TH_LOG("%s", line);
+		p = strchr(p + 1, ',') ?: "";
+		p += *p == ',';
+	}
+}
 
 FIXTURE_SETUP(srv)
 {
@@ -115,7 +196,8 @@ FIXTURE_SETUP(srv)
 	}
 	unlink(STATS);
 	self->pid = furing_server_start(BACK, MNT, "--stats=" STATS, variant->args[0],
-				       variant->args[1], variant->args[2], variant->args[3], NULL);
+				       variant->args[1], variant->args[2], variant->args[3],
+				       variant->args[4], variant->args[5], variant->args[6], NULL);
 	ASSERT_LT(0, self->pid);
 	self->id = furing_conn_id(MNT);
 	ASSERT_LE(0, self->id);
@@ -128,6 +210,8 @@ FIXTURE_SETUP(srv)
 		/* Every queue registered, in the variant's mode. */
 		ASSERT_EQ(0, furing_wait_queues(self->id, &st));
 		ASSERT_EQ(variant->flags, st.flags);
+		if (variant->flags & FURING_URING_BUF_CLASSES)
+			expect_classes(_metadata, variant, self->id, st.queues);
 	}
 }
 
@@ -150,6 +234,15 @@ FIXTURE_TEARDOWN(srv)
 	}
 	if (variant->intree && self->enable_uring[0])
 		write_text(ENABLE_URING, self->enable_uring);
+	/* A test that moved data of every size used every buffer class. */
+	if (variant->flags & FURING_URING_BUF_CLASSES && self->pid > 0 && self->data &&
+	    _metadata->exit_code != KSFT_SKIP) {
+		char line[1024] = "";
+
+		EXPECT_LT(0, read_text(STATS, line, sizeof(line)));
+		TH_LOG("%s", line);
+		expect_classes_used(_metadata, variant, line);
+	}
 	/* 7.3's io-uring carried the traffic (zero-copy: the data in registered pages). */
 	if (variant->intree && self->pid > 0 && _metadata->exit_code != KSFT_SKIP) {
 		char line[1024] = "";
@@ -386,8 +479,9 @@ TEST_F_TIMEOUT(srv, cpu_hotplug, 600)
 	pthread_t th;
 
 	SKIP_WB();
-	if (variant->flags & ~(uint64_t)FURING_URING_BUFRING || !variant->ring)
-		SKIP(return, "hotplug: the ring and bufring variants");
+	if (variant->flags & ~(uint64_t)(FURING_URING_BUFRING | FURING_URING_BUF_CLASSES) ||
+	    !variant->ring)
+		SKIP(return, "hotplug: the ring, bufring and bufring_classes variants");
 	h.cpu = sysconf(_SC_NPROCESSORS_ONLN) - 1;
 	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", h.cpu);
 	if (h.cpu < 1 || access(path, W_OK))
