@@ -3,7 +3,8 @@
  * A seeded uring_cmd fuzzer: random and mutated-valid REGISTER,
  * COMMIT_AND_FETCH and unknown commands (every field of the command and of
  * the SQE: cmd_op, SQE flags, qid, commit_id, init, padding and reserved
- * bytes, buf_index, uring_cmd_flags, the iovec count, iovec addresses and
+ * bytes (buffer class sizes), buf_index, uring_cmd_flags, the iovec count,
+ * iovec addresses and
  * lengths -- overlapping, unmapped, read-only, huge, unaligned, kernel
  * addresses), interleaved with client I/O, malformed replies from the server
  * side (random out headers, errors, unique ids and payload sizes), io_uring
@@ -114,16 +115,18 @@ struct fuzz {
 	int fd;
 	long id;
 	int cpus;
-	uint64_t flags;		/* the session's mode: basic or a buffer ring */
+	uint64_t flags;		/* the session's mode: basic, a buffer ring, or with classes */
 	struct io_uring ring;
 	int ring_up;
 	int client_up;
 	struct client cl;
 	void *hdr[MAX_Q], *buf[MAX_Q];
-	struct iovec iov[MAX_Q][2];
+	struct iovec iov[MAX_Q][3];
 	void *ro, *gone;	/* a read-only page; an unmapped range */
-	struct iovec fiov[4];	/* a fuzzed command's iovecs (read at submit) */
+	/* a fuzzed command's iovecs (read at submit) */
+	struct iovec fiov[1 + FURING_URING_MAX_BUF_CLASSES];
 	long cmds, bad_errno, requests, replies, resets, client_ops, client_errors;
+	long class_requests;	/* requests served on a session with buffer classes */
 };
 
 /* Whether @res is a command result the UAPI header documents. */
@@ -152,7 +155,7 @@ static int fz_mount(struct fuzz *z)
 	z->id = furing_conn_id(MNT);
 	if (furing_answer_init(z->fd, &init, ih->unique, 1, MAX_WRITE))
 		return -EIO;
-	z->flags = below(2) ? FURING_URING_BUFRING : 0;
+	z->flags = PICK(0, FURING_URING_BUFRING, FURING_URING_BUFRING | FURING_URING_BUF_CLASSES);
 	if (io_uring_queue_init(64, &z->ring, IORING_SETUP_SQE128))
 		return -ENOMEM;
 	z->ring_up = 1;
@@ -202,16 +205,31 @@ static int fz_down(struct __test_metadata *_metadata, struct fuzz *z, int how)
 	return 0;
 }
 
+/*
+ * The buffer classes of a classes session: SMALL_BUFS of 4 KiB (ids 0..31) in
+ * the second half of a queue's buffer region, one of BUF_SIZE (id 32) in its
+ * first half.
+ */
+#define SMALL_BUFS (BUF_SIZE / 4096)
+static const uint32_t class_sizes[FURING_URING_MAX_BUF_CLASSES] = { 4096, BUF_SIZE };
+
 /* A well-formed REGISTER of @q (slot @slot on a buffer ring). */
 static void fz_register(struct fuzz *z, int q, int slot)
 {
+	const uint32_t one[FURING_URING_MAX_BUF_CLASSES] = { BUF_SIZE };
 	struct furing_uring_cmd_req req = { .flags = z->flags, .qid = q };
 	struct iovec *iov = z->iov[q];
 	struct io_uring_sqe *sqe;
+	unsigned int nr_iov = 2;
 
-	if (z->flags) {
-		req.init.queue_depth = DEPTH;
-		req.init.buf_size = BUF_SIZE;
+	if (z->flags & FURING_URING_BUF_CLASSES) {
+		req = furing_register_req(z->flags, q, DEPTH, class_sizes);
+		iov[0] = (struct iovec){ z->hdr[q], HDRS_LEN };
+		iov[1] = (struct iovec){ (char *)z->buf[q] + BUF_SIZE, BUF_SIZE };
+		iov[2] = (struct iovec){ z->buf[q], BUF_SIZE };
+		nr_iov = 3;
+	} else if (z->flags) {
+		req = furing_register_req(z->flags, q, DEPTH, one);
 		iov[0] = (struct iovec){ z->hdr[q], HDRS_LEN };
 		iov[1] = (struct iovec){ z->buf[q], DEPTH * BUF_SIZE };
 	} else {
@@ -219,9 +237,19 @@ static void fz_register(struct fuzz *z, int q, int slot)
 		iov[0] = (struct iovec){ z->hdr[q], HDR_SZ };
 		iov[1] = (struct iovec){ z->buf[q], BUF_SIZE };
 	}
-	sqe = furing_prep_cmd(&z->ring, z->fd, FURING_URING_CMD_REGISTER, &req, iov, 2,
+	sqe = furing_prep_cmd(&z->ring, z->fd, FURING_URING_CMD_REGISTER, &req, iov, nr_iov,
 			      TAG(q, slot));
 	sqe->buf_index = slot;
+}
+
+/* Where buffer @buf_id of queue @q is (a bad id: the region's start, as good as any). */
+static char *fz_payload(struct fuzz *z, int q, unsigned int buf_id)
+{
+	char *base = z->buf[q];
+
+	if (z->flags & FURING_URING_BUF_CLASSES)
+		return buf_id < SMALL_BUFS ? base + BUF_SIZE + buf_id * 4096 : base;
+	return z->flags && buf_id < DEPTH ? base + (size_t)buf_id * BUF_SIZE : base;
 }
 
 /* Some user address: valid, unaligned, read-only, unmapped, NULL, kernel, huge. */
@@ -262,6 +290,11 @@ static void fz_command(struct fuzz *z)
 			 FURING_URING_BUFRING | FURING_URING_PINNED_BUFFERS,
 			 FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS |
 			 FURING_URING_PINNED_BUFFERS | FURING_URING_ZERO_COPY,
+			 FURING_URING_BUFRING | FURING_URING_BUF_CLASSES,
+			 FURING_URING_BUFRING | FURING_URING_BUF_CLASSES |
+			 FURING_URING_BUF_CLASSES_STRICT,
+			 FURING_URING_BUFRING | FURING_URING_PINNED_HEADERS |
+			 FURING_URING_PINNED_BUFFERS | FURING_URING_BUF_CLASSES,
 			 FURING_URING_ZERO_COPY, 1ULL << below(64), rnd());
 	req.commit_id = PICK(0, 0, 1, rnd(), ~0ULL);
 	req.qid = below(4) ? q : rnd();
@@ -274,7 +307,12 @@ static void fz_command(struct fuzz *z)
 		req.init.padding = rnd();
 	if (!below(8))
 		req.reserved[below(sizeof(req.reserved))] = rnd() | 1;
-	for (i = 0; i < 4; i++)
+	/* Class sizes: increasing or not, a 0 in the middle, huge. */
+	if ((req.flags & FURING_URING_BUF_CLASSES) && below(2))
+		for (i = 0; i < FURING_URING_MAX_BUF_CLASSES - 1; i++)
+			req.class_buf_size[i] = PICK(0, 0, 1, 512, 4096, BUF_SIZE - 1, BUF_SIZE,
+						     2 * BUF_SIZE, ~0U, rnd());
+	for (i = 0; i < 1 + FURING_URING_MAX_BUF_CLASSES; i++)
 		z->fiov[i] = (struct iovec){ (void *)(uintptr_t)fz_addr(z, q % z->cpus),
 					    fz_len() };
 	if (below(2)) {
@@ -282,7 +320,7 @@ static void fz_command(struct fuzz *z)
 		z->fiov[1].iov_base = (char *)z->fiov[0].iov_base + below(HDRS_LEN);
 	}
 	sqe = furing_prep_cmd(&z->ring, z->fd, op, &req, z->fiov, 2, TAG_FUZZ);
-	sqe->len = PICK(2, 2, 2, 0, 1, 3, 4, 1 << 20, ~0U);
+	sqe->len = PICK(2, 2, 2, 0, 1, 3, 3, 4, 5, 6, 1 << 20, ~0U);
 	switch (below(6)) {
 	case 0: sqe->addr = 0; break;
 	case 1: sqe->addr = (uintptr_t)z->gone; break;
@@ -305,9 +343,7 @@ static void fz_answer(struct fuzz *z, int q, int slot)
 	struct fuse_in_header ih;
 	struct fuse_out_header oh;
 	uint32_t len = 0;
-	char *payload = (char *)z->buf[q] +
-		(z->flags && h->ring_ent_in_out.buf_id < DEPTH ?
-		 (size_t)h->ring_ent_in_out.buf_id * BUF_SIZE : 0);
+	char *payload = fz_payload(z, q, h->ring_ent_in_out.buf_id);
 
 	memcpy(&ih, h->in_out, sizeof(ih));
 	oh = (struct fuse_out_header){ .unique = ih.unique };
@@ -384,6 +420,7 @@ static void fz_reap(struct __test_metadata *_metadata, struct fuzz *z)
 		if (res == 0 && tag != TAG_FUZZ) {
 			/* A request for a well-formed entry. */
 			z->requests++;
+			z->class_requests += !!(z->flags & FURING_URING_BUF_CLASSES);
 			fz_answer(z, tag & 0xffff, (tag >> 16) & 0xffff);
 		}
 	}
@@ -473,9 +510,9 @@ TEST_F_TIMEOUT(fuzz, commands, 840)
 	}
 	if (z.fd >= 0)
 		ASSERT_EQ(0, fz_down(_metadata, &z, 0));
-	TH_LOG("%ld fuzzed commands, %ld requests served, %ld replies (1 in 4 malformed), "
-	       "%ld sessions, client: %ld calls, %ld errors", z.cmds, z.requests, z.replies,
-	       z.resets, z.client_ops, z.client_errors);
+	TH_LOG("%ld fuzzed commands, %ld requests served (%ld with buffer classes), %ld replies "
+	       "(1 in 4 malformed), %ld sessions, client: %ld calls, %ld errors", z.cmds,
+	       z.requests, z.class_requests, z.replies, z.resets, z.client_ops, z.client_errors);
 	EXPECT_EQ(0, z.bad_errno);
 	/* Nothing left: module references, pins, locked memory, registrations. */
 	EXPECT_EQ(0, furing_wait_unused(20));
