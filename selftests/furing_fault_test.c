@@ -43,9 +43,10 @@ struct hs {
 	uint64_t flags;
 	struct io_uring ring;
 	int ring_up;
-	void *hdr[MAX_Q], *buf[MAX_Q];
+	/* buffer classes: class 0 one 4 KiB buffer in small, class 1 one of BUF_SIZE in buf */
+	void *hdr[MAX_Q], *buf[MAX_Q], *small[MAX_Q];
 	/* Each queue's iovecs: the kernel reads them when the command is submitted. */
-	struct iovec iov[MAX_Q][2];
+	struct iovec iov[MAX_Q][3];
 	struct fuse_init_in init;
 	uint64_t init_unique;
 	int fail_fd;			/* this thread's fail-nth */
@@ -135,7 +136,10 @@ static int hs_open(struct hs *s, uint64_t flags)
 				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		s->buf[q] = mmap(NULL, BUF_SIZE, PROT_READ | PROT_WRITE,
 				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (s->hdr[q] == MAP_FAILED || s->buf[q] == MAP_FAILED)
+		s->small[q] = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (s->hdr[q] == MAP_FAILED || s->buf[q] == MAP_FAILED ||
+		    s->small[q] == MAP_FAILED)
 			return -ENOMEM;
 	}
 	s->fail_fd = open("/proc/thread-self/fail-nth", O_RDWR | O_CLOEXEC);
@@ -149,6 +153,7 @@ static void hs_close(struct hs *s)
 	for (q = 0; q < s->cpus; q++) {
 		munmap(s->hdr[q], HDRS_LEN);
 		munmap(s->buf[q], BUF_SIZE);
+		munmap(s->small[q], 4096);
 	}
 	close(s->fail_fd);
 }
@@ -205,18 +210,33 @@ static int hs_ring(struct hs *s)
 /* Queues REGISTER of queue @q's one entry. */
 static void hs_prep_register(struct hs *s, int q)
 {
+	const uint32_t sizes[FURING_URING_MAX_BUF_CLASSES] = { 4096, BUF_SIZE };
+	const uint32_t one[FURING_URING_MAX_BUF_CLASSES] = { BUF_SIZE };
 	struct furing_uring_cmd_req req = { .flags = s->flags, .qid = q };
 	struct iovec *iov = s->iov[q];
+	unsigned int nr_iov = 2;
 
-	if (s->flags) {
-		req.init.queue_depth = 1;
-		req.init.buf_size = BUF_SIZE;
+	if (s->flags & FURING_URING_BUF_CLASSES) {
+		req = furing_register_req(s->flags, q, 1, sizes);
 		iov[0] = (struct iovec){ s->hdr[q], HDRS_LEN };
+		iov[1] = (struct iovec){ s->small[q], 4096 };
+		iov[2] = (struct iovec){ s->buf[q], BUF_SIZE };
+		nr_iov = 3;
 	} else {
-		iov[0] = (struct iovec){ s->hdr[q], sizeof(struct furing_uring_req_header) };
+		if (s->flags)
+			req = furing_register_req(s->flags, q, 1, one);
+		iov[0] = (struct iovec){ s->hdr[q], s->flags ? HDRS_LEN :
+					 sizeof(struct furing_uring_req_header) };
+		iov[1] = (struct iovec){ s->buf[q], BUF_SIZE };
 	}
-	iov[1] = (struct iovec){ s->buf[q], BUF_SIZE };
-	furing_prep_cmd(&s->ring, s->fd, FURING_URING_CMD_REGISTER, &req, iov, 2, q)->buf_index = 0;
+	furing_prep_cmd(&s->ring, s->fd, FURING_URING_CMD_REGISTER, &req, iov, nr_iov,
+			q)->buf_index = 0;
+}
+
+/* The payload buffer @buf_id of queue @q: with classes 0 is small's, 1 buf's; else buf. */
+static char *hs_buf(struct hs *s, int q, uint16_t buf_id)
+{
+	return s->flags & FURING_URING_BUF_CLASSES && buf_id == 0 ? s->small[q] : s->buf[q];
 }
 
 static void hs_prep_answer(struct hs *s, int q);
@@ -300,9 +320,9 @@ static void hs_prep_commit(struct hs *s, int q, int error, const void *payload, 
 	memcpy(&ih, h->in_out, sizeof(ih));
 	oh = (struct fuse_out_header){ .unique = ih.unique, .error = error };
 	c.commit_id = ih.unique;
-	/* One payload buffer per queue: buf_id is 0 (or NO_BUF, then nothing is copied). */
-	if (len && (buf_id == 0 || !s->flags))
-		memcpy(s->buf[q], payload, len);
+	/* A buffer ring's buf_id may be NO_BUF: then nothing is copied. */
+	if (len && (buf_id != FURING_URING_NO_BUF || !s->flags))
+		memcpy(hs_buf(s, q, buf_id), payload, len);
 	memcpy(h->in_out, &oh, sizeof(oh));
 	h->ring_ent_in_out.payload_sz = len;
 	furing_prep_cmd(&s->ring, s->fd, FURING_URING_CMD_COMMIT_AND_FETCH, &c, s->iov[q], 2, q);
@@ -334,7 +354,7 @@ static void hs_prep_answer(struct hs *s, int q)
 					       .size = 1 << 20 },
 		};
 
-		if (strcmp(s->buf[q], "f"))
+		if (strcmp(hs_buf(s, q, h->ring_ent_in_out.buf_id), "f"))
 			hs_prep_commit(s, q, -ENOENT, NULL, 0);
 		else
 			hs_prep_commit(s, q, 0, &e, sizeof(e));
@@ -650,6 +670,8 @@ FIXTURE_VARIANT_ADD(sweep, pinned_buffers) {
 	.flags = FURING_URING_BUFRING | FURING_URING_PINNED_BUFFERS,
 };
 FIXTURE_VARIANT_ADD(sweep, zero_copy) { .flags = ALL_PINNED | FURING_URING_ZERO_COPY };
+/* Buffer classes, each region pinned: 4 KiB for the small requests, BUF_SIZE for the write. */
+FIXTURE_VARIANT_ADD(sweep, pinned_classes) { .flags = ALL_PINNED | FURING_URING_BUF_CLASSES };
 
 FIXTURE_SETUP(sweep)
 {
