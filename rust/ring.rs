@@ -14,7 +14,7 @@
 use crate::bufring::{BufRing, FreeBufs};
 use crate::copy::{self, Buf};
 use crate::entry::{BufId, Entry, EntryIo, Full, Slab, SlotId, Stamp, State, ZcHeld};
-use crate::ffi::{self, ClassicQueue, ParkedCmd, Pdu, Req, ReqFifo, RingId, Sqe, UringCmd};
+use crate::ffi::{self, ClassicQueue, Kicks, ParkedCmd, Pdu, Req, ReqFifo, RingId, Sqe, UringCmd};
 use crate::stats;
 use crate::uapi;
 use crate::user::read_iovecs;
@@ -163,6 +163,7 @@ pub(crate) const HEADER_SIZE: usize = core::mem::size_of::<uapi::furing_uring_re
 #[must_use]
 #[derive(Default)]
 struct Deferred {
+    kicks: Kicks,
     complete: Option<(ParkedCmd, i32)>,
     end: Option<(Req, i32)>,
     zc: Option<ZcHeld>,
@@ -175,6 +176,8 @@ impl Deferred {
     /// Runs what was deferred; `issue_flags` as io_uring passed them to the current
     /// callback (or `IO_URING_F_UNLOCKED`).
     fn run(self, issue_flags: u32) {
+        // The entries handed requests: the server's task may start on them now.
+        drop(self.kicks);
         if let Some(ZcHeld { req, reg }) = self.zc {
             // No command of the registration's io_uring at hand: io_uring releases the
             // pages when it lets go of them (see `Ring::stop`).
@@ -240,9 +243,9 @@ impl QueueInner {
 
     /// Hands waiting requests to available entries -- with a payload buffer of their class
     /// when the queue has a buffer ring and the request has payload -- and schedules their
-    /// task work (atomic-safe). Each round, the oldest request at the head of a line that
+    /// task work, in `kicks`, to queue after the unlock. Each round, the oldest request at the head of a line that
     /// can go now goes; it stops when no entry is available or no head can go.
-    fn pump(&mut self) {
+    fn pump(&mut self, kicks: &mut Kicks) {
         let Some(slab) = self.slab.as_mut() else {
             return;
         };
@@ -296,7 +299,9 @@ impl QueueInner {
             let State::Available(cmd) = core::mem::replace(&mut e.state, State::Registering) else {
                 unreachable!("pop_avail returned an entry that is not Available");
             };
-            cmd.send_in_task();
+            // The entry goes to `Sending` with its command: its task work is queued once,
+            // after the unlock.
+            kicks.push(cmd.task_work());
             e.state = State::Sending {
                 cmd,
                 req,
@@ -360,7 +365,7 @@ impl QueueInner {
         let buf = core::mem::replace(&mut e.state, State::Available(cmd)).buf();
         slab.push_avail(slot);
         self.free_buf(buf);
-        self.pump();
+        self.pump(&mut d.kicks);
     }
 }
 
@@ -502,7 +507,10 @@ impl Queue {
         req.clear_pending();
         let line = line_of(inner.br.as_deref(), &req);
         inner.waiting.push_back(line, req);
-        inner.pump();
+        let mut kicks = Kicks::default();
+        inner.pump(&mut kicks);
+        drop(inner);
+        drop(kicks);
         Ok(())
     }
 
@@ -577,7 +585,7 @@ impl Queue {
                     // The request loses nothing: first in line again, for another entry.
                     let line = line_of(inner.br.as_deref(), &req);
                     inner.waiting.push_front(line, req);
-                    inner.pump();
+                    inner.pump(&mut d.kicks);
                 }
                 inner.entries() == 0
             };
@@ -823,7 +831,7 @@ impl Queue {
                 };
                 // Its payload buffer is free again: a request may have waited for it.
                 if !inner.stopped {
-                    inner.pump();
+                    inner.pump(&mut d.kicks);
                 }
                 unique
             };

@@ -20,8 +20,8 @@ pub(crate) use mm::{
     copy_from_user_page, copy_to_user_page, FolioRef, MemlockCharge, PinnedPages, Vmap,
 };
 pub(crate) use uring::{
-    cmd_reserved, ParkedCmd, Pdu, RingId, Sqe, UringCmd, IO_URING_F_CANCEL, IO_URING_F_SQE128,
-    IO_URING_F_UNLOCKED,
+    cmd_reserved, Kicks, ParkedCmd, Pdu, RingId, Sqe, UringCmd, IO_URING_F_CANCEL,
+    IO_URING_F_SQE128, IO_URING_F_UNLOCKED,
 };
 pub(crate) use vfs::{
     fuse_dev_of_file, DevFops, FsContext, FsParam, FsParams, FsRegistration, FsType, FuseDevRef,

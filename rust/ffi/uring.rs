@@ -157,13 +157,13 @@ impl UringCmd {
         };
         // SAFETY: The command is being issued with these flags (type invariant).
         unsafe { raw::io_uring_cmd_mark_cancelable(self.0.as_ptr(), issue_flags) };
-        ParkedCmd(self.0)
+        ParkedCmd { cmd: self.0 }
     }
 
     /// Takes over a command parked earlier, in its own task work (the callback's handle
     /// and the parked one are the same command).
     pub(crate) fn is(&self, parked: &ParkedCmd) -> bool {
-        self.0 == parked.0
+        self.0 == parked.cmd
     }
 }
 
@@ -171,13 +171,15 @@ impl UringCmd {
 ///
 /// # Invariants
 ///
-/// `self.0` is a command of a `/dev/furing` file that furing parked and has not completed;
+/// `cmd` is a command of a `/dev/furing` file that furing parked and has not completed;
 /// io_uring keeps it (and its file) alive until it is completed.
 ///
 /// Dropping it completes it with `-ENOTCONN` from process context; that may sleep, so
 /// it is never dropped under a spinlock (the queue hands what it takes out back to its
 /// caller, who drops it after unlocking).
-pub(crate) struct ParkedCmd(NonNull<raw::io_uring_cmd>);
+pub(crate) struct ParkedCmd {
+    cmd: NonNull<raw::io_uring_cmd>,
+}
 
 // SAFETY: A parked command may be completed from any task (io_uring defers the CQE to
 // the ring's task as needed).
@@ -187,29 +189,31 @@ impl ParkedCmd {
     /// The io_uring the command belongs to.
     pub(crate) fn ring(&self) -> RingId {
         // SAFETY: The command is parked (invariant).
-        RingId(unsafe { raw::furing_cmd_ring(self.0.as_ptr()) } as usize)
+        RingId(unsafe { raw::furing_cmd_ring(self.cmd.as_ptr()) } as usize)
     }
 
     /// Unregisters buffer `index` of the command's io_uring, from process context outside
     /// the ring's own submission (io_uring takes its lock).
     pub(crate) fn zc_unregister(&self, index: u32) -> Result {
         // SAFETY: The command is parked (invariant).
-        to_result(unsafe { raw::io_buffer_unregister(self.0.as_ptr(), index, IO_URING_F_UNLOCKED) })
+        to_result(unsafe {
+            raw::io_buffer_unregister(self.cmd.as_ptr(), index, IO_URING_F_UNLOCKED)
+        })
     }
 
-    /// Queues task work in the server's task that calls the transport's
-    /// [`super::Transport::task_work`] for this command. Until that runs, the command must not be completed any other way. Safe in
-    /// atomic context (io_uring's task-work list is lock-free), so it runs under the
-    /// queue's lock, where the entry is handed its request.
-    pub(crate) fn send_in_task(&self) {
-        // SAFETY: The command is parked (invariant), marked cancelable.
-        unsafe { raw::furing_cmd_send_in_task(self.0.as_ptr()) };
+    /// The kick that queues task work in the server's task, which calls the transport's
+    /// [`super::Transport::task_work`] for this command. Taken once per request the
+    /// command is handed: when its entry goes from `Available` to `Sending` (the queue's
+    /// pump, the one caller); until that task work runs, nothing else completes the
+    /// command or takes another kick (the entry is `Sending` or `Aborted`).
+    pub(crate) fn task_work(&self) -> Kick {
+        Kick(self.cmd)
     }
 
     /// Completes the command with `res`; `issue_flags` as io_uring passed them to the
     /// current callback, or `IO_URING_F_UNLOCKED` from any other process context.
     pub(crate) fn complete(self, res: i32, issue_flags: u32) {
-        let cmd = self.0;
+        let cmd = self.cmd;
         core::mem::forget(self);
         // SAFETY: The command is parked (invariant); completing it ends our ownership.
         unsafe { raw::__io_uring_cmd_done(cmd.as_ptr(), res, 0, issue_flags, false) };
@@ -222,13 +226,52 @@ impl Drop for ParkedCmd {
         // SAFETY: The command is parked (invariant); process context, no lock held.
         unsafe {
             raw::__io_uring_cmd_done(
-                self.0.as_ptr(),
+                self.cmd.as_ptr(),
                 ENOTCONN.to_errno(),
                 0,
                 IO_URING_F_UNLOCKED,
                 false,
             )
         };
+    }
+}
+
+/// The task work of a parked command, handed out by [`ParkedCmd::task_work`] and queued
+/// (`io_uring_cmd_complete_in_task()`) when dropped: the queue moves the entry to
+/// `Sending` under its lock and drops the kick after the unlock, so that the server's
+/// task, woken by it, does not spin on that lock.
+///
+/// # Invariants
+///
+/// `self.0` is a parked command whose task work nothing else queues; until that task work
+/// runs, nothing completes the command (its entry is `Sending` or `Aborted`, which only
+/// the task work leaves), so it stays valid while the kick lives.
+#[must_use]
+pub(crate) struct Kick(NonNull<raw::io_uring_cmd>);
+
+// SAFETY: Task work may be queued for a command from any task.
+unsafe impl Send for Kick {}
+
+impl Drop for Kick {
+    fn drop(&mut self) {
+        // SAFETY: The command is parked and its task work not queued yet (invariant);
+        // queueing is atomic-safe.
+        unsafe { raw::furing_cmd_send_in_task(self.0.as_ptr()) };
+    }
+}
+
+/// Kicks to drop after an unlock: a few slots (no allocation under a lock); a kick that
+/// finds them full is dropped at once, under the lock, as before the kicks were deferred.
+#[derive(Default)]
+pub(crate) struct Kicks([Option<Kick>; 4]);
+
+impl Kicks {
+    /// Keeps `kick` for later, or queues it now when every slot is taken.
+    pub(crate) fn push(&mut self, kick: Kick) {
+        match self.0.iter_mut().find(|k| k.is_none()) {
+            Some(slot) => *slot = Some(kick),
+            None => drop(kick),
+        }
     }
 }
 
