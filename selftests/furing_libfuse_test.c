@@ -134,37 +134,6 @@ FIXTURE_VARIANT_ADD(hp, buf_class_zero_copy) {
 	.class_bufs = { 8, 1 },
 };
 
-/* A line of debugfs furing/<conn>/classes. */
-struct hp_class {
-	long qid, cls, buf_size, bufs, in_use, waits;
-};
-
-/*
- * The payload buffer classes of connection @id's buffer-ring queues (lines
- * "qid class buf_size bufs in_use waits" after the header), at most @max;
- * how many, or -errno.
- */
-static int hp_classes(long id, struct hp_class *c, int max)
-{
-	char path[128], buf[8192], *line;
-	int n, header = 0;
-
-	snprintf(path, sizeof(path), "/sys/kernel/debug/furing/%ld/classes", id);
-	n = read_text(path, buf, sizeof(buf));
-	if (n < 0)
-		return n;
-	n = 0;
-	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-		if (!strcmp(line, "qid class buf_size bufs in_use waits"))
-			header = 1;
-		else if (n < max && sscanf(line, "%ld %ld %ld %ld %ld %ld", &c[n].qid, &c[n].cls,
-					   &c[n].buf_size, &c[n].bufs, &c[n].in_use,
-					   &c[n].waits) == 6)
-			n++;
-	}
-	return header ? n : -EINVAL;
-}
-
 /*
  * The classes file shows the variant's classes on each of @queues queues (one
  * class of its buffers of max_write without FURING_URING_BUF_CLASSES, none in
@@ -174,9 +143,9 @@ static int hp_classes(long id, struct hp_class *c, int max)
 static long check_classes(struct __test_metadata *_metadata,
 			  const FIXTURE_VARIANT(hp) *variant, long id, long queues, int idle)
 {
-	struct hp_class c[64];
+	struct furing_class c[64];
 	long nr = 0, bytes = 0, waits[FURING_URING_MAX_BUF_CLASSES] = { 0 };
-	int n = hp_classes(id, c, 64), i;
+	int n = furing_classes(id, c, 64), i;
 
 	ASSERT_LE(0, n);
 	while (nr < FURING_URING_MAX_BUF_CLASSES && variant->class_size[nr])
