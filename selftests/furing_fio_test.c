@@ -37,7 +37,7 @@ FIXTURE(fio) {
 };
 
 FIXTURE_VARIANT(fio) {
-	const char *args[4];	/* furing-server's options (NULL-terminated) */
+	const char *args[8];	/* furing-server's options (NULL-terminated) */
 	int hp;			/* passthrough_hp instead, with args[0] */
 	int ring;		/* requests must go over the ring */
 	uint64_t flags;		/* the queues' REGISTER flags */
@@ -58,6 +58,17 @@ FIXTURE_VARIANT_ADD(fio, pinned_buffers) {
 };
 FIXTURE_VARIANT_ADD(fio, zero_copy) {
 	.args = { "--zero-copy" }, .ring = 1, .flags = PINNED | FURING_URING_ZERO_COPY,
+};
+/* Buffer classes: 4 KiB buffers beside a few of 1 MiB; strict with a class between. */
+FIXTURE_VARIANT_ADD(fio, classes) {
+	.args = { "--bufring", "--buf-class=4096x16", "--buf-class=1048576x2" }, .ring = 1,
+	.flags = FURING_URING_BUFRING | FURING_URING_BUF_CLASSES,
+};
+FIXTURE_VARIANT_ADD(fio, pinned_strict_classes) {
+	.args = { "--bufring", "--pin-headers", "--pin-buffers", "--buf-class=4096x8",
+		  "--buf-class=65536x4", "--buf-class=1048576x2", "--buf-class-strict" },
+	.ring = 1,
+	.flags = PINNED | FURING_URING_BUF_CLASSES | FURING_URING_BUF_CLASSES_STRICT,
 };
 FIXTURE_VARIANT_ADD(fio, wb_classic) { .args = { "--writeback-cache", "--no-uring" } };
 FIXTURE_VARIANT_ADD(fio, wb_ring) { .args = { "--writeback-cache" }, .ring = 1 };
@@ -126,7 +137,8 @@ FIXTURE_SETUP(fio)
 			sleep_ms(10);
 	} else {
 		self->pid = furing_server_start(BACK, MNT, variant->args[0], variant->args[1],
-					       variant->args[2], variant->args[3], NULL);
+					       variant->args[2], variant->args[3], variant->args[4],
+					       variant->args[5], variant->args[6], NULL);
 		ASSERT_LT(0, self->pid);
 		self->id = furing_conn_id(MNT);
 	}
