@@ -40,7 +40,7 @@
 
 static const struct mode {
 	const char *name;
-	const char *args[5];
+	const char *args[7];
 } modes[] = {
 	{ "classic", { "--no-uring" } },
 	{ "ring", { NULL } },
@@ -50,6 +50,11 @@ static const struct mode {
 	{ "pinned_buffers", { "--bufring", "--pin-buffers" } },
 	{ "pinned", { "--bufring", "--pin-headers", "--pin-buffers" } },
 	{ "zero_copy", { "--zero-copy" } },
+	{ "classes", { "--bufring", "--buf-class=4096x16", "--buf-class=1048576x2" } },
+	{ "classes_strict", { "--bufring", "--pin-headers", "--pin-buffers",
+				     "--buf-class=4096x8", "--buf-class=65536x4",
+				     "--buf-class=1048576x2", "--buf-class-strict" } },
+	{ "classes_zc", { "--zero-copy", "--buf-class=4096x16", "--buf-class=65536x4" } },
 	{ "wb_ring", { "--writeback-cache" } },
 	{ "wb_pinned", { "--writeback-cache", "--bufring", "--pin-headers", "--pin-buffers" } },
 	{ "wb_zero_copy", { "--writeback-cache", "--zero-copy" } },
@@ -405,7 +410,7 @@ int main(int argc, char **argv)
 
 		t = now();
 		srv = furing_server_start(BACK, MNT, m->args[0], m->args[1], m->args[2],
-					  m->args[3], m->args[4], NULL);
+					  m->args[3], m->args[4], m->args[5], m->args[6], NULL);
 		id = furing_conn_id(MNT);
 		if (srv < 0 || id < 0) {
 			printf("# round %d (%s): the server did not start\n", round, m->name);
