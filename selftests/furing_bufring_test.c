@@ -1080,7 +1080,8 @@ static int wait_class_waits(FIXTURE_DATA(br) *self, int cls, long n)
 /*
  * Not strict: with the small buffers held, GETATTRs take large ones without
  * waiting; with every buffer held the next one waits (its class counts it),
- * in no entry, and takes the first small buffer given back.
+ * in no entry, and takes the first buffer given back, a large one. (Strict,
+ * below: a large one back does not let it through.)
  */
 TEST_F(br, classes_fallback)
 {
@@ -1111,12 +1112,14 @@ TEST_F(br, classes_fallback)
 	EXPECT_EQ(CDEPTH - 4, furing_entries(self->id, "available"));
 	EXPECT_EQ(0, class0(self, 1).waits);
 
-	/* A small buffer back: the waiting GETATTR gets it. */
-	refuse(self, slot[0], ENOENT);
+	/* A large buffer back: not strict, the waiting GETATTR takes it. */
+	refuse(self, slot[2], ENOENT);
 	id[4] = arrive(_metadata, self, FUSE_GETATTR, NULL, &slot[4]);
-	EXPECT_EQ(id[0], id[4]);
-	for (i = 1; i < 5; i++)
-		refuse(self, slot[i], ENOENT);
+	EXPECT_EQ(id[2], id[4]);
+	EXPECT_EQ(NR_LARGE, class0(self, 1).in_use);
+	for (i = 0; i < 5; i++)
+		if (i != 2)
+			refuse(self, slot[i], ENOENT);
 	for (i = 0; i < 5; i++) {
 		pthread_join(cl[i].th, NULL);
 		EXPECT_EQ(-ENOENT, cl[i].ret) TH_LOG("client %d", i);
