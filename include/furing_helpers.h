@@ -43,23 +43,10 @@ struct fuse_req;
 struct folio;
 
 /*
- * The FUSE core's processing-queue protocol (dev.c, static there), on the
- * pqueue of @fud: a request handed to the server is hashed on
- * fpq->processing with FR_SENT, so fuse_chan_abort() ends it like a request
- * read from the device; a reply takes it out under FR_LOCKED, as
- * fuse_dev_do_write() does.
+ * FR_SENT, and the interrupt a signal queued nothing for, of a request handed
+ * to the server (as fuse_dev_do_read() does); the transport keeps the request.
  */
-/*
- * Adds @req to the processing hash with FR_SENT (and queues its interrupt if
- * a signal came first); false when the pqueue is aborted.
- */
-bool furing_pq_add(struct fuse_dev *fud, struct fuse_req *req);
-/* FR_SENT and the interrupt check of a request the transport keeps. */
 void furing_req_mark_sent(struct fuse_req *req);
-/* Finds and locks the request @unique for its reply; NULL when unknown. */
-struct fuse_req *furing_pq_take(struct fuse_dev *fud, u64 unique);
-/* Unlocks @req after its reply was copied (@bad: the reply was bad: EIO). */
-void furing_pq_release(struct fuse_dev *fud, struct fuse_req *req, bool bad);
 
 /* A list of requests through req->list: INIT_LIST_HEAD, add, pop the first. */
 struct list_head;

@@ -37,11 +37,13 @@ pub(crate) enum EntryIo {
     Ring,
 }
 
-/// A zero-copy request the server holds: the entry keeps it off the processing queue, so
-/// that it ends only once its pages are unregistered (or their io_uring let go of them).
-pub(crate) struct ZcHeld {
+/// A request the server holds, kept by its entry: found for its commit by the queue's
+/// commit-id hash (the core's processing queue of a device, which every queue of a server
+/// with one fd would share, is not used), ended by the commit, by its io_uring going away
+/// or by teardown. A zero-copied one keeps its registration, which goes before it ends.
+pub(crate) struct Held {
     pub(crate) req: Req,
-    pub(crate) reg: ZcRegistration,
+    pub(crate) zc: Option<ZcRegistration>,
 }
 
 /// Where an entry is in its life; each state owns what belongs to it.
@@ -61,12 +63,12 @@ pub(crate) enum State {
     },
     /// Task work copies the request in (it holds the command and the request).
     Copying { buf: Option<BufId> },
-    /// The server holds the request `unique`: hashed on the device's processing queue,
-    /// or, zero-copied, kept here with its registration.
+    /// The server holds the request `unique`, kept here (with its registration, when
+    /// zero-copied).
     Userspace {
         unique: u64,
         buf: Option<BufId>,
-        zc: Option<ZcHeld>,
+        held: Held,
     },
     /// A COMMIT_AND_FETCH copies the reply back (it holds the request).
     Committing { buf: Option<BufId> },
@@ -107,8 +109,9 @@ pub(crate) struct Entry {
     pub(crate) io: EntryIo,
     /// The io_uring the entry was registered from (or last committed from).
     pub(crate) ring: RingId,
-    /// The device (fd) the entry was registered on: its requests are hashed on that
-    /// device's processing queue, so only its commands may commit them.
+    /// The device (fd) the entry was registered on: only its commands commit the entry's
+    /// requests (a device's replies go to its own requests, as on `/dev/fuse`), and its
+    /// io_uring's end drops the entries of that device.
     pub(crate) dev: DevId,
     pub(crate) state: State,
     /// The next entry in the same commit-id bucket (while in `Userspace`).

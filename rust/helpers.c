@@ -48,79 +48,13 @@ void furing_init_wait_entry(struct wait_queue_entry *wq, wait_queue_func_t func)
 }
 
 /* FR_SENT, then the interrupt a signal queued nothing for (as fuse_dev_do_read()). */
-static void furing_sent(struct fuse_req *req)
+void furing_req_mark_sent(struct fuse_req *req)
 {
 	set_bit(FR_SENT, &req->flags);
 	/* matches barrier in request_wait_answer() */
 	smp_mb__after_atomic();
 	if (test_bit(FR_INTERRUPTED, &req->flags))
 		req->chan->iq.ops->send_interrupt(&req->chan->iq, req);
-}
-
-bool furing_pq_add(struct fuse_dev *fud, struct fuse_req *req)
-{
-	struct fuse_pqueue *fpq = &fud->pq;
-	bool ok;
-
-	spin_lock(&fpq->lock);
-	ok = fpq->connected;
-	if (ok) {
-		list_add_tail(&req->list, &fpq->processing[fuse_req_hash(req->in.h.unique)]);
-		/*
-		 * Under fpq->lock: an abort or a reply takes the request off the
-		 * list under this lock before it can end, so it is alive here
-		 * (fuse_dev_do_read() holds a reference instead, which the core
-		 * does not export a way to drop).
-		 */
-		furing_sent(req);
-	}
-	spin_unlock(&fpq->lock);
-	return ok;
-}
-
-void furing_req_mark_sent(struct fuse_req *req)
-{
-	furing_sent(req);
-}
-
-struct fuse_req *furing_pq_take(struct fuse_dev *fud, u64 unique)
-{
-	struct fuse_pqueue *fpq = &fud->pq;
-	struct fuse_req *req;
-
-	spin_lock(&fpq->lock);
-	if (fpq->connected) {
-		list_for_each_entry(req, &fpq->processing[fuse_req_hash(unique)], list) {
-			if (req->in.h.unique == unique) {
-				clear_bit(FR_SENT, &req->flags);
-				list_move(&req->list, &fpq->io);
-				set_bit(FR_LOCKED, &req->flags);
-				spin_unlock(&fpq->lock);
-				return req;
-			}
-		}
-	}
-	spin_unlock(&fpq->lock);
-	return NULL;
-}
-
-void furing_pq_release(struct fuse_dev *fud, struct fuse_req *req, bool bad)
-{
-	struct fuse_pqueue *fpq = &fud->pq;
-
-	spin_lock(&fpq->lock);
-	clear_bit(FR_LOCKED, &req->flags);
-	/*
-	 * An abort while the reply was copied set -ECONNABORTED, which the copy
-	 * of the out header overwrote (fuse_dev_do_write() sets it first).
-	 */
-	if (test_bit(FR_ABORTED, &req->flags))
-		req->out.h.error = -ECONNABORTED;
-	else if (fpq->connected && bad)
-		req->out.h.error = -EIO;
-	if (!test_bit(FR_PRIVATE, &req->flags))
-		list_del_init(&req->list);
-	spin_unlock(&fpq->lock);
 }
 
 void furing_list_init(struct list_head *head)

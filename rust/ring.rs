@@ -13,7 +13,7 @@
 
 use crate::bufring::{BufRing, FreeBufs};
 use crate::copy::{self, Buf};
-use crate::entry::{BufId, Entry, EntryIo, Full, Slab, SlotId, Stamp, State, ZcHeld};
+use crate::entry::{BufId, Entry, EntryIo, Full, Held, Slab, SlotId, Stamp, State};
 use crate::ffi::{self, ClassicQueue, Kicks, ParkedCmd, Pdu, Req, ReqFifo, RingId, Sqe, UringCmd};
 use crate::stats;
 use crate::uapi;
@@ -166,7 +166,7 @@ struct Deferred {
     kicks: Kicks,
     complete: Option<(ParkedCmd, i32)>,
     end: Option<(Req, i32)>,
-    zc: Option<ZcHeld>,
+    held: Option<Held>,
     ring: Option<Arc<BufRing>>,
     tables: Option<Slab>,
     free: FreeBufs,
@@ -178,10 +178,9 @@ impl Deferred {
     fn run(self, issue_flags: u32) {
         // The entries handed requests: the server's task may start on them now.
         drop(self.kicks);
-        if let Some(ZcHeld { req, reg }) = self.zc {
-            // No command of the registration's io_uring at hand: io_uring releases the
+        if let Some(Held { req, .. }) = self.held {
+            // No command of a registration's io_uring at hand: io_uring releases the
             // pages when it lets go of them (see `Ring::stop`).
-            drop(reg);
             req.end(ECONNABORTED.to_errno());
         }
         if let Some((req, err)) = self.end {
@@ -226,14 +225,6 @@ struct QueueInner {
     free: FreeBufs,
     /// Most requests seen waiting for a payload buffer at once.
     buf_wait_max: usize,
-}
-
-/// A request copied into an entry, and where it stands.
-enum Sent {
-    /// Hashed on the processing queue (the core owns it).
-    Hashed(u64),
-    /// Zero-copied: kept by the entry with its registration.
-    Held(u64, ZcHeld),
 }
 
 impl QueueInner {
@@ -604,30 +595,38 @@ impl Queue {
         let mut d = Deferred::default();
         let mut inner = self.inner.lock();
         match res {
-            Ok(sent) => {
+            Ok(held) => {
                 self.sent.fetch_add(1, Ordering::Relaxed);
-                if inner.stopped {
-                    let _ = inner.remove(slot, &mut d);
-                    if let Sent::Held(_, held) = sent {
-                        // This command's ring holds the pages: unregister right here.
+                let stopped = inner.stopped;
+                // The entry keeps the request, unless teardown came meanwhile.
+                let kept = match inner.slab.as_mut().and_then(|slab| slab.get_mut(slot)) {
+                    Some(e) if !stopped => {
+                        let unique = held.req.unique();
+                        e.state = State::Userspace { unique, buf, held };
+                        Ok(unique)
+                    }
+                    _ => Err(held),
+                };
+                match kept {
+                    Ok(unique) => {
+                        if let Some(slab) = inner.slab.as_mut() {
+                            slab.hash_insert(slot, unique);
+                        }
+                        d.complete = Some((parked, 0));
+                    }
+                    Err(held) => {
+                        // The entry goes, the request ends.
+                        let _ = inner.remove(slot, &mut d);
                         drop(inner);
-                        held.reg.unregister(cmd, issue_flags);
+                        if let Some(reg) = held.zc {
+                            // This command's ring holds the pages: unregister right here.
+                            reg.unregister(cmd, issue_flags);
+                        }
                         held.req.end(ECONNABORTED.to_errno());
                         d.complete = Some((parked, ENOTCONN.to_errno()));
                         d.run(issue_flags);
                         return false;
                     }
-                    d.complete = Some((parked, ENOTCONN.to_errno()));
-                } else if let Some(slab) = inner.slab.as_mut() {
-                    let (unique, zc) = match sent {
-                        Sent::Hashed(u) => (u, None),
-                        Sent::Held(u, held) => (u, Some(held)),
-                    };
-                    if let Some(e) = slab.get_mut(slot) {
-                        e.state = State::Userspace { unique, buf, zc };
-                        slab.hash_insert(slot, unique);
-                    }
-                    d.complete = Some((parked, 0));
                 }
             }
             Err((req, err)) => {
@@ -642,9 +641,10 @@ impl Queue {
     }
 
     /// Copies `req` into entry `slot` (`io`, with payload buffer `buf` of `br`),
-    /// registering its data pages first on a zero-copy queue, and hands it to the server:
-    /// hashed on the processing queue, or kept (zero-copy). On failure the request comes
-    /// back with the error to end it with; a registration made is undone.
+    /// registering its data pages first on a zero-copy queue, and hands it to the server
+    /// (FR_SENT, and an interrupt that came before queued now): the entry is to keep it. On
+    /// failure the request comes back with the error to end it with; a registration made
+    /// is undone.
     #[allow(clippy::too_many_arguments)]
     fn copy_in(
         &self,
@@ -655,7 +655,7 @@ impl Queue {
         io: &EntryIo,
         br: Option<&BufRing>,
         issue_flags: u32,
-    ) -> core::result::Result<Sent, (Req, i32)> {
+    ) -> core::result::Result<Held, (Req, i32)> {
         let zc = match br.and_then(|br| br.zero_copies(&req)) {
             Some((dir, len)) => {
                 match ZcRegistration::register(cmd, &req, dir, u32::from(slot), issue_flags) {
@@ -681,24 +681,14 @@ impl Queue {
             }
             return Err((req, EIO.to_errno()));
         }
-        match zc {
-            Some(reg) => {
-                let unique = req.unique();
-                req.mark_sent();
-                Ok(Sent::Held(unique, ZcHeld { req, reg }))
-            }
-            None => cmd
-                .fuse_dev()
-                .pq_add(req)
-                .map(Sent::Hashed)
-                .map_err(|req| (req, ECONNABORTED.to_errno())),
-        }
+        req.mark_sent();
+        Ok(Held { req, zc })
     }
 
     /// `COMMIT_AND_FETCH`: ends the request `commit_id` with the server's reply and parks
     /// `cmd` in its entry again.
     fn commit_and_fetch(&self, cmd: UringCmd, commit_id: u64, issue_flags: u32) -> Result {
-        let (slot, io, br, buf, zc) = {
+        let (slot, io, br, buf, held) = {
             let mut d = Deferred::default();
             let mut inner = self.inner.lock();
             let br = inner.br.clone();
@@ -712,7 +702,8 @@ impl Queue {
             if zero_copy && e.ring != cmd.ring() {
                 return Err(EINVAL);
             }
-            // Its request is hashed on the device it was registered on.
+            // A device's replies go to its own requests (as on `/dev/fuse`): the entry's
+            // are those of the device it was registered on.
             if e.dev != cmd.fuse_dev().id() {
                 return Err(EINVAL);
             }
@@ -721,7 +712,7 @@ impl Queue {
             let Some(e) = slab.get_mut(slot) else {
                 return Err(ENOENT);
             };
-            let State::Userspace { buf, zc, .. } =
+            let State::Userspace { buf, held, .. } =
                 core::mem::replace(&mut e.state, State::Committing { buf: None })
             else {
                 return Err(ENOENT);
@@ -731,34 +722,27 @@ impl Queue {
                 // Teardown left this entry to its commit: its pages go, the request ends.
                 let _ = inner.remove(slot, &mut d);
                 drop(inner);
-                if let Some(held) = zc {
-                    held.reg.unregister(&cmd, issue_flags);
-                    held.req.end(ECONNABORTED.to_errno());
+                if let Some(reg) = held.zc {
+                    reg.unregister(&cmd, issue_flags);
                 }
+                held.req.end(ECONNABORTED.to_errno());
                 d.run(issue_flags);
                 return Err(ENOTCONN);
             }
-            (slot, io, br, buf, zc)
+            (slot, io, br, buf, held)
         };
 
         let (header, payload) = entry_bufs(&io, br.as_deref(), slot, buf);
         let start = stamp();
-        match zc {
-            Some(ZcHeld { mut req, reg }) => {
-                let res = copy::reply_from_ring(&mut req, &header, &payload, true);
-                // The registration goes before the request ends.
-                reg.unregister(&cmd, issue_flags);
-                req.end(if res.is_err() { EIO.to_errno() } else { 0 });
-            }
-            None => {
-                if let Some(mut reply) = cmd.fuse_dev().pq_take(commit_id) {
-                    let res = copy::reply_from_ring(reply.req(), &header, &payload, false);
-                    reply.finish(res.is_err()).end(0);
-                }
-                // Not there: the abort ended it meanwhile (or the server asked for it to be
-                // resent): the entry goes on.
-            }
+        let Held { mut req, zc } = held;
+        // Nothing else touches the request meanwhile: the entry held it off every list of
+        // the core, so an abort leaves it to this commit (or to teardown, once committed).
+        let res = copy::reply_from_ring(&mut req, &header, &payload, zc.is_some());
+        if let Some(reg) = zc {
+            // The registration goes before the request ends.
+            reg.unregister(&cmd, issue_flags);
         }
+        req.end(if res.is_err() { EIO.to_errno() } else { 0 });
         add_since(&self.copy_out_ns, start);
         drop(br);
         self.park(cmd, slot, issue_flags);
@@ -809,34 +793,32 @@ impl Queue {
         let cap = self.inner.lock().slab.as_ref().map_or(0, Slab::capacity);
         for slot in 0..cap {
             let mut d = Deferred::default();
-            let unique = {
+            {
                 let mut inner = self.inner.lock();
                 let Some(e) = inner.slab.as_mut().and_then(|s| s.get_mut(slot as SlotId)) else {
                     continue;
                 };
                 // Zero-copy requests stay: their pages may be registered in a ring that
                 // lives on (another task of it), and only a command of it can take them out.
-                if e.ring != ring
-                    || e.dev != dev
-                    || !matches!(e.state, State::Userspace { zc: None, .. })
-                {
+                let held_plain = matches!(
+                    &e.state,
+                    State::Userspace { held, .. } if held.zc.is_none()
+                );
+                if e.ring != ring || e.dev != dev || !held_plain {
                     continue;
                 }
-                let unique = match inner.remove(slot as SlotId, &mut d) {
-                    Some(Entry {
-                        state: State::Userspace { unique, .. },
-                        ..
-                    }) => Some(unique),
-                    _ => None,
-                };
+                if let Some(Entry {
+                    state: State::Userspace { held, .. },
+                    ..
+                }) = inner.remove(slot as SlotId, &mut d)
+                {
+                    // Ended after the unlock.
+                    d.held = Some(held);
+                }
                 // Its payload buffer is free again: a request may have waited for it.
                 if !inner.stopped {
                     inner.pump(&mut d.kicks);
                 }
-                unique
-            };
-            if let Some(reply) = unique.and_then(|u| fud.pq_take(u)) {
-                reply.finish(false).end(ECONNABORTED.to_errno());
             }
             d.run(ffi::IO_URING_F_UNLOCKED);
         }
@@ -846,7 +828,7 @@ impl Queue {
     /// complete once the zero-copy pages are unregistered with them), requests the server
     /// holds zero-copied to `held`. Entries being sent, copied, committed or registered stay:
     /// their task work or command sees the stop and finishes them. Waiting requests end.
-    fn stop(&self, cmds: &mut KVec<ParkedCmd>, held: &mut KVec<(RingId, ZcHeld)>) {
+    fn stop(&self, cmds: &mut KVec<ParkedCmd>, held: &mut KVec<(RingId, Held)>) {
         let cap = {
             let mut inner = self.inner.lock();
             inner.stopped = true;
@@ -894,10 +876,13 @@ impl Queue {
                 }
                 Some(Entry {
                     ring,
-                    state: State::Userspace { zc: Some(h), .. },
+                    state: State::Userspace { held: h, .. },
                     ..
                 }) => {
-                    if let Err(kernel::alloc::AllocError) = held.push((ring, h), GFP_KERNEL) {
+                    if h.zc.is_none() {
+                        h.req.end(ECONNABORTED.to_errno());
+                    } else if let Err(kernel::alloc::AllocError) = held.push((ring, h), GFP_KERNEL)
+                    {
                         // Ended by the failed push's drop, its pages left to io_uring.
                     }
                 }
@@ -1213,8 +1198,8 @@ impl Ring {
             q.stop(&mut cmds, &mut held);
         }
         for (ring, h) in held {
-            if let Some(cmd) = cmds.iter().find(|c| c.ring() == ring) {
-                let _ = h.reg.unregister_parked(cmd);
+            if let (Some(reg), Some(cmd)) = (h.zc, cmds.iter().find(|c| c.ring() == ring)) {
+                let _ = reg.unregister_parked(cmd);
             }
             h.req.end(ECONNABORTED.to_errno());
         }

@@ -491,6 +491,43 @@ TEST_F(ring, reply_unique_checked)
 }
 
 /*
+ * A request handed to the server is its entry's, as in Linux 7.3 (whose ring
+ * requests are on their queue's own processing list): a reply written to the
+ * device with write() does not find it (ENOENT) and changes nothing; the
+ * commit on the ring still answers it. Before furing's entries held their
+ * requests, they were hashed on the device's processing queue -- one lock for
+ * every queue of a server with one fd -- and write() answered them there.
+ */
+TEST_F(ring, write_does_not_reach_ring_request)
+{
+	struct fuse_in_header ih;
+	struct {
+		struct fuse_out_header oh;
+		struct fuse_attr_out ao;
+	} w;
+	struct stat st;
+	pthread_t th;
+	void *ret;
+
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	ASSERT_LT(0, register_all_one_entry(self));
+	ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread, &st));
+	ASSERT_EQ(0, next_request(self, &ih));
+	ASSERT_EQ(FUSE_GETATTR, ih.opcode);
+	memset(&w, 0, sizeof(w));
+	w.oh = (struct fuse_out_header){ .len = sizeof(w), .unique = ih.unique };
+	w.ao.attr.mode = S_IFREG | 0600;
+	EXPECT_EQ(-1, write(self->fd, &w, sizeof(w)));
+	EXPECT_EQ(ENOENT, errno);
+	/* Still in the server's hands: the commit answers it (a directory, not the file). */
+	EXPECT_EQ(1, furing_entries(furing_conn_id(MNT), "userspace"));
+	EXPECT_EQ(FURING_NO_CQE, commit_getattr(self, &ih, sizeof(struct fuse_attr_out)));
+	pthread_join(th, &ret);
+	EXPECT_EQ(0, (long)ret);
+	EXPECT_EQ(S_IFDIR | 0700, st.st_mode);
+}
+
+/*
  * Every byte the UAPI says must be 0 is checked (so it can carry an
  * extension later): padding, init (basic mode, COMMIT), reserved, REGISTER's
  * commit_id, COMMIT's flags. Each gets EINVAL and registers nothing.

@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The FUSE core: channels, the requests the transport owns, the processing queue and the
-//! classic path.
+//! The FUSE core: channels, devices, the requests the transport owns and the classic path.
 //!
 //! Ownership of a request follows the core's protocol, and the types here encode it:
 //! `send_req` hands the transport a request ([`Req`], owned, not `Copy`); it leaves the
-//! transport by being ended ([`Req::end`]), by going the classic way
-//! ([`ClassicQueue::send`]), or by being hashed on the processing queue
-//! ([`FuseDev::pq_add`]), where the core's abort can end it: from then on the transport
-//! holds only its `unique`, and a reply takes it back with [`FuseDev::pq_take`].
+//! transport by being ended ([`Req::end`]) or by going the classic way
+//! ([`ClassicQueue::send`]). A request handed to the server stays the transport's (marked
+//! sent, [`Req::mark_sent`]) until its reply, its io_uring's end or teardown ends it: it
+//! is on no list of the core, which therefore never ends it behind the transport's back.
 
 use super::mm::FolioRef;
 use super::raw;
@@ -128,77 +127,6 @@ impl FuseDev {
         // SAFETY: The device holds a reference on its channel while it is set.
         (!fch.is_null()).then(|| unsafe { &*fch.cast::<Chan>() })
     }
-
-    /// Hashes `req` on the device's processing queue and marks it sent (FR_SENT); queues
-    /// its interrupt first when a signal came before FR_SENT (as `fuse_dev_do_read()`).
-    /// Returns the request's `unique`: from here on the processing queue owns it, and an
-    /// abort may end it at any time. Gives the request back once the queue is aborted.
-    pub(crate) fn pq_add(&self, req: Req) -> core::result::Result<u64, Req> {
-        let unique = req.unique();
-        // SAFETY: The device is live; `req` is ours. The interrupt check runs under the
-        // processing queue's lock, while the request cannot be ended.
-        if unsafe { raw::furing_pq_add(self.0.get(), req.0.as_ptr()) } {
-            core::mem::forget(req);
-            Ok(unique)
-        } else {
-            Err(req)
-        }
-    }
-
-    /// Takes the request `unique` off the processing queue for its reply (FR_LOCKED: an
-    /// abort now leaves it to us); `None` when it is not there (aborted, or resent).
-    pub(crate) fn pq_take(&self, unique: u64) -> Option<Reply<'_>> {
-        // SAFETY: The device is live. A request found is moved to `fpq->io` with FR_LOCKED
-        // and FR_SENT cleared: the core leaves it to us until `furing_pq_release`.
-        let req = unsafe { raw::furing_pq_take(self.0.get(), unique) };
-        NonNull::new(req).map(|req| Reply {
-            fud: self,
-            req: Some(Req(req)),
-        })
-    }
-}
-
-/// A request taken off the processing queue for its reply (see [`FuseDev::pq_take`]).
-///
-/// # Invariants
-///
-/// `req` is `Some` until [`Reply::finish`]; it is FR_LOCKED on `fud`'s `fpq->io`.
-pub(crate) struct Reply<'a> {
-    fud: &'a FuseDev,
-    req: Option<Req>,
-}
-
-impl Reply<'_> {
-    /// The request, to copy the reply into.
-    pub(crate) fn req(&mut self) -> &mut Req {
-        // INVARIANT: `req` is `Some` until `finish` consumes `self`.
-        self.req.as_mut().expect("Reply holds its request")
-    }
-
-    /// Unlocks the request (`err`: the reply was bad, the request fails with EIO), and
-    /// gives it back to end.
-    pub(crate) fn finish(mut self, err: bool) -> Req {
-        let req = self.req.take().expect("Reply holds its request");
-        Self::release(self.fud, &req, err);
-        req
-    }
-
-    /// `fuse_dev_do_write()`'s end of a reply: FR_LOCKED off, off `fpq->io` (unless the
-    /// abort made it private), its error EIO if the reply was bad.
-    fn release(fud: &FuseDev, req: &Req, err: bool) {
-        // SAFETY: The device is live; `req` is FR_LOCKED on its `fpq->io` (invariant).
-        unsafe { raw::furing_pq_release(fud.0.get(), req.0.as_ptr(), err) };
-    }
-}
-
-impl Drop for Reply<'_> {
-    /// A reply not finished (an early return) fails its request with EIO.
-    fn drop(&mut self) {
-        if let Some(req) = self.req.take() {
-            Self::release(self.fud, &req, true);
-            req.end(0);
-        }
-    }
 }
 
 /// A FUSE request owned by the transport, between `send_req` and its end.
@@ -294,8 +222,8 @@ impl Req {
             .fetch_and(!(1 << raw::fuse_req_flag_FR_PENDING), Ordering::AcqRel);
     }
 
-    /// Marks a request the transport keeps (off the processing queue) sent (FR_SENT), and
-    /// queues its interrupt when a signal came before, as [`FuseDev::pq_add`] does.
+    /// Marks a request handed to the server sent (FR_SENT), and queues its interrupt when a
+    /// signal came before (as `fuse_dev_do_read()` does); the transport keeps the request.
     pub(crate) fn mark_sent(&self) {
         // SAFETY: The request is ours (invariant), so alive for the interrupt's queueing.
         unsafe { raw::furing_req_mark_sent(self.0.as_ptr()) };

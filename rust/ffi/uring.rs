@@ -26,7 +26,15 @@ pub(crate) fn cmd_reserved(req: &raw::furing_uring_cmd_req) -> [u8; 12] {
 
 /// The identity of an io_uring instance (its context), only ever compared.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RingId(usize);
+pub(crate) struct RingId(core::num::NonZeroUsize);
+
+impl RingId {
+    /// The identity of the io_uring context at `ctx` (never NULL for a command's ring;
+    /// the niche keeps an `Option` of an entry's zero-copy registration the same size).
+    fn of(ctx: usize) -> Self {
+        Self(core::num::NonZeroUsize::new(ctx).unwrap_or(core::num::NonZeroUsize::MIN))
+    }
+}
 
 /// Where a parked command's entry is: its queue and slot, kept in the command's PDU so that
 /// task work and cancel find the entry without a search (as `dev_uring.c` keeps its entry).
@@ -90,7 +98,7 @@ impl UringCmd {
     /// The io_uring the command belongs to.
     pub(crate) fn ring(&self) -> RingId {
         // SAFETY: The command is valid (type invariant).
-        RingId(unsafe { raw::furing_cmd_ring(self.0.as_ptr()) } as usize)
+        RingId::of(unsafe { raw::furing_cmd_ring(self.0.as_ptr()) } as usize)
     }
 
     /// Where the command's entry is (set by [`Self::park`]).
@@ -189,7 +197,7 @@ impl ParkedCmd {
     /// The io_uring the command belongs to.
     pub(crate) fn ring(&self) -> RingId {
         // SAFETY: The command is parked (invariant).
-        RingId(unsafe { raw::furing_cmd_ring(self.cmd.as_ptr()) } as usize)
+        RingId::of(unsafe { raw::furing_cmd_ring(self.cmd.as_ptr()) } as usize)
     }
 
     /// Unregisters buffer `index` of the command's io_uring, from process context outside
