@@ -53,7 +53,7 @@
  *      iov[1]  payload region: carved into iov[1].iov_len / buf_size buffers
  *              of buf_size bytes, buffer i at offset i * buf_size.
  *    The first REGISTER sets the queue up from them; later ones only add
- *    their entry (their init and iovecs are not read again).
+ *    their entry (their init, class sizes and iovecs are not read again).
  *  - sqe->buf_index is the entry's id, 0 .. queue_depth - 1: its header slot
  *    is at iov[0] + buf_index * 288, and with zero-copy it is also where the
  *    request's pages are registered in the ring's buffer table.
