@@ -179,6 +179,15 @@ impl Transport for Conn {
     }
 }
 
+/// `file_operations::release` of `/dev/furing`, before the core's: the requests that the
+/// file's ring entries hold end (the core's release ends those on the file's processing
+/// queue; furing's are on none).
+pub(crate) fn dev_release(dev: &FuseDev) {
+    if let Some(conn) = dev.chan().and_then(|fch| fch.transport::<Conn>()) {
+        conn.ring.forget_dev(dev.id());
+    }
+}
+
 /// `file_operations::uring_cmd` of `/dev/furing`: `cmd` is a furing command on a file
 /// whose device is `dev`; returns `-EIOCBQUEUED` when furing keeps it, else its result.
 pub(crate) fn uring_cmd(cmd: UringCmd, dev: &FuseDev, issue_flags: u32) -> c_int {

@@ -18,6 +18,10 @@ impl UringCmdHandler for Commands {
     fn uring_cmd(cmd: UringCmd, dev: &FuseDev, issue_flags: u32) -> c_int {
         crate::conn::uring_cmd(cmd, dev, issue_flags)
     }
+
+    fn release(dev: &FuseDev) {
+        crate::conn::dev_release(dev);
+    }
 }
 
 /// The file operations of `/dev/furing`.

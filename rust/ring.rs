@@ -14,7 +14,9 @@
 use crate::bufring::{BufRing, FreeBufs};
 use crate::copy::{self, Buf};
 use crate::entry::{BufId, Entry, EntryIo, Full, Held, Slab, SlotId, Stamp, State};
-use crate::ffi::{self, ClassicQueue, Kicks, ParkedCmd, Pdu, Req, ReqFifo, RingId, Sqe, UringCmd};
+use crate::ffi::{
+    self, ClassicQueue, DevId, Kicks, ParkedCmd, Pdu, Req, ReqFifo, RingId, Sqe, UringCmd,
+};
 use crate::stats;
 use crate::uapi;
 use crate::user::read_iovecs;
@@ -522,9 +524,17 @@ impl Queue {
 
     /// Task work for the parked command `cmd` of entry `slot`: copies the entry's request
     /// into it and completes the command, or, with `cancel` (the server's io_uring is going
-    /// away), gives the request back to the queue and drops the entry. Returns whether
+    /// away), gives the request back to the queue and drops the entry; once the connection
+    /// is `aborted` (or the queue stopped) the request ends instead. Returns whether
     /// waiting requests may be stranded here.
-    fn send_in_task(&self, cmd: &UringCmd, slot: SlotId, cancel: bool, issue_flags: u32) -> bool {
+    fn send_in_task(
+        &self,
+        cmd: &UringCmd,
+        slot: SlotId,
+        cancel: bool,
+        aborted: bool,
+        issue_flags: u32,
+    ) -> bool {
         let (parked, req, buf, queued, io, br, stopped) = {
             let mut inner = self.inner.lock();
             let stopped = inner.stopped;
@@ -565,12 +575,12 @@ impl Queue {
             (parked, req, buf, queued, e.io, br, stopped)
         };
 
-        if cancel || stopped {
+        if cancel || stopped || aborted {
             let mut d = Deferred::default();
             let stranded = {
                 let mut inner = self.inner.lock();
                 let _ = inner.remove(slot, &mut d);
-                if inner.stopped {
+                if inner.stopped || aborted {
                     d.end = Some((req, ECONNABORTED.to_errno()));
                 } else {
                     // The request loses nothing: first in line again, for another entry.
@@ -785,11 +795,12 @@ impl Queue {
         true
     }
 
-    /// Drops the entries the io_uring `ring` held requests in (it is going away: nothing
-    /// can commit them): their requests end with `ECONNABORTED`, their slots and buffers
-    /// come back. Process context.
-    fn forget_ring(&self, ring: RingId, fud: &ffi::FuseDev) {
-        let dev = fud.id();
+    /// The requests the server holds (not zero-copied) in the entries `gone` picks by
+    /// their io_uring and device end with `ECONNABORTED`, and the entries go: nothing can
+    /// commit them any more; their slots and buffers come back. Zero-copy requests stay:
+    /// their pages may be registered in a ring that lives on (another task of it), and
+    /// only a command of it can take them out. Process context.
+    fn forget_held(&self, gone: impl Fn(RingId, DevId) -> bool) {
         let cap = self.inner.lock().slab.as_ref().map_or(0, Slab::capacity);
         for slot in 0..cap {
             let mut d = Deferred::default();
@@ -798,13 +809,11 @@ impl Queue {
                 let Some(e) = inner.slab.as_mut().and_then(|s| s.get_mut(slot as SlotId)) else {
                     continue;
                 };
-                // Zero-copy requests stay: their pages may be registered in a ring that
-                // lives on (another task of it), and only a command of it can take them out.
                 let held_plain = matches!(
                     &e.state,
                     State::Userspace { held, .. } if held.zc.is_none()
                 );
-                if e.ring != ring || e.dev != dev || !held_plain {
+                if !held_plain || !gone(e.ring, e.dev) {
                     continue;
                 }
                 if let Some(Entry {
@@ -1159,7 +1168,10 @@ impl Ring {
             // Before the command completes: it holds the device borrowed here.
             self.forget(cmd.ring(), cmd.fuse_dev());
         }
-        if q.send_in_task(&cmd, pdu.slot, cancel, issue_flags) {
+        // Aborted (the teardown is coming): nothing more goes to the server, as the core's
+        // disconnected processing queues refuse requests.
+        let aborted = !self.classic_path.connected();
+        if q.send_in_task(&cmd, pdu.slot, cancel, aborted, issue_flags) {
             self.reroute(q);
         }
     }
@@ -1180,8 +1192,19 @@ impl Ring {
     /// The io_uring `ring` is going away: its entries in the server's hands go, and queues
     /// left without entries pass their waiting requests on.
     fn forget(&self, ring: RingId, fud: &ffi::FuseDev) {
+        let dev = fud.id();
         for q in self.queues() {
-            q.forget_ring(ring, fud);
+            q.forget_held(|r, d| r == ring && d == dev);
+            self.reroute(q);
+        }
+    }
+
+    /// The device file `dev` is being released: the requests its entries hold end, since
+    /// only its commands could commit them (the core's release ends those of its own
+    /// processing queue; these are on none). No command of the file is left: each held it.
+    pub(crate) fn forget_dev(&self, dev: DevId) {
+        for q in self.queues() {
+            q.forget_held(|_, d| d == dev);
             self.reroute(q);
         }
     }

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/uio.h>
@@ -603,6 +604,44 @@ static long join_within(pthread_t th, int secs)
 	if (pthread_timedjoin_np(th, &ret, &ts))
 		return -ETIMEDOUT;
 	return (long)ret;
+}
+
+/*
+ * The entries of a device file own the requests they hold: when the file goes
+ * (a cloned fd closed while its ring lives on), those requests end
+ * (ECONNABORTED) instead of waiting for an umount, since only that file's
+ * commands could commit them; the connection goes on.
+ */
+TEST_F(ring, closed_fd_ends_its_requests)
+{
+	struct furing_uring_cmd_req req = { .qid = 0 };
+	struct fuse_in_header ih;
+	int mount_fd = self->fd, clone;
+	uint32_t master = mount_fd;
+	struct stat st;
+	pthread_t th;
+
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	clone = open("/dev/furing", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, clone);
+	ASSERT_EQ(0, ioctl(clone, FUSE_DEV_IOC_CLONE, &master));
+	/* One entry, on the clone: the request is the only thing of the file's left. */
+	self->fd = clone;
+	EXPECT_EQ(FURING_NO_CQE, cmd(self, FURING_URING_CMD_REGISTER, &req, self->iov, 2));
+	self->fd = mount_fd;
+	ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread, &st));
+	ASSERT_EQ(0, next_request(self, &ih));
+	ASSERT_EQ(FUSE_GETATTR, ih.opcode);
+	EXPECT_EQ(1, furing_entries(furing_conn_id(MNT), "userspace"));
+	close(clone);
+	EXPECT_EQ(-ECONNABORTED, join_within(th, 10));
+	EXPECT_EQ(0, furing_entries(furing_conn_id(MNT), NULL));
+	/* The connection lives on: the mount fd's entry serves the next request. */
+	ASSERT_EQ(FURING_NO_CQE, do_register(self, 0));
+	ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread, &st));
+	ASSERT_EQ(0, next_request(self, &ih));
+	EXPECT_EQ(FURING_NO_CQE, commit_getattr(self, &ih, sizeof(struct fuse_attr_out)));
+	EXPECT_EQ(0, join_within(th, 10));
 }
 
 /*

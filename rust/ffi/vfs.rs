@@ -65,6 +65,9 @@ pub(crate) trait UringCmdHandler {
     /// `cmd` is issued (or cancelled) on a file whose `fuse_dev` is `dev`: returns
     /// `-EIOCBQUEUED` when the command is kept, else its result.
     fn uring_cmd(cmd: UringCmd, dev: &FuseDev, issue_flags: u32) -> c_int;
+    /// The file of `dev` is being released, before the core's own release: no command of
+    /// it is left (each held the file).
+    fn release(dev: &FuseDev);
 }
 
 /// The file operations of a FUSE device: the core's own `fuse_dev_operations` for all
@@ -104,7 +107,6 @@ macro_rules! classic_trampolines {
 
 classic_trampolines! {
     dev_open => open(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int;
-    dev_release => release(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int;
     dev_read_iter => read_iter(iocb: *mut bindings::kiocb, to: *mut bindings::iov_iter) -> isize;
     dev_write_iter =>
         write_iter(iocb: *mut bindings::kiocb, from: *mut bindings::iov_iter) -> isize;
@@ -119,6 +121,28 @@ classic_trampolines! {
     dev_compat_ioctl =>
         compat_ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long;
     dev_show_fdinfo => show_fdinfo(m: *mut bindings::seq_file, file: *mut bindings::file);
+}
+
+/// `file_operations::release` of handler `H`: [`UringCmdHandler::release`], then the
+/// core's.
+///
+/// # Safety
+///
+/// Called by the VFS once, as the last reference to a device file of this table goes.
+unsafe extern "C" fn dev_release<H: UringCmdHandler>(
+    inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    // SAFETY: The file is valid for this call (caller's guarantee); its `private_data` is the
+    // `fuse_dev` the core set at open (or NULL), which only the core's release below frees.
+    let fud = unsafe { (*file).private_data.cast::<raw::fuse_dev>() };
+    if !fud.is_null() {
+        // SAFETY: Live until the core's release, after this borrow ends.
+        H::release(unsafe { FuseDev::from_raw(fud) });
+    }
+    let op = classic().release.expect("fuse_dev_operations.release");
+    // SAFETY: The VFS's arguments, passed through unchanged: the core operation's contract.
+    unsafe { op(inode, file) }
 }
 
 /// `file_operations::uring_cmd` of handler `H`.
@@ -149,7 +173,7 @@ impl DevFops {
         Self(bindings::file_operations {
             owner: kernel::module::this_module::<crate::LocalModule>().as_ptr(),
             open: Some(dev_open),
-            release: Some(dev_release),
+            release: Some(dev_release::<H>),
             read_iter: Some(dev_read_iter),
             write_iter: Some(dev_write_iter),
             splice_read: Some(dev_splice_read),
