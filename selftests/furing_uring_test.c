@@ -415,6 +415,17 @@ static int commit_getattr(FIXTURE_DATA(ring) *self, const struct fuse_in_header 
 	return cmd(self, FURING_URING_CMD_COMMIT_AND_FETCH, &req, self->iov, 2);
 }
 
+/* INIT answered, an entry per queue, and a stat() of the mount on its way: its GETATTR. */
+static void pending_getattr(struct __test_metadata *_metadata, FIXTURE_DATA(ring) *self,
+			    pthread_t *th, struct stat *st, struct fuse_in_header *ih)
+{
+	ASSERT_EQ(0, answer_init(_metadata, self, 1));
+	ASSERT_LT(0, register_all_one_entry(self));
+	ASSERT_EQ(0, pthread_create(th, NULL, stat_thread, st));
+	ASSERT_EQ(0, next_request(self, ih));
+	ASSERT_EQ(FUSE_GETATTR, ih->opcode);
+}
+
 /* A reply of the wrong size fails the request with EIO; the mount keeps working. */
 TEST_F(ring, reply_with_wrong_size)
 {
@@ -423,11 +434,7 @@ TEST_F(ring, reply_with_wrong_size)
 	pthread_t th;
 	void *ret;
 
-	ASSERT_EQ(0, answer_init(_metadata, self, 1));
-	ASSERT_LT(0, register_all_one_entry(self));
-	ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread, &st));
-	ASSERT_EQ(0, next_request(self, &ih));
-	ASSERT_EQ(FUSE_GETATTR, ih.opcode);
+	pending_getattr(_metadata, self, &th, &st, &ih);
 	/* One byte short: the entry is parked again all the same. */
 	EXPECT_EQ(FURING_NO_CQE, commit_getattr(self, &ih, sizeof(struct fuse_attr_out) - 1));
 	pthread_join(th, &ret);
@@ -510,11 +517,7 @@ TEST_F(ring, write_does_not_reach_ring_request)
 	pthread_t th;
 	void *ret;
 
-	ASSERT_EQ(0, answer_init(_metadata, self, 1));
-	ASSERT_LT(0, register_all_one_entry(self));
-	ASSERT_EQ(0, pthread_create(&th, NULL, stat_thread, &st));
-	ASSERT_EQ(0, next_request(self, &ih));
-	ASSERT_EQ(FUSE_GETATTR, ih.opcode);
+	pending_getattr(_metadata, self, &th, &st, &ih);
 	memset(&w, 0, sizeof(w));
 	w.oh = (struct fuse_out_header){ .len = sizeof(w), .unique = ih.unique };
 	w.ao.attr.mode = S_IFREG | 0600;
