@@ -220,25 +220,15 @@ impl BufRing {
     }
 
     /// The class a request of class `class` takes a free buffer of in `free`: its own, or,
-    /// unless the queue is strict, the next larger class that has one.
-    fn pick(&self, class: usize, free: &FreeBufs) -> Option<usize> {
+    /// unless the queue is strict, the next larger class that has one; `None` when it must
+    /// wait.
+    pub(crate) fn pick(&self, class: usize, free: &FreeBufs) -> Option<usize> {
         let last = if self.strict() {
             class
         } else {
             self.classes.len().saturating_sub(1)
         };
         (class..=last).find(|&k| free.bufs.get(k).is_some_and(|b| !b.is_empty()))
-    }
-
-    /// Whether a request of class `class` finds a free buffer in `free`.
-    pub(crate) fn can_take(&self, class: usize, free: &FreeBufs) -> bool {
-        self.pick(class, free).is_some()
-    }
-
-    /// Takes a free buffer for a request of class `class` from `free` (see [`Self::pick`]).
-    pub(crate) fn take(&self, class: usize, free: &mut FreeBufs) -> Option<BufId> {
-        let k = self.pick(class, free)?;
-        free.bufs.get_mut(k)?.pop()
     }
 
     /// Gives buffer `id` back to its class in `free` (never allocates).
@@ -346,6 +336,11 @@ impl FreeBufs {
     /// Requests that waited for a buffer of class `class`.
     pub(crate) fn waits(&self, class: usize) -> u64 {
         self.waits.get(class).copied().unwrap_or(0)
+    }
+
+    /// Takes a free buffer of class `class` (one [`BufRing::pick`] found).
+    pub(crate) fn pop(&mut self, class: usize) -> Option<BufId> {
+        self.bufs.get_mut(class)?.pop()
     }
 
     /// Free buffers in all.

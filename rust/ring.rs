@@ -235,16 +235,17 @@ impl QueueInner {
     }
 
     /// Hands waiting requests to available entries -- with a payload buffer of their class
-    /// when the queue has a buffer ring and the request has payload -- and schedules their
-    /// task work, in `kicks`, to queue after the unlock. Each round, the oldest request at the head of a line that
-    /// can go now goes; it stops when no entry is available or no head can go.
+    /// when the queue has a buffer ring and the request has payload -- and leaves their
+    /// task work in `kicks`, to queue after the unlock. Each round, the oldest request at
+    /// the head of a line that can go now goes; it stops when no entry is available or no
+    /// head can go.
     fn pump(&mut self, kicks: &mut Kicks) {
         let Some(slab) = self.slab.as_mut() else {
             return;
         };
         let br = self.br.as_deref();
         while slab.has_avail() && !self.waiting.is_empty() {
-            // (line, commit id, class) of the oldest head that can go.
+            // (line, commit id, class of the buffer it takes) of the oldest head that can go.
             let mut best: Option<(usize, u64, Option<usize>)> = None;
             let mut blocked = 0;
             for (line, fifo) in self.waiting.lines.iter().enumerate() {
@@ -253,33 +254,38 @@ impl QueueInner {
                 else {
                     continue;
                 };
-                if let (Some(br), Some(k)) = (br, class) {
-                    if !br.can_take(k, &self.free) {
-                        blocked += fifo.len();
-                        self.free.count_wait(k, unique);
-                        continue;
-                    }
-                }
+                let from = match (br, class) {
+                    (Some(br), Some(k)) => match br.pick(k, &self.free) {
+                        Some(from) => Some(from),
+                        None => {
+                            blocked += fifo.len();
+                            self.free.count_wait(k, unique);
+                            continue;
+                        }
+                    },
+                    _ => None,
+                };
                 if best.is_none_or(|(_, u, _)| unique < u) {
-                    best = Some((line, unique, class));
+                    best = Some((line, unique, from));
                 }
             }
             self.buf_wait_max = self.buf_wait_max.max(blocked);
-            let Some((line, _, class)) = best else {
+            let Some((line, _, from)) = best else {
                 return;
             };
             let Some(req) = self.waiting.pop_front(line) else {
                 return;
             };
-            let buf = match (br, class) {
-                (Some(br), Some(k)) => match br.take(k, &mut self.free) {
+            let buf = match from {
+                // `pick` found a free buffer of class `k`, under this lock.
+                Some(k) => match self.free.pop(k) {
                     Some(b) => Some(b),
                     None => {
                         self.waiting.push_front(line, req);
                         return;
                     }
                 },
-                _ => None,
+                None => None,
             };
             // `pop_avail` returns an `Available` entry only.
             let Some(e) = slab.pop_avail().and_then(|slot| slab.get_mut(slot)) else {
@@ -1049,7 +1055,7 @@ impl Ring {
         let strict = flags & uapi::FURING_URING_BUF_CLASSES_STRICT != 0;
         // With buffer classes the reserved bytes carry their sizes (`BufRing::new`).
         let tail_ok = if classes {
-            sqe.req.padding == 0 && sqe.req.init.padding == 0
+            padding_clear(&sqe.req)
         } else {
             reserved_clear(&sqe.req)
         };
@@ -1245,10 +1251,15 @@ fn entry_bufs<'a>(
     }
 }
 
-/// Whether the bytes every command must leave 0 are 0: the padding after `qid`, the
-/// padding of `init`, and the reserved tail (so that they can carry an extension).
+/// Whether the padding after `qid` and the padding of `init` are 0.
+fn padding_clear(r: &uapi::furing_uring_cmd_req) -> bool {
+    r.padding == 0 && r.init.padding == 0
+}
+
+/// Whether the bytes every command must leave 0 are 0: the paddings and the reserved tail
+/// (so that they can carry an extension; a buffer-classes REGISTER's carries its sizes).
 fn reserved_clear(r: &uapi::furing_uring_cmd_req) -> bool {
-    r.padding == 0 && r.init.padding == 0 && ffi::cmd_reserved(r).iter().all(|&b| b == 0)
+    padding_clear(r) && ffi::cmd_reserved(r).iter().all(|&b| b == 0)
 }
 
 /// Validates a basic-mode REGISTER's buffers (two iovecs: a header slot and a payload
