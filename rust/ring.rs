@@ -93,6 +93,10 @@ impl Waiting {
     /// Accounts the time since the last change, before the number changes.
     fn tick(&mut self) {
         let now = stamp();
+        if now.is_none() && self.since.is_none() {
+            // Timing is off.
+            return;
+        }
         let len = self.len() as u64;
         if len > 0 {
             self.ns = self
@@ -171,7 +175,7 @@ struct Deferred {
     held: Option<Held>,
     ring: Option<Arc<BufRing>>,
     tables: Option<Slab>,
-    free: FreeBufs,
+    free: Option<FreeBufs>,
 }
 
 impl Deferred {
@@ -192,6 +196,32 @@ impl Deferred {
             cmd.complete(res, issue_flags);
         }
     }
+}
+
+/// Hands `req` (with payload buffer `buf`) to an available entry of `slab`: the entry goes
+/// to `Sending` with its command, whose task work is left in `kicks` to queue after the
+/// unlock. Gives the request back when no entry is available.
+fn hand(
+    slab: &mut Slab,
+    req: Req,
+    buf: Option<BufId>,
+    kicks: &mut Kicks,
+) -> core::result::Result<(), Req> {
+    // `pop_avail` returns an `Available` entry only.
+    let Some(e) = slab.pop_avail().and_then(|slot| slab.get_mut(slot)) else {
+        return Err(req);
+    };
+    let State::Available(cmd) = core::mem::replace(&mut e.state, State::Registering) else {
+        unreachable!("pop_avail returned an entry that is not Available");
+    };
+    kicks.push(cmd.task_work());
+    e.state = State::Sending {
+        cmd,
+        req,
+        buf,
+        queued: stamp(),
+    };
+    Ok(())
 }
 
 /// One per-CPU queue.
@@ -287,27 +317,39 @@ impl QueueInner {
                 },
                 None => None,
             };
-            // `pop_avail` returns an `Available` entry only.
-            let Some(e) = slab.pop_avail().and_then(|slot| slab.get_mut(slot)) else {
+            if let Err(req) = hand(slab, req, buf, kicks) {
                 self.waiting.push_front(line, req);
                 if let (Some(br), Some(b)) = (br, buf) {
                     br.give_back(b, &mut self.free);
                 }
                 return;
-            };
-            let State::Available(cmd) = core::mem::replace(&mut e.state, State::Registering) else {
-                unreachable!("pop_avail returned an entry that is not Available");
-            };
-            // The entry goes to `Sending` with its command: its task work is queued once,
-            // after the unlock.
-            kicks.push(cmd.task_work());
-            e.state = State::Sending {
-                cmd,
-                req,
-                buf,
-                queued: stamp(),
-            };
+            }
         }
+    }
+
+    /// With no request waiting: hands `req` straight to an available entry, with a free
+    /// payload buffer of its class (or, unless strict, a larger one) when it has payload,
+    /// as the pump would; gives it back when it has to wait.
+    fn send_now(&mut self, req: Req, kicks: &mut Kicks) -> core::result::Result<(), Req> {
+        let Some(slab) = self.slab.as_mut() else {
+            return Err(req);
+        };
+        if !self.waiting.is_empty() || !slab.has_avail() {
+            return Err(req);
+        }
+        let br = self.br.as_deref();
+        let buf = match br.and_then(|b| Some((b, b.class_of(&req)?))) {
+            Some((b, k)) => match b.pick(k, &self.free).and_then(|from| self.free.pop(from)) {
+                Some(id) => Some(id),
+                None => return Err(req),
+            },
+            None => None,
+        };
+        hand(slab, req, buf, kicks).inspect_err(|_| {
+            if let (Some(br), Some(b)) = (br, buf) {
+                br.give_back(b, &mut self.free);
+            }
+        })
     }
 
     /// Returns payload buffer `buf` to the free ones of its class (never allocates: room
@@ -338,7 +380,7 @@ impl QueueInner {
         self.flags = None;
         d.ring = self.br.take();
         d.tables = self.slab.take();
-        d.free = core::mem::take(&mut self.free);
+        d.free = Some(core::mem::take(&mut self.free));
     }
 
     /// Puts `cmd` into the entry in `slot` (state `Registering` or `Committing`): it waits
@@ -415,7 +457,7 @@ impl Queue {
                         if let Some((br, tables, free)) = ring.take() {
                             d.ring = Some(br);
                             d.tables = Some(tables);
-                            d.free = free;
+                            d.free = Some(free);
                         }
                     }
                     None => {
@@ -504,10 +546,13 @@ impl Queue {
             return Err(req);
         }
         req.clear_pending();
-        let line = line_of(inner.br.as_deref(), &req);
-        inner.waiting.push_back(line, req);
         let mut kicks = Kicks::default();
-        inner.pump(&mut kicks);
+        // Nothing waiting ahead of it: straight to an entry when one is free.
+        if let Err(req) = inner.send_now(req, &mut kicks) {
+            let line = line_of(inner.br.as_deref(), &req);
+            inner.waiting.push_back(line, req);
+            inner.pump(&mut kicks);
+        }
         drop(inner);
         drop(kicks);
         Ok(())
@@ -603,8 +648,10 @@ impl Queue {
         }
 
         let start = stamp();
-        self.task_work_ns
-            .fetch_add(nanos_between(queued, start), Ordering::Relaxed);
+        if start.is_some() {
+            self.task_work_ns
+                .fetch_add(nanos_between(queued, start), Ordering::Relaxed);
+        }
         let res = self.copy_in(cmd, req, slot, buf, &io, br.as_deref(), issue_flags);
         add_since(&self.copy_in_ns, start);
 

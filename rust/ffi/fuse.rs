@@ -549,6 +549,9 @@ impl ReqFifo {
 
     /// Calls `f` on the oldest request, which stays on the list.
     pub(crate) fn with_front<R>(&self, f: impl FnOnce(&Req) -> R) -> Option<R> {
+        if self.len == 0 {
+            return None;
+        }
         // SAFETY: `head` is a list of requests we own (invariant).
         let req = NonNull::new(unsafe { raw::furing_req_list_first(self.head.get()) })?;
         // The list keeps owning the request: the `Req` lent to `f` is never dropped.
