@@ -7,6 +7,7 @@
 #include <linux/uidgid_types.h>
 #include <linux/furing.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 
 struct fs_context;
 struct user_namespace;
@@ -82,6 +83,13 @@ int furing_zc_register(struct io_uring_cmd *cmd, const struct fuse_args_pages *a
 		       unsigned int issue_flags);
 /* The io_uring (context) @cmd belongs to, to compare. */
 const void *furing_cmd_ring(struct io_uring_cmd *cmd);
+
+/* INIT_DELAYED_WORK(). */
+void furing_dwork_init(struct delayed_work *dw, work_func_t fn);
+/* queue_delayed_work() on system_percpu_wq, as the core's request-timeout scan. */
+bool furing_dwork_queue(struct delayed_work *dw, unsigned long delay);
+/* fuse_request_expired()'s test: @req was made more than @timeout jiffies ago. */
+bool furing_req_expired(const struct fuse_req *req, unsigned long timeout);
 
 /* vmap(@pages, @n, VM_MAP, PAGE_KERNEL) / vunmap(). */
 void *furing_vmap(struct page **pages, unsigned int n);

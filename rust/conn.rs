@@ -8,7 +8,8 @@
 //! goes (process context).
 
 use crate::ffi::{
-    self, raw, ClassicQueue, FiqOps, FuseDev, InitReq, ModuleRef, Req, Transport, UringCmd,
+    self, impl_has_ticker, raw, ClassicQueue, FiqOps, FuseDev, InitReq, ModuleRef, Req, Tick,
+    Ticker, Transport, UringCmd,
 };
 use crate::ring::{Limits, Ring};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -40,12 +41,40 @@ pub(crate) struct Conn {
     /// Tears the ring down after an abort, in process context.
     #[pin]
     abort_work: Work<Conn>,
+    /// The request-timeout scan of the requests furing holds, from INIT to release.
+    #[pin]
+    timeout_scan: Ticker<Conn>,
     /// Keeps the module (and so `FIQ_OPS`) alive while the FUSE core can call into it.
     _module: ModuleRef,
 }
 
 impl_has_work! {
     impl HasWork<Self> for Conn { self.abort_work }
+}
+
+impl_has_ticker!(Conn, timeout_scan);
+
+/// How often the request-timeout scan runs: the core's own scan period
+/// (`FUSE_TIMEOUT_TIMER_FREQ`, 15 s; a timeout is at least that long).
+const TIMEOUT_SCAN_MS: u32 = 15_000;
+
+impl Tick for Conn {
+    /// What `fuse_check_timeout()` does for the core's lists, for the requests waiting on
+    /// furing's queues and those its entries hold (which none of the core's lists has):
+    /// a request older than the channel's timeout aborts the connection. Runs again while
+    /// the channel has a timeout and lives.
+    fn tick(&self) -> bool {
+        let classic = self.ring.classic_path();
+        let timeout = classic.req_timeout();
+        if timeout == 0 || self.aborted.load(Ordering::Acquire) || !classic.connected() {
+            return false;
+        }
+        if self.ring.expired(timeout) {
+            classic.abort();
+            return false;
+        }
+        true
+    }
 }
 
 impl WorkItem for Conn {
@@ -74,6 +103,7 @@ impl Conn {
                 stats <- new_mutex!(None),
                 aborted: AtomicBool::new(false),
                 abort_work <- new_work!("furing::Conn::abort_work"),
+                timeout_scan <- Ticker::new(kernel::time::msecs_to_jiffies(TIMEOUT_SCAN_MS)),
                 _module: ModuleRef::this(),
             }),
             GFP_KERNEL,
@@ -151,6 +181,11 @@ impl Transport for Conn {
         if let Some(out) = out {
             let wants = out.flags & raw::FUSE_INIT_EXT != 0 && out.flags2 & OVER_IO_URING_HI != 0;
             this.server_uring.store(wants, Ordering::Release);
+            if wants {
+                // The core sets the channel's request timeout after this hook: the first
+                // scan reads it.
+                this.timeout_scan.start();
+            }
             out.flags2 &= !(OVER_IO_URING_HI | BUFPOOL_HI);
         }
     }
@@ -175,6 +210,7 @@ impl Transport for Conn {
 
     /// The channel goes: whatever is still parked completes now (process context).
     fn release(this: Arc<Self>) {
+        this.timeout_scan.stop();
         this.ring.stop();
     }
 }

@@ -79,6 +79,19 @@ pub(crate) enum State {
 }
 
 impl State {
+    /// The request the entry holds (`Copying` and `Committing` lent theirs to the task work
+    /// or the command that copies).
+    pub(crate) fn req(&self) -> Option<&Req> {
+        match self {
+            Self::Sending { req, .. }
+            | Self::Userspace {
+                held: Held { req, .. },
+                ..
+            } => Some(req),
+            _ => None,
+        }
+    }
+
     /// The payload buffer the entry's request holds.
     pub(crate) fn buf(&self) -> Option<BufId> {
         match self {

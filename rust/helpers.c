@@ -186,3 +186,18 @@ FURING_SAME_LAYOUT(furing_uring_req_header, fuse_uring_req_header, ring_ent_in_o
 static_assert((int)FURING_URING_CMD_REGISTER == (int)FUSE_IO_URING_CMD_REGISTER);
 static_assert((int)FURING_URING_CMD_COMMIT_AND_FETCH ==
 	      (int)FUSE_IO_URING_CMD_COMMIT_AND_FETCH);
+
+void furing_dwork_init(struct delayed_work *dw, work_func_t fn)
+{
+	INIT_DELAYED_WORK(dw, fn);
+}
+
+bool furing_dwork_queue(struct delayed_work *dw, unsigned long delay)
+{
+	return queue_delayed_work(system_percpu_wq, dw, delay);
+}
+
+bool furing_req_expired(const struct fuse_req *req, unsigned long timeout)
+{
+	return time_is_before_jiffies(req->create_time + timeout);
+}

@@ -26,7 +26,7 @@ use kernel::{
     new_spinlock,
     prelude::*,
     sync::{Arc, SpinLock},
-    time::{Instant, Monotonic},
+    time::{Instant, Jiffies, Monotonic},
 };
 
 /// Now, if request timing is on (debugfs `furing/timing`).
@@ -556,6 +556,21 @@ impl Queue {
         drop(inner);
         drop(kicks);
         Ok(())
+    }
+
+    /// Whether a request the queue holds, waiting at the head of a line or with an entry,
+    /// was made more than `timeout` jiffies ago (as the core checks the heads of its lists).
+    fn expired(&self, timeout: Jiffies) -> bool {
+        let inner = self.inner.lock();
+        inner
+            .waiting
+            .lines
+            .iter()
+            .any(|l| l.with_front(|r| r.expired(timeout)).unwrap_or(false))
+            || inner.slab.as_ref().is_some_and(|s| {
+                s.iter()
+                    .any(|(_, e)| e.state.req().is_some_and(|r| r.expired(timeout)))
+            })
     }
 
     /// Whether the queue has entries.
@@ -1196,6 +1211,12 @@ impl Ring {
                 self.classic_path.send(req);
             }
         }
+    }
+
+    /// Whether a request waiting on a queue or held by an entry is older than `timeout`
+    /// jiffies: the core's request-timeout scan sees only its own lists.
+    pub(crate) fn expired(&self, timeout: Jiffies) -> bool {
+        self.queues().any(|q| q.expired(timeout))
     }
 
     /// Counts a request that went the classic way.

@@ -60,6 +60,8 @@ FIXTURE_SETUP(ring)
 
 FIXTURE_TEARDOWN(ring)
 {
+	/* held_request_times_out's request timeout, should it have stopped early */
+	write_text("/proc/sys/fs/fuse/default_request_timeout", "0");
 	io_uring_queue_exit(&self->ring);
 	umount2(MNT, MNT_DETACH);
 	if (self->fd >= 0)
@@ -645,6 +647,38 @@ TEST_F(ring, closed_fd_ends_its_requests)
 	ASSERT_EQ(0, next_request(self, &ih));
 	EXPECT_EQ(FURING_NO_CQE, commit_getattr(self, &ih, sizeof(struct fuse_attr_out)));
 	EXPECT_EQ(0, join_within(th, 10));
+}
+
+/*
+ * A request the server holds in a ring entry counts for the connection's
+ * request timeout (fs.fuse.default_request_timeout, read when INIT is
+ * answered), as one on the core's own lists does: once it is older than the
+ * timeout, a scan aborts the connection and the request ends (ECONNABORTED).
+ * The core's scan runs every 15 s and so does furing's; 15 s is the shortest
+ * timeout, so the abort comes 15-30 s after the request.
+ */
+TEST_F_TIMEOUT(ring, held_request_times_out, 120)
+{
+	const char *sysctl = "/proc/sys/fs/fuse/default_request_timeout";
+	struct fuse_in_header ih;
+	struct stat st;
+	pthread_t th;
+	long ret;
+
+	ASSERT_EQ(0, write_text(sysctl, "15"));
+	pending_getattr(_metadata, self, &th, &st, &ih);
+	/* The timeout is the channel's from INIT on: set the default back now. */
+	EXPECT_EQ(0, write_text(sysctl, "0"));
+	EXPECT_EQ(1, furing_entries(furing_conn_id(MNT), "userspace"));
+	ret = join_within(th, 75);
+	EXPECT_EQ(-ECONNABORTED, ret);
+	if (ret == -ETIMEDOUT) {
+		/* Unblock the client before the teardown. */
+		umount2(MNT, MNT_DETACH);
+		close(self->fd);
+		self->fd = -1;
+		pthread_join(th, NULL);
+	}
 }
 
 /*

@@ -200,6 +200,13 @@ impl Req {
         self.r().in_.h.unique
     }
 
+    /// Whether the request was made more than `timeout` jiffies ago (the test of the core's
+    /// request-timeout scan, `fuse_request_expired()`).
+    pub(crate) fn expired(&self, timeout: kernel::time::Jiffies) -> bool {
+        // SAFETY: The request is live (invariant); `create_time` is set when it is made.
+        unsafe { raw::furing_req_expired(self.0.as_ptr(), timeout) }
+    }
+
     /// The FUSE in header.
     pub(crate) fn in_header(&self) -> raw::fuse_in_header {
         self.r().in_.h
@@ -634,6 +641,27 @@ impl ClassicQueue {
             core::ptr::read_volatile(&raw const (*fiq).connected) != 0
                 && core::ptr::read_volatile(&raw const (*fch).connected) != 0
         }
+    }
+
+    /// The channel's request timeout (`fch->timeout.req_timeout`, jiffies; 0 for none),
+    /// which the core sets when it processes the FUSE_INIT reply.
+    pub(crate) fn req_timeout(&self) -> kernel::time::Jiffies {
+        let fiq = self.fiq.as_ptr();
+        // SAFETY: The iqueue is alive (invariant) and embedded in its channel; the timeout
+        // is a plain int the core writes once, read here as a snapshot.
+        unsafe {
+            let fch = kernel::container_of!(fiq, raw::fuse_chan, iq);
+            core::ptr::read_volatile(&raw const (*fch).timeout.req_timeout) as kernel::time::Jiffies
+        }
+    }
+
+    /// Aborts the connection (`fuse_chan_abort()`), as the core's request-timeout scan does
+    /// for an expired request. Process context, no lock held.
+    pub(crate) fn abort(&self) {
+        let fiq = self.fiq.as_ptr();
+        // SAFETY: The iqueue is alive (invariant) and embedded in its channel, which the
+        // core may abort at any time.
+        unsafe { raw::fuse_chan_abort(kernel::container_of!(fiq, raw::fuse_chan, iq), false) };
     }
 
     /// Whether `fiq->connected` is clear: `fuse_chan_abort()` ran (it clears it before

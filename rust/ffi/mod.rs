@@ -12,6 +12,7 @@ mod fuse;
 mod mm;
 mod uring;
 mod vfs;
+mod work;
 
 pub(crate) use fuse::{
     ClassicQueue, DevId, FiqOps, FuseDev, InitReq, Req, ReqFifo, Transport, Wire,
@@ -27,6 +28,7 @@ pub(crate) use vfs::{
     fuse_dev_of_file, DevFops, FsContext, FsParam, FsParams, FsRegistration, FsType, FuseDevRef,
     FuseFs, MiscRegistration, MountParams, ParamKind, ParamValue, UringCmdHandler, UserNs,
 };
+pub(crate) use work::{impl_has_ticker, HasTicker, Tick, Ticker};
 
 /// Items generated from the FUSE core, io_uring and the furing headers.
 ///
