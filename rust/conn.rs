@@ -8,8 +8,8 @@
 //! goes (process context).
 
 use crate::ffi::{
-    self, impl_has_ticker, raw, ClassicQueue, FiqOps, FuseDev, InitReq, ModuleRef, Req, Tick,
-    Ticker, Transport, UringCmd,
+    self, impl_has_ticker, raw, ClassicQueue, FiqOps, FuseDev, HasTicker, InitReq, ModuleRef, Req,
+    Tick, Ticker, Transport, UringCmd,
 };
 use crate::ring::{Limits, Ring};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +28,10 @@ pub(crate) static FIQ_OPS: FiqOps<Conn> = FiqOps::new();
 /// Transport state of one FUSE connection.
 #[pin_data]
 pub(crate) struct Conn {
+    /// The request-timeout scan of the requests furing holds, from INIT to release. First:
+    /// dropped (stopped) before the fields its tick reads.
+    #[pin]
+    timeout_scan: Ticker<Conn>,
     /// The server answered FUSE_INIT with `FUSE_OVER_IO_URING`.
     server_uring: AtomicBool,
     /// The per-CPU queues of the server's entries, and the core's classic path.
@@ -41,9 +45,6 @@ pub(crate) struct Conn {
     /// Tears the ring down after an abort, in process context.
     #[pin]
     abort_work: Work<Conn>,
-    /// The request-timeout scan of the requests furing holds, from INIT to release.
-    #[pin]
-    timeout_scan: Ticker<Conn>,
     /// Keeps the module (and so `FIQ_OPS`) alive while the FUSE core can call into it.
     _module: ModuleRef,
 }
@@ -98,12 +99,12 @@ impl Conn {
         )?;
         Arc::pin_init(
             pin_init!(Conn {
+                timeout_scan <- Ticker::new(kernel::time::msecs_to_jiffies(TIMEOUT_SCAN_MS)),
                 server_uring: AtomicBool::new(false),
                 ring,
                 stats <- new_mutex!(None),
                 aborted: AtomicBool::new(false),
                 abort_work <- new_work!("furing::Conn::abort_work"),
-                timeout_scan <- Ticker::new(kernel::time::msecs_to_jiffies(TIMEOUT_SCAN_MS)),
                 _module: ModuleRef::this(),
             }),
             GFP_KERNEL,
@@ -184,7 +185,7 @@ impl Transport for Conn {
             if wants {
                 // The core sets the channel's request timeout after this hook: the first
                 // scan reads it.
-                this.timeout_scan.start();
+                this.start_ticker();
             }
             out.flags2 &= !(OVER_IO_URING_HI | BUFPOOL_HI);
         }
@@ -210,7 +211,7 @@ impl Transport for Conn {
 
     /// The channel goes: whatever is still parked completes now (process context).
     fn release(this: Arc<Self>) {
-        this.timeout_scan.stop();
+        this.stop_ticker();
         this.ring.stop();
     }
 }

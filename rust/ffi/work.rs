@@ -14,43 +14,60 @@ pub(crate) trait Tick: Sync + Sized {
     fn tick(&self) -> bool;
 }
 
-/// A type with a [`Ticker`] of its own; implemented by [`impl_has_ticker!`] only.
+/// A type with a [`Ticker`] of its own; implemented by [`impl_has_ticker!`] only. A ticker
+/// is started and stopped only through its owner, so the one that runs is always the field
+/// `run` finds the owner from.
 ///
 /// # Safety
 ///
-/// `OFFSET` is the offset of a `Ticker<Self>` field of `Self`.
+/// `OFFSET` is the offset of the `Ticker<Self>` field that `ticker` returns.
 pub(crate) unsafe trait HasTicker: Tick {
     const OFFSET: usize;
+
+    /// The owner's ticker.
+    fn ticker(&self) -> &Ticker<Self>;
+
+    /// Queues the first tick a period from now, unless already queued or stopped.
+    fn start_ticker(&self) {
+        self.ticker().start();
+    }
+
+    /// Stops the ticker for good: no tick is left queued, none is running when this
+    /// returns, and none is queued later. Process context; never from the tick itself.
+    fn stop_ticker(&self) {
+        self.ticker().stop();
+    }
 }
 
 /// Implements [`HasTicker`] for `$t` with its `Ticker<$t>` field `$field`.
 macro_rules! impl_has_ticker {
     ($t:ty, $field:ident) => {
-        const _: () = {
-            // The field is a `Ticker` of the type itself.
-            fn _check(x: &$t) -> &$crate::ffi::Ticker<$t> {
-                &x.$field
-            }
-        };
-        // SAFETY: `offset_of!` of the field, whose type `_check` proves.
+        // SAFETY: `offset_of!` of the very field `ticker` returns (a `Ticker<$t>`, as its
+        // signature proves).
         unsafe impl $crate::ffi::HasTicker for $t {
             const OFFSET: usize = core::mem::offset_of!($t, $field);
+
+            fn ticker(&self) -> &$crate::ffi::Ticker<$t> {
+                &self.$field
+            }
         }
     };
 }
 pub(crate) use impl_has_ticker;
 
 /// A delayed work that runs its owner's [`Tick::tick`] every `period` from
-/// [`Ticker::start`] until [`Ticker::stop`].
+/// [`HasTicker::start_ticker`] until [`HasTicker::stop_ticker`].
 ///
 /// # Invariants
 ///
-/// - `dw` is initialised with `run::<T>` and is the first field (`repr(C)`); `self` is the
-///   `T::OFFSET` field of a pinned `T` ([`HasTicker`]).
+/// - `dw` is initialised with `run::<T>` and is the first field (`repr(C)`). Only
+///   `start`, reached through the owner's [`HasTicker::ticker`] (or from `run`, for the
+///   same ticker), queues it: a queued ticker is the `T::OFFSET` field of a pinned `T`.
 /// - Once `stop` set `stopped`, the work is never queued again; once `stop` returned it is
 ///   neither queued nor running.
-/// - The owner calls `stop` before it goes (and `Drop` stops it too, as a fallback), so
-///   while the work is queued or runs, its `T` is alive.
+/// - The owner stops it before it goes (declared as the owner's first field, `Drop` stops
+///   it too before the owner's other fields go), so while the work is queued or runs,
+///   its `T` is alive.
 #[repr(C)]
 #[pin_data(PinnedDrop)]
 pub(crate) struct Ticker<T: HasTicker> {
@@ -82,8 +99,7 @@ impl<T: HasTicker> Ticker<T> {
         })
     }
 
-    /// Queues the first run a period from now, unless already queued or stopped.
-    pub(crate) fn start(&self) {
+    fn start(&self) {
         let stopped = self.stopped.lock();
         if *stopped {
             return;
@@ -94,9 +110,7 @@ impl<T: HasTicker> Ticker<T> {
         drop(stopped);
     }
 
-    /// Stops the ticker for good: no run is left queued, none is running when this returns,
-    /// and none is queued later. Process context; never from the tick itself.
-    pub(crate) fn stop(&self) {
+    fn stop(&self) {
         *self.stopped.lock() = true;
         // SAFETY: `dw` is initialised (invariant). The cancel waits for a running tick and
         // keeps it from queueing itself again.
@@ -106,8 +120,8 @@ impl<T: HasTicker> Ticker<T> {
 
 #[pinned_drop]
 impl<T: HasTicker> PinnedDrop for Ticker<T> {
-    /// The owner stopped it already (invariant); should it not have, this stops it (and
-    /// sleeps: the owner then goes in process context).
+    /// The owner stopped it already; should it not have, this stops it before the owner's
+    /// other fields go (and sleeps: the owner then goes in process context).
     fn drop(self: Pin<&mut Self>) {
         let stopped = *self.stopped.lock();
         if !stopped {
@@ -122,10 +136,10 @@ impl<T: HasTicker> PinnedDrop for Ticker<T> {
 ///
 /// Called by the work queue for the `dw.work` of a `Ticker<T>` that is queued.
 unsafe extern "C" fn run<T: HasTicker>(work: *mut bindings::work_struct) {
-    // SAFETY: `work` is the `work` member of the `dw` of a `Ticker<T>` (`dw` is its first
-    // field, and a `delayed_work` starts with its `work`), the `T::OFFSET` field of a live
-    // `T` (invariants: the owner stops the ticker, which waits for this run, before it
-    // goes).
+    // SAFETY: `work` is the `work` member of the `dw` of a queued `Ticker<T>` (`dw` is its
+    // first field, and a `delayed_work` starts with its `work`), which is the `T::OFFSET`
+    // field of a `T` (only the owner's ticker is ever queued), alive while this runs (the
+    // owner stops the ticker, which waits for this run, before it goes).
     let (ticker, owner) = unsafe {
         let ticker = &*work.cast::<Ticker<T>>();
         let owner = &*work.cast::<u8>().sub(T::OFFSET).cast::<T>();
