@@ -14,6 +14,7 @@
 # is a "#" comment.
 
 REPS=3 RUNTIME=4 SIZE=64M JOBS=2 BS=1M DEPTH=8 FILES=1000 PERF=0 RAMP=30
+PERF_FREQ=1000 PERF_LIMIT=0.8 PERF_LINES=30
 CLASSES="4096x8 1048576x2"
 TRANSPORTS="basic bufring pinned zerocopy classic intree intree-bufpool intree-bufpool-fixed intree-zerocopy intree-classic ceiling"
 WORKLOADS="randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf"
@@ -129,7 +130,7 @@ cell() {
 	# both vCPUs sampled: fio, the server and the kernel (symbols from /proc/kallsyms)
 	perf=
 	[ "$PERF" = 1 ] && [ "$1" != ceiling ] &&
-		perf="perf record -a -q -N -e cpu-clock -F 1000 -o /tmp/perf.data --" &&
+		perf="perf record -a -q -N -e cpu-clock -F $PERF_FREQ -o /tmp/perf.data --" &&
 		before=$(furing_times | cut -d' ' -f1-5)
 	# the options before the first --name are every job's
 	# shellcheck disable=SC2086
@@ -158,8 +159,8 @@ cell() {
 		echo "BENCH $1 $2 $3 $val"
 	fi
 	[ -n "$perf" ] || return 0
-	perf report -i /tmp/perf.data --stdio -q --sort dso,sym --percent-limit 0.8 \
-		2>/dev/null | head -n 30 | sed "s/^/PERF $1 $2 /"
+	perf report -i /tmp/perf.data --stdio -q --sort dso,sym --percent-limit "$PERF_LIMIT" \
+		2>/dev/null | head -n "$PERF_LINES" | sed "s/^/PERF $1 $2 /"
 	# shellcheck disable=SC2086
 	set -- "$1" "$2" "$3" $before $(furing_times | cut -d' ' -f1-5)
 	[ "$9" -gt "$4" ] && echo "PROFILE $1 $2 $3 $(($9 - $4)) $((${10} - $5))" \

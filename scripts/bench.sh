@@ -34,6 +34,9 @@
 #   BENCH_CLASSES="4096x8 1048576x2"               the *-classes transports' buffer
 #                                                  classes, SIZExN each (--buf-class)
 #   BENCH_JSON=path                                where the JSON goes
+#   BENCH_PERF_FREQ=1000 BENCH_PERF_LIMIT=0.8      --profile: samples per second, the
+#   BENCH_PERF_LINES=30                            smallest share (%) and most symbols
+#                                                  reported per cell
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -95,7 +98,9 @@ say "accelerator: $accel"
 
 "$here/initramfs.sh" bench "$work/bench.cpio.gz" "$ko" "$work/tests" "$bins" \
 	PERF="$profile" REPS="$reps" RUNTIME="$runtime" SIZE="$size" FILES="$files" RAMP="$ramp" \
-	TRANSPORTS="$transports" WORKLOADS="$workloads" CLASSES="$buf_classes"
+	TRANSPORTS="$transports" WORKLOADS="$workloads" CLASSES="$buf_classes" \
+	PERF_FREQ="${BENCH_PERF_FREQ:-1000}" PERF_LIMIT="${BENCH_PERF_LIMIT:-0.8}" \
+	PERF_LINES="${BENCH_PERF_LINES:-30}"
 ntr=$(wc -w <<<"$transports") nwl=$(wc -w <<<"$workloads")
 # Generous: each cell is RUNTIME s plus fio's start and exit, slow under TCG.
 tmo=$((300 + reps * ntr * (60 + nwl * (runtime + 30))))
@@ -111,6 +116,46 @@ tr -d '\r' <"$out/results.log" | grep -v -e '^BENCH ' -e '^MEM ' -e '^CLASSES ' 
 	-e '^FURING-END' ||
 	true
 
+# per_request LOG: each profiled cell's samples by binary (dso) as time per request (ops/s
+# workloads) or per MiB, from the cell's share of both vCPUs and its result; a
+# transport listed twice is averaged. Only the symbols above the report's limit count.
+per_request() {
+	/usr/bin/python3 - "$1" <<'PY'
+import collections, re, sys
+pct = collections.defaultdict(collections.Counter)
+runs = collections.Counter()
+vals = collections.defaultdict(list)
+seen = set()
+for line in open(sys.argv[1], errors="replace"):
+    line = line.replace("\r", "")
+    f = line.split()
+    if f[:1] == ["BENCH"] and len(f) == 5 and f[4] != "NA":
+        vals[(f[1], f[2])].append(float(f[4]))
+        seen.discard((f[1], f[2]))
+    m = re.match(r"PERF (\S+) (\S+)\s+([\d.]+)%\s+(\S+)\s+\[.\]\s+(\S+)", line)
+    if m:
+        cell = (m.group(1), m.group(2))
+        if cell not in seen:
+            seen.add(cell)
+            runs[cell] += 1
+        # the idle loop apart from the kernel's work
+        dso = "idle" if "safe_halt" in m.group(5) or "idle" in m.group(5) else m.group(4)
+        pct[cell][dso] += float(m.group(3))
+print()
+print("# per request (ops/s workloads) or per MiB: microseconds of the 2 vCPUs, by binary")
+for cell, by in pct.items():
+    v = vals.get(cell)
+    if not v:
+        continue
+    rate = sum(v) / len(v)
+    unit = "us/op" if cell[1].endswith("-iops") or cell[1].startswith("meta") else "us/MiB"
+    parts = sorted(by.items(), key=lambda kv: -kv[1])
+    print("## %s %s (%.1f %s/s): " % (cell[0], cell[1], rate, "ops" if unit == "us/op" else "MiB")
+          + ", ".join("%s %.2f" % (d, p / runs[cell] / 100 * 2 / rate * 1e6) for d, p in parts)
+          + " " + unit)
+PY
+}
+
 if ((profile)); then
 	perf_txt=$FURING_TOP/bench/results/$(date -u +%Y-%m-%d-%H%M)-$accel-perf.txt
 	mkdir -p "$(dirname "$perf_txt")"
@@ -121,6 +166,7 @@ if ((profile)); then
 		tr -d '\r' <"$out/results.log" | awk '$1 == "PERF" && NF > 3 {
 			if ($2 " " $3 != cur) { cur = $2 " " $3; print ""; print "## " cur }
 			$1 = $2 = $3 = ""; sub(/^ +/, "  "); print }'
+		per_request "$out/results.log"
 	} >"$perf_txt"
 	cat "$perf_txt"
 fi
