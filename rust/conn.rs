@@ -67,7 +67,7 @@ impl Tick for Conn {
     fn tick(&self) -> bool {
         let classic = self.ring.classic_path();
         let timeout = classic.req_timeout();
-        if timeout == 0 || self.aborted.load(Ordering::Acquire) || !classic.connected() {
+        if timeout == 0 || !self.ring_usable() {
             return false;
         }
         if self.ring.expired(timeout) {

@@ -633,11 +633,10 @@ impl ClassicQueue {
     /// Whether neither the iqueue (`fiq->connected`) nor the channel (`fch->connected`,
     /// which `fuse_chan_abort()` clears first) is aborted.
     pub(crate) fn connected(&self) -> bool {
-        let fiq = self.fiq.as_ptr();
-        // SAFETY: The iqueue is alive (invariant) and embedded in its channel; both flags
-        // are plain ints the core writes under its locks, read here as a snapshot.
+        let (fiq, fch) = (self.fiq.as_ptr(), self.chan());
+        // SAFETY: The iqueue and its channel are alive (invariant); both flags are plain
+        // ints the core writes under its locks, read here as a snapshot.
         unsafe {
-            let fch = kernel::container_of!(fiq, raw::fuse_chan, iq);
             core::ptr::read_volatile(&raw const (*fiq).connected) != 0
                 && core::ptr::read_volatile(&raw const (*fch).connected) != 0
         }
@@ -646,11 +645,10 @@ impl ClassicQueue {
     /// The channel's request timeout (`fch->timeout.req_timeout`, jiffies; 0 for none),
     /// which the core sets when it processes the FUSE_INIT reply.
     pub(crate) fn req_timeout(&self) -> kernel::time::Jiffies {
-        let fiq = self.fiq.as_ptr();
-        // SAFETY: The iqueue is alive (invariant) and embedded in its channel; the timeout
-        // is a plain int the core writes once, read here as a snapshot.
+        let fch = self.chan();
+        // SAFETY: The channel is alive (invariant); the timeout is a plain int the core
+        // writes once, read here as a snapshot.
         unsafe {
-            let fch = kernel::container_of!(fiq, raw::fuse_chan, iq);
             core::ptr::read_volatile(&raw const (*fch).timeout.req_timeout) as kernel::time::Jiffies
         }
     }
@@ -658,10 +656,14 @@ impl ClassicQueue {
     /// Aborts the connection (`fuse_chan_abort()`), as the core's request-timeout scan does
     /// for an expired request. Process context, no lock held.
     pub(crate) fn abort(&self) {
-        let fiq = self.fiq.as_ptr();
-        // SAFETY: The iqueue is alive (invariant) and embedded in its channel, which the
-        // core may abort at any time.
-        unsafe { raw::fuse_chan_abort(kernel::container_of!(fiq, raw::fuse_chan, iq), false) };
+        // SAFETY: The channel is alive (invariant); the core may abort it at any time.
+        unsafe { raw::fuse_chan_abort(self.chan(), false) };
+    }
+
+    /// The channel the iqueue is embedded in (alive as long as the iqueue, invariant).
+    fn chan(&self) -> *mut raw::fuse_chan {
+        // SAFETY: The iqueue is the `iq` member of a live channel (invariant).
+        unsafe { kernel::container_of!(self.fiq.as_ptr(), raw::fuse_chan, iq) }
     }
 
     /// Whether `fiq->connected` is clear: `fuse_chan_abort()` ran (it clears it before
