@@ -14,7 +14,7 @@
 # is a "#" comment.
 
 REPS=3 RUNTIME=4 SIZE=64M JOBS=2 BS=1M DEPTH=8 FILES=1000 PERF=0 RAMP=30
-PERF_FREQ=1000 PERF_LIMIT=0.8 PERF_LINES=30
+PERF_FREQ=1000 PERF_LIMIT=0.8 PERF_LINES=30 TIMING=0
 CLASSES="4096x8 1048576x2"
 TRANSPORTS="basic bufring pinned zerocopy classic intree intree-bufpool intree-bufpool-fixed intree-zerocopy intree-classic ceiling"
 WORKLOADS="randread-dio randwrite-dio randread-buf randwrite-buf seqread-buf seqwrite-buf"
@@ -111,7 +111,7 @@ error() {
 
 # cell TRANSPORT WORKLOAD REP DIR: one fio run, prints its BENCH line: MiB/s, or ops/s
 # for the *-iops and meta-* workloads (mixed: two lines, mixed-data in MiB/s and
-# mixed-meta in ops/s), and (with PERF=1, which turns furing's request
+# mixed-meta in ops/s), and (with PERF=1; TIMING=1, the default there, turns furing's request
 # timing on) for a cell served over furing's ring a "PROFILE <transport> <workload>
 # <rep> <requests> <wait> <task work> <copy in> <copy out>" line (what the cell added
 # to furing's counters, microseconds)
@@ -312,8 +312,9 @@ EOF
 # fio's jobs are threads sharing one fd table; the meta-* workloads open FILES per job
 ulimit -n 65536 || ulimit -n 4096
 insmod /lib/modules/furing.ko || { echo "BENCH-ERROR - - - insmod failed"; exit 1; }
-# furing's request timers cost a few clock reads per request: only when profiling
-[ "$PERF" = 1 ] && echo 1 >/sys/kernel/debug/furing/timing
+# furing's request timers cost a few clock reads per request: only when profiling, and
+# TIMING=0 leaves them off there too
+[ "$TIMING" = 1 ] && echo 1 >/sys/kernel/debug/furing/timing
 # Linux 7.3's own FUSE io-uring is off by default.
 echo Y >/sys/module/fuse/parameters/enable_uring ||
 	{ echo "BENCH-ERROR - - - fuse.enable_uring not settable"; exit 1; }

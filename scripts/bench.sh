@@ -37,6 +37,9 @@
 #   BENCH_PERF_FREQ=1000 BENCH_PERF_LIMIT=0.8      --profile: samples per second, the
 #   BENCH_PERF_LINES=30                            smallest share (%) and most symbols
 #                                                  reported per cell
+#   BENCH_TIMING=1                                 --profile: furing's request timers
+#                                                  (a few clock reads per request; 0
+#                                                  profiles the untimed path)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -100,7 +103,7 @@ say "accelerator: $accel"
 	PERF="$profile" REPS="$reps" RUNTIME="$runtime" SIZE="$size" FILES="$files" RAMP="$ramp" \
 	TRANSPORTS="$transports" WORKLOADS="$workloads" CLASSES="$buf_classes" \
 	PERF_FREQ="${BENCH_PERF_FREQ:-1000}" PERF_LIMIT="${BENCH_PERF_LIMIT:-0.8}" \
-	PERF_LINES="${BENCH_PERF_LINES:-30}"
+	PERF_LINES="${BENCH_PERF_LINES:-30}" TIMING="${BENCH_TIMING:-$profile}"
 ntr=$(wc -w <<<"$transports") nwl=$(wc -w <<<"$workloads")
 # Generous: each cell is RUNTIME s plus fio's start and exit, slow under TCG.
 tmo=$((300 + reps * ntr * (60 + nwl * (runtime + 30))))
