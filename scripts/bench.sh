@@ -164,8 +164,10 @@ if ((profile)); then
 	mkdir -p "$(dirname "$perf_txt")"
 	{
 		echo "# furing bench-profile: Linux $KVER, $accel, commit $(git -C "$FURING_TOP" describe --always --dirty 2>/dev/null)"
+		echo "# BENCH_TRANSPORTS=\"$transports\" BENCH_WORKLOADS=\"$workloads\" BENCH_RUNTIME=$runtime"
+		echo "# BENCH_PERF_FREQ=${BENCH_PERF_FREQ:-1000} BENCH_PERF_LIMIT=${BENCH_PERF_LIMIT:-0.8} BENCH_PERF_LINES=${BENCH_PERF_LINES:-30} BENCH_TIMING=${BENCH_TIMING:-1}"
 		echo "# perf record -a -e cpu-clock over each fio run (2 vCPUs: fio, server, kernel);"
-		echo "# perf report --sort dso,sym, symbols over 0.8%"
+		echo "# perf report --sort dso,sym, symbols over ${BENCH_PERF_LIMIT:-0.8}%"
 		tr -d '\r' <"$out/results.log" | awk '$1 == "PERF" && NF > 3 {
 			if ($2 " " $3 != cur) { cur = $2 " " $3; print ""; print "## " cur }
 			$1 = $2 = $3 = ""; sub(/^ +/, "  "); print }'
