@@ -9,7 +9,10 @@
 //! region through its kernel address ([`Buf::Kernel`]), chosen per region from the
 //! queue's flags.
 
-use crate::ffi::{copy_from_user_page, copy_to_user_page, raw, Req, Wire};
+use crate::ffi::{
+    copy_from_user_page, copy_to_user_page, raw, user_read, user_write, DstBytes, Req, SrcBytes,
+    Wire,
+};
 use crate::pinned::PinnedRegion;
 use crate::uapi::{
     furing_uring_ent_in_out, FURING_URING_ENT_ZERO_COPY, IN_OUT_HEADER_SZ, OP_IN_OUT_SZ,
@@ -19,7 +22,6 @@ use kernel::{
     page::PAGE_SIZE,
     prelude::*,
     transmute::{AsBytes, FromBytes},
-    uaccess::UserSlice,
 };
 
 /// Offset of `furing_uring_ent_in_out` in a request header.
@@ -30,9 +32,9 @@ pub(crate) trait RingBuf {
     /// Bytes in the buffer.
     fn len(&self) -> usize;
     /// Copies `src` to `off`.
-    fn write_at(&self, off: usize, src: &[u8]) -> Result;
+    fn write_at(&self, off: usize, src: SrcBytes<'_>) -> Result;
     /// Copies from `off` into `dst`.
-    fn read_at(&self, off: usize, dst: &mut [u8]) -> Result;
+    fn read_at(&self, off: usize, dst: DstBytes<'_>) -> Result;
 }
 
 /// Copies of at least this many bytes to or from the server's memory go page by page
@@ -42,24 +44,24 @@ const PAGE_COPY_MIN: usize = 512;
 
 impl UserBuf {
     /// Copies `src` to `off` of the buffer, page by page.
-    fn write_pages(&self, off: usize, src: &[u8]) -> Result {
+    fn write_pages(&self, off: usize, src: SrcBytes<'_>) -> Result {
         let mut done = 0;
         while done < src.len() {
             let uaddr = self.addr + off + done;
             let n = (src.len() - done).min(PAGE_SIZE - uaddr % PAGE_SIZE);
-            copy_to_user_page(uaddr, &src[done..done + n])?;
+            copy_to_user_page(uaddr, src.sub(done, n)?)?;
             done += n;
         }
         Ok(())
     }
 
     /// Copies from `off` of the buffer into `dst`, page by page.
-    fn read_pages(&self, off: usize, dst: &mut [u8]) -> Result {
+    fn read_pages(&self, off: usize, mut dst: DstBytes<'_>) -> Result {
         let mut done = 0;
         while done < dst.len() {
             let uaddr = self.addr + off + done;
             let n = (dst.len() - done).min(PAGE_SIZE - uaddr % PAGE_SIZE);
-            copy_from_user_page(uaddr, &mut dst[done..done + n])?;
+            copy_from_user_page(uaddr, dst.sub(done, n)?)?;
             done += n;
         }
         Ok(())
@@ -71,24 +73,20 @@ impl RingBuf for UserBuf {
         self.len
     }
 
-    fn write_at(&self, off: usize, src: &[u8]) -> Result {
+    fn write_at(&self, off: usize, src: SrcBytes<'_>) -> Result {
         check_range(off, src.len(), self.len)?;
         if src.len() >= PAGE_COPY_MIN {
             return self.write_pages(off, src);
         }
-        UserSlice::new(self.ptr(off), src.len())
-            .writer()
-            .write_slice(src)
+        user_write(self.addr.wrapping_add(off), src)
     }
 
-    fn read_at(&self, off: usize, dst: &mut [u8]) -> Result {
+    fn read_at(&self, off: usize, dst: DstBytes<'_>) -> Result {
         check_range(off, dst.len(), self.len)?;
         if dst.len() >= PAGE_COPY_MIN {
             return self.read_pages(off, dst);
         }
-        UserSlice::new(self.ptr(off), dst.len())
-            .reader()
-            .read_slice(dst)
+        user_read(self.addr.wrapping_add(off), dst)
     }
 }
 
@@ -114,7 +112,7 @@ impl RingBuf for Buf<'_> {
         }
     }
 
-    fn write_at(&self, off: usize, src: &[u8]) -> Result {
+    fn write_at(&self, off: usize, src: SrcBytes<'_>) -> Result {
         match self {
             Self::User(u) => u.write_at(off, src),
             Self::Kernel(p, base, len) => {
@@ -124,7 +122,7 @@ impl RingBuf for Buf<'_> {
         }
     }
 
-    fn read_at(&self, off: usize, dst: &mut [u8]) -> Result {
+    fn read_at(&self, off: usize, dst: DstBytes<'_>) -> Result {
         match self {
             Self::User(u) => u.read_at(off, dst),
             Self::Kernel(p, base, len) => {
@@ -148,13 +146,13 @@ pub(crate) fn request_to_ring(
     buf_id: u16,
     zero_copy: bool,
 ) -> Result<u32> {
-    header.write_at(0, Wire(req.in_header()).as_bytes())?;
+    header.write_at(0, Wire(req.in_header()).as_bytes().into())?;
     if let Some(op) = req.op_header() {
         if op.len() > OP_IN_OUT_SZ {
             return Err(EINVAL);
         }
         if !op.is_empty() {
-            header.write_at(IN_OUT_HEADER_SZ, op)?;
+            header.write_at(IN_OUT_HEADER_SZ, op.into())?;
         }
     }
     let mut off = 0usize;
@@ -175,7 +173,7 @@ pub(crate) fn request_to_ring(
         buf_id,
         ..Default::default()
     };
-    header.write_at(ENT_IN_OUT, Wire(ent).as_bytes())?;
+    header.write_at(ENT_IN_OUT, Wire(ent).as_bytes().into())?;
     Ok(payload_sz)
 }
 
@@ -208,8 +206,9 @@ pub(crate) fn reply_from_ring(
     req.zero_out_folios(zero_copy);
     let mut off = 0usize;
     req.for_each_out_chunk(zero_copy, |chunk| {
+        let len = chunk.len();
         payload.read_at(off, chunk)?;
-        off += chunk.len();
+        off += len;
         Ok(())
     })
 }
@@ -220,6 +219,6 @@ where
     Wire<T>: FromBytes + AsBytes,
 {
     let mut v = Wire(T::default());
-    buf.read_at(off, v.as_bytes_mut())?;
+    buf.read_at(off, v.as_bytes_mut().into())?;
     Ok(v.0)
 }

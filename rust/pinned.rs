@@ -8,7 +8,7 @@
 //! It sleeps, so the last owner drops it in process context (the abort work, a command's
 //! issue or task work, or the connection's release), never under a spinlock.
 
-use crate::ffi::{MemlockCharge, PinnedPages, Vmap};
+use crate::ffi::{DstBytes, MemlockCharge, PinnedPages, SrcBytes, Vmap};
 use kernel::{page::PAGE_SIZE, prelude::*};
 
 /// One pinned region. Field order is drop order.
@@ -51,13 +51,13 @@ impl PinnedRegion {
     }
 
     /// Copies `src` to `off` (within the region's `len` bytes).
-    pub(crate) fn write_at(&self, off: usize, src: &[u8]) -> Result {
+    pub(crate) fn write_at(&self, off: usize, src: SrcBytes<'_>) -> Result {
         crate::user::check_range(off, src.len(), self.len)?;
         self.map.write_at(off, src)
     }
 
     /// Copies from `off` into `dst` (within the region's `len` bytes).
-    pub(crate) fn read_at(&self, off: usize, dst: &mut [u8]) -> Result {
+    pub(crate) fn read_at(&self, off: usize, dst: DstBytes<'_>) -> Result {
         crate::user::check_range(off, dst.len(), self.len)?;
         self.map.read_at(off, dst)
     }

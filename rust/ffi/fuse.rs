@@ -9,7 +9,7 @@
 //! sent, [`Req::mark_sent`]) until its reply, its io_uring's end or teardown ends it: it
 //! is on no list of the core, which therefore never ends it behind the transport's back.
 
-use super::mm::FolioRef;
+use super::mm::{DstBytes, FolioRef, SrcBytes};
 use super::raw;
 use super::uring::UringCmd;
 use core::ptr::NonNull;
@@ -151,34 +151,29 @@ impl Req {
         NonNull::new(req).map(Self)
     }
 
-    fn r(&self) -> &raw::fuse_req {
-        // SAFETY: Live and ours (type invariant); shared access to the fields the owner
-        // alone writes.
-        unsafe { self.0.as_ref() }
-    }
-
-    fn r_mut(&mut self) -> &mut raw::fuse_req {
-        // SAFETY: Live and ours (type invariant), and `&mut self` makes the access unique.
-        unsafe { self.0.as_mut() }
-    }
+    // The request is never borrowed whole: while we own it, the waiter and the core still
+    // change some of its fields (flag bits, `intr_entry`, `waitq`). Its fields are read and
+    // written one by one through the raw pointer; only the ones the owner alone touches.
 
     fn args(&self) -> &raw::fuse_args {
-        // SAFETY: A request's `args` are valid until it ends.
-        unsafe { &*self.r().args }
+        // SAFETY: The request is live (invariant); its `args` are valid until it ends, and
+        // only the owner touches them meanwhile.
+        unsafe { &*(*self.0.as_ptr()).args }
     }
 
     fn args_mut(&mut self) -> &mut raw::fuse_args {
-        // SAFETY: As in `args`; the owner alone touches them (type invariant).
-        unsafe { &mut *self.r_mut().args }
+        // SAFETY: As in `args`; `&mut self` makes the access unique.
+        unsafe { &mut *(*self.0.as_ptr()).args }
     }
 
     /// The page arguments' descriptor, when the request has page arguments.
     fn pages(&self) -> Option<&raw::fuse_args_pages> {
         let args = self.args();
-        // SAFETY: With page arguments, `args` is the `args` member of a `fuse_args_pages`
-        // (the core's contract for in_pages/out_pages).
+        // SAFETY: With page arguments, `args` is the first member (`args`) of a
+        // `fuse_args_pages` (the core's contract for in_pages/out_pages): the pointer, from
+        // the request rather than from the `&fuse_args`, covers the whole of it.
         (args.in_pages() || args.out_pages())
-            .then(|| unsafe { &*core::ptr::from_ref(args).cast::<raw::fuse_args_pages>() })
+            .then(|| unsafe { &*(*self.0.as_ptr()).args.cast::<raw::fuse_args_pages>() })
     }
 
     /// The folio `k` of the page arguments and its descriptor.
@@ -197,7 +192,7 @@ impl Req {
 
     /// The request's unique id.
     pub(crate) fn unique(&self) -> u64 {
-        self.r().in_.h.unique
+        self.in_header().unique
     }
 
     /// Whether the request was made more than `timeout` jiffies ago (the test of the core's
@@ -209,12 +204,15 @@ impl Req {
 
     /// The FUSE in header.
     pub(crate) fn in_header(&self) -> raw::fuse_in_header {
-        self.r().in_.h
+        // SAFETY: The request is live (invariant); its in header is set before it reaches
+        // a transport, and then only the owner writes it (`assign_unique`).
+        unsafe { (*self.0.as_ptr()).in_.h }
     }
 
     fn flags(&self) -> &AtomicUsize {
         // SAFETY: `flags` is an `unsigned long` the core only changes with atomic bitops.
-        unsafe { AtomicUsize::from_ptr((&raw const self.r().flags).cast_mut().cast()) }
+        // The pointer comes from the raw request, not from a reference to it.
+        unsafe { AtomicUsize::from_ptr((&raw mut (*self.0.as_ptr()).flags).cast()) }
     }
 
     /// `test_bit(bit, &req->flags)`.
@@ -243,7 +241,8 @@ impl Req {
 
     /// Sets the reply header (its error is what the client sees).
     pub(crate) fn set_out_header(&mut self, oh: raw::fuse_out_header) {
-        self.r_mut().out.h = oh;
+        // SAFETY: The request is live (invariant); only its owner writes the out header.
+        unsafe { (*self.0.as_ptr()).out.h = oh };
     }
 
     /// The raw request, leaving the transport (to the core's classic path).
@@ -254,9 +253,10 @@ impl Req {
     }
 
     /// Ends the request with `error` (0 keeps the reply's own error).
-    pub(crate) fn end(mut self, error: i32) {
+    pub(crate) fn end(self, error: i32) {
         if error != 0 {
-            self.r_mut().out.h.error = error;
+            // SAFETY: As in `set_out_header`.
+            unsafe { (*self.0.as_ptr()).out.h.error = error };
         }
         self.flags()
             .fetch_and(!(1 << raw::fuse_req_flag_FR_SENT), Ordering::AcqRel);
@@ -271,7 +271,7 @@ impl Req {
     pub(crate) fn for_each_in_chunk(
         &self,
         skip_pages: bool,
-        mut f: impl FnMut(&[u8]) -> Result,
+        mut f: impl FnMut(SrcBytes<'_>) -> Result,
     ) -> Result<usize> {
         let args = self.args();
         let n = usize::from(args.in_numargs);
@@ -283,12 +283,16 @@ impl Req {
                 if skip_pages {
                     skipped += len;
                 } else {
-                    self.for_each_folio_chunk(len, |c| f(c))?;
+                    self.for_each_folio_chunk(len, |p, n| {
+                        // SAFETY: Mapped bytes of the page argument, valid until `f`
+                        // returns (`for_each_folio_chunk`); a WRITE's pages are only read.
+                        f(unsafe { SrcBytes::from_raw(p, n) })
+                    })?;
                 }
             } else if len > 0 {
-                // SAFETY: An input argument of a request we own: `len` readable bytes that
-                // nothing writes while the request is in flight.
-                f(unsafe { core::slice::from_raw_parts(a.value.cast::<u8>(), len) })?;
+                // SAFETY: An input argument of a request we own: `len` readable bytes while
+                // we hold the request.
+                f(unsafe { SrcBytes::from_raw(a.value.cast::<u8>(), len) })?;
             }
         }
         Ok(skipped)
@@ -299,7 +303,7 @@ impl Req {
     pub(crate) fn for_each_out_chunk(
         &mut self,
         skip_pages: bool,
-        mut f: impl FnMut(&mut [u8]) -> Result,
+        mut f: impl FnMut(DstBytes<'_>) -> Result,
     ) -> Result {
         let (n, pages) = {
             let args = self.args();
@@ -312,20 +316,32 @@ impl Req {
             };
             if pages && i == n - 1 {
                 if !skip_pages {
-                    self.for_each_folio_chunk(len, |c| f(c))?;
+                    self.for_each_folio_chunk(len, |p, n| {
+                        // SAFETY: Mapped bytes of the page argument, valid until `f`
+                        // returns (`for_each_folio_chunk`); a reply's pages are the
+                        // request's to fill (page-cache folios it locked, or buffers
+                        // pinned for writing).
+                        f(unsafe { DstBytes::from_raw(p, n) })
+                    })?;
                 }
             } else if len > 0 {
                 // SAFETY: An output argument of a request we own (`&mut self`): `len`
-                // writable bytes, only written by the owner of the request.
-                f(unsafe { core::slice::from_raw_parts_mut(ptr, len) })?;
+                // writable bytes while we hold it, which no Rust reference borrows.
+                f(unsafe { DstBytes::from_raw(ptr, len) })?;
             }
         }
         Ok(())
     }
 
     /// Maps the first `len` bytes of the page argument folio by folio, page by page, and
-    /// calls `f` on each chunk.
-    fn for_each_folio_chunk(&self, len: usize, mut f: impl FnMut(&mut [u8]) -> Result) -> Result {
+    /// calls `f` on each chunk: its kernel address and length, valid until `f` returns.
+    /// The client may touch those bytes meanwhile (its direct-I/O buffer), so callers only
+    /// copy them ([`SrcBytes`], [`DstBytes`]), never borrow them.
+    fn for_each_folio_chunk(
+        &self,
+        len: usize,
+        mut f: impl FnMut(*mut u8, usize) -> Result,
+    ) -> Result {
         let Some(ap) = self.pages() else {
             return Err(EINVAL);
         };
@@ -342,9 +358,9 @@ impl Req {
                 let chunk = (bindings::PAGE_SIZE - off % bindings::PAGE_SIZE).min(take - done);
                 // SAFETY: The folio belongs to a request we own; `off` is inside it.
                 let addr = unsafe { raw::furing_kmap_folio(folio.as_ptr(), off) }.cast::<u8>();
-                // SAFETY: The local mapping covers `chunk` bytes up to the page end; the
-                // folio's bytes are the request's data, which only its owner touches.
-                let res = f(unsafe { core::slice::from_raw_parts_mut(addr, chunk) });
+                // The local mapping covers `chunk` bytes up to the page end and lives
+                // until the unmap below.
+                let res = f(addr, chunk);
                 // SAFETY: Unmaps what `furing_kmap_folio` mapped.
                 unsafe { raw::furing_kunmap(addr.cast()) };
                 res?;
@@ -429,7 +445,13 @@ impl Req {
         let args = self.args();
         (args.in_numargs > 0).then(|| {
             let a = &args.in_args[0];
-            // SAFETY: Input argument 0 of a request we own: `size` readable bytes.
+            if a.size == 0 || a.value.is_null() {
+                // `fuse_set_zero_arg0()` (LOOKUP, UNLINK, ...) leaves a NULL value of size
+                // 0, which no slice may point at.
+                return &[][..];
+            }
+            // SAFETY: Input argument 0 of a request we own, non-NULL: `size` readable
+            // bytes that nothing writes while the request is in flight.
             unsafe { core::slice::from_raw_parts(a.value.cast::<u8>(), a.size as usize) }
         })
     }

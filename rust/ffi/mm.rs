@@ -1,12 +1,150 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Memory: pinned user pages, kernel mappings, the locked-memory charge, folio references.
+//! Memory: pinned user pages, kernel mappings, the locked-memory charge, folio references,
+//! and the bytes furing copies between them.
 
 use super::raw;
 use crate::user::check_range;
-use core::ptr::NonNull;
-use kernel::ffi::{c_int, c_ulong};
+use core::{marker::PhantomData, ptr::NonNull};
+use kernel::ffi::{c_int, c_ulong, c_void};
 use kernel::{bindings, error::to_result, prelude::*, sync::aref::ARef};
+
+/// Bytes furing copies from: a kernel buffer, a client's page (its direct-I/O buffer, a
+/// folio it has mapped) or the server's memory. Another task may write them meanwhile, so
+/// they are never borrowed as a Rust slice (a reference promises that nobody writes while
+/// it lives, which user space does not); only the C copy routines (`memmove`,
+/// `copy_to_user`) touch them, which tolerate the race as every kernel copy of memory
+/// shared with user space does: the reader may see torn bytes, of the writer's making.
+///
+/// # Invariants
+///
+/// `ptr` is valid for reads of `len` bytes for `'a`.
+#[derive(Clone, Copy)]
+pub(crate) struct SrcBytes<'a> {
+    ptr: NonNull<u8>,
+    len: usize,
+    _p: PhantomData<&'a [u8]>,
+}
+
+impl<'a> SrcBytes<'a> {
+    /// # Safety
+    ///
+    /// `ptr` must be valid for reads of `len` bytes for `'a`.
+    pub(super) unsafe fn from_raw(ptr: *const u8, len: usize) -> Self {
+        Self {
+            ptr: NonNull::new(ptr.cast_mut()).unwrap_or(NonNull::dangling()),
+            len,
+            _p: PhantomData,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `len` bytes from `off`.
+    pub(crate) fn sub(&self, off: usize, len: usize) -> Result<SrcBytes<'a>> {
+        check_range(off, len, self.len)?;
+        // SAFETY: Within our bytes (checked), valid for reads for `'a` (invariant).
+        Ok(unsafe { Self::from_raw(self.ptr.as_ptr().add(off), len) })
+    }
+}
+
+impl<'a> From<&'a [u8]> for SrcBytes<'a> {
+    fn from(s: &'a [u8]) -> Self {
+        // SAFETY: A slice is valid for reads of its length while borrowed.
+        unsafe { Self::from_raw(s.as_ptr(), s.len()) }
+    }
+}
+
+/// Bytes furing copies into, which another task may read or write meanwhile (as for
+/// [`SrcBytes`]).
+///
+/// # Invariants
+///
+/// `ptr` is valid for reads and writes of `len` bytes for `'a`, and no Rust reference to
+/// them lives meanwhile.
+pub(crate) struct DstBytes<'a> {
+    ptr: NonNull<u8>,
+    len: usize,
+    _p: PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> DstBytes<'a> {
+    /// # Safety
+    ///
+    /// `ptr` must be valid for reads and writes of `len` bytes for `'a`, which no Rust
+    /// reference borrows meanwhile.
+    pub(super) unsafe fn from_raw(ptr: *mut u8, len: usize) -> Self {
+        Self {
+            ptr: NonNull::new(ptr).unwrap_or(NonNull::dangling()),
+            len,
+            _p: PhantomData,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `len` bytes from `off`, for as long as they are borrowed from `self`.
+    pub(crate) fn sub(&mut self, off: usize, len: usize) -> Result<DstBytes<'_>> {
+        check_range(off, len, self.len)?;
+        // SAFETY: Within our bytes (checked), exclusively ours while `self` is borrowed.
+        Ok(unsafe { DstBytes::from_raw(self.ptr.as_ptr().add(off), len) })
+    }
+
+    /// The same bytes, to copy from.
+    pub(crate) fn as_src(&self) -> SrcBytes<'_> {
+        // SAFETY: Valid for reads as long as `self` (invariant).
+        unsafe { SrcBytes::from_raw(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<'a> From<&'a mut [u8]> for DstBytes<'a> {
+    fn from(s: &'a mut [u8]) -> Self {
+        // SAFETY: A mutable slice is valid for reads and writes of its length, and
+        // exclusively ours, while borrowed.
+        unsafe { Self::from_raw(s.as_mut_ptr(), s.len()) }
+    }
+}
+
+/// Copies `src` into `dst` (as long as the shorter), with the kernel's `memmove()`: the two
+/// may be one page seen through two mappings (a client's direct I/O from the server's own
+/// buffer).
+fn copy_bytes(dst: &mut DstBytes<'_>, src: SrcBytes<'_>) {
+    let n = dst.len.min(src.len);
+    if n > 0 {
+        // SAFETY: `dst` is valid for writes and `src` for reads of `n` bytes (their
+        // invariants); `memmove` allows overlap and is C, outside Rust's aliasing rules.
+        unsafe { bindings::memmove(dst.ptr.as_ptr().cast(), src.ptr.as_ptr().cast(), n) };
+    }
+}
+
+/// Copies `src` to the current task's memory at `uaddr` (`copy_to_user()`).
+pub(crate) fn user_write(uaddr: usize, src: SrcBytes<'_>) -> Result {
+    // SAFETY: `src` is valid for reads of its length (invariant); `copy_to_user` checks
+    // the user range and faults nothing in the kernel.
+    let left =
+        unsafe { bindings::copy_to_user(uaddr as *mut c_void, src.ptr.as_ptr().cast(), src.len) };
+    if left != 0 {
+        return Err(EFAULT);
+    }
+    Ok(())
+}
+
+/// Copies the current task's memory at `uaddr` into `dst` (`copy_from_user()`).
+pub(crate) fn user_read(uaddr: usize, dst: DstBytes<'_>) -> Result {
+    // SAFETY: `dst` is valid for writes of its length (invariant); `copy_from_user`
+    // checks the user range (and zeroes what it could not copy).
+    let left = unsafe {
+        bindings::copy_from_user(dst.ptr.as_ptr().cast(), uaddr as *const c_void, dst.len)
+    };
+    if left != 0 {
+        return Err(EFAULT);
+    }
+    Ok(())
+}
 
 /// Pages of the current task's memory, pinned for writing with `FOLL_LONGTERM`; unpinned
 /// (and marked dirty: the kernel wrote to them) when dropped.
@@ -81,7 +219,8 @@ pub(crate) struct Vmap {
 
 // SAFETY: The mapping is kernel memory usable from any thread.
 unsafe impl Send for Vmap {}
-// SAFETY: Copies through `&Vmap` go to memory the server shares anyway (see `write_at`).
+// SAFETY: Copies through `&Vmap` go to memory the server shares anyway, only ever through
+// `DstBytes` (see `bytes`).
 unsafe impl Sync for Vmap {}
 
 impl Vmap {
@@ -98,27 +237,25 @@ impl Vmap {
         })
     }
 
+    /// The `len` bytes at `off` of the mapping. The server may touch them at any time (its
+    /// own buffers); as with `copy_to_user`, it then sees torn data, which is its doing.
+    fn bytes(&self, off: usize, len: usize) -> Result<DstBytes<'_>> {
+        check_range(off, len, self.len)?;
+        // SAFETY: `off + len` is within the mapping (checked above, invariant), which lives
+        // as long as `self`; no Rust reference to the mapping is ever made.
+        Ok(unsafe { DstBytes::from_raw(self.addr.as_ptr().add(off), len) })
+    }
+
     /// Copies `src` to `off`.
-    ///
-    /// The server may touch the same bytes at the same time (its own buffers); as with
-    /// `copy_to_user`, it then sees torn data, which is its own doing.
-    pub(crate) fn write_at(&self, off: usize, src: &[u8]) -> Result {
-        check_range(off, src.len(), self.len)?;
-        // SAFETY: `off + src.len()` is within the mapping (checked above, invariant), which
-        // cannot overlap `src` (a kernel buffer or a client page, never the server's).
-        unsafe {
-            core::ptr::copy_nonoverlapping(src.as_ptr(), self.addr.as_ptr().add(off), src.len())
-        };
+    pub(crate) fn write_at(&self, off: usize, src: SrcBytes<'_>) -> Result {
+        copy_bytes(&mut self.bytes(off, src.len())?, src);
         Ok(())
     }
 
     /// Copies from `off` into `dst`.
-    pub(crate) fn read_at(&self, off: usize, dst: &mut [u8]) -> Result {
-        check_range(off, dst.len(), self.len)?;
-        // SAFETY: As in `write_at`.
-        unsafe {
-            core::ptr::copy_nonoverlapping(self.addr.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
-        };
+    pub(crate) fn read_at(&self, off: usize, mut dst: DstBytes<'_>) -> Result {
+        let src = self.bytes(off, dst.len())?;
+        copy_bytes(&mut dst, src.as_src());
         Ok(())
     }
 }
@@ -187,18 +324,23 @@ impl Drop for FolioRef {
     }
 }
 
-/// Copies `len` bytes between the kernel buffer `kbuf` and the current task's memory at
-/// `uaddr`, within one page of user memory: the user page is pinned and copied through
-/// its kernel mapping with `memcpy()`, as the FUSE core's copy state does for a server's
-/// buffers (`fuse_copy_fill()`); `EFAULT` when the page is not mapped (writable, for
-/// `to_user`). Large copies take this path because `copy_to_user()` is far slower under
-/// emulation (QEMU TCG, where the tests and `make bench` run); on hardware the two are
-/// close.
-///
-/// # Safety
-///
-/// `kbuf` must be valid for `len` bytes of reads (`to_user`) or writes.
-unsafe fn copy_user_page(uaddr: usize, kbuf: *mut u8, len: usize, to_user: bool) -> Result {
+/// A copy between a kernel buffer and one page of the current task's memory.
+enum PageCopy<'a, 'b> {
+    ToUser(SrcBytes<'a>),
+    FromUser(&'b mut DstBytes<'a>),
+}
+
+/// Copies between a kernel buffer and the current task's memory at `uaddr`, within one
+/// page: the user page is pinned (for writing, to copy to it) and copied through its kernel
+/// mapping with `memmove()`, as the FUSE core's copy state does for a server's buffers
+/// (`fuse_copy_fill()`); `EFAULT` when the page is not mapped (writable, for `ToUser`).
+/// Large copies take this path because `copy_to_user()` is far slower under emulation
+/// (QEMU TCG, where the tests and `make bench` run); on hardware the two are close.
+fn copy_user_page(uaddr: usize, copy: PageCopy<'_, '_>) -> Result {
+    let (len, to_user) = match &copy {
+        PageCopy::ToUser(src) => (src.len(), true),
+        PageCopy::FromUser(dst) => (dst.len(), false),
+    };
     let off = uaddr % kernel::page::PAGE_SIZE;
     if len == 0 || off + len > kernel::page::PAGE_SIZE {
         return Err(EINVAL);
@@ -211,44 +353,39 @@ unsafe fn copy_user_page(uaddr: usize, kbuf: *mut u8, len: usize, to_user: bool)
         return Err(EFAULT);
     }
     // SAFETY: `page` is pinned by us until the unpin below.
-    let user = unsafe { bindings::kmap_local_page(page).cast::<u8>().add(off) };
-    let (src, dst) = if to_user {
-        (kbuf.cast_const(), user)
-    } else {
-        (user.cast_const(), kbuf)
-    };
-    // SAFETY: `user` maps `len` bytes of the pinned page, `kbuf` is valid for `len` bytes
-    // (caller's guarantee). The two overlap only when a client does direct I/O to the
-    // mount from the server's own ring buffer; `copy` (memmove) keeps that defined.
-    unsafe {
-        if (src as usize) < (dst as usize) + len && (dst as usize) < (src as usize) + len {
-            core::ptr::copy(src, dst, len);
-        } else {
-            core::ptr::copy_nonoverlapping(src, dst, len);
+    let base = unsafe { bindings::kmap_local_page(page).cast::<u8>() };
+    // The local mapping covers the page and `off + len` is within it (checked above); it
+    // lives until the unmap below, after the copy.
+    match copy {
+        PageCopy::ToUser(src) => {
+            // SAFETY: The mapped bytes (above), of a page pinned for writing.
+            let mut user = unsafe { DstBytes::from_raw(base.add(off), len) };
+            copy_bytes(&mut user, src);
         }
-        bindings::kunmap_local(user.sub(off).cast());
-        // A page written through the kernel mapping is dirty.
+        PageCopy::FromUser(dst) => {
+            // SAFETY: The mapped bytes (above), only read.
+            let user = unsafe { SrcBytes::from_raw(base.add(off), len) };
+            copy_bytes(dst, user);
+        }
+    }
+    // SAFETY: Unmaps what `kmap_local_page` mapped above, and drops our pin; a page written
+    // through the kernel mapping is dirty.
+    unsafe {
+        bindings::kunmap_local(base.cast());
         bindings::unpin_user_pages_dirty_lock(&mut page, 1, to_user);
     }
     Ok(())
 }
 
 /// Copies `src` to the server's memory at `uaddr`, within one page, through a kernel
-/// mapping of the pinned page (see `copy_user_page`).
-///
-/// `src` may be a client's page that is also the server's memory (direct I/O from the
-/// server's own buffer): the copy is then a `memmove` within one page, whose bytes user
-/// space may change at any time anyway; Rust's aliasing rules do not describe memory
-/// shared with user space, and no Rust code reads `src` during the copy.
-pub(crate) fn copy_to_user_page(uaddr: usize, src: &[u8]) -> Result {
-    // SAFETY: `src` is valid for `src.len()` bytes of reads; the copy does not write it
-    // unless it is the same user page (above).
-    unsafe { copy_user_page(uaddr, src.as_ptr().cast_mut(), src.len(), true) }
+/// mapping of the pinned page (see `copy_user_page`). `src` may be a client's page that is
+/// also the server's (direct I/O from the server's own buffer): `memmove` covers that.
+pub(crate) fn copy_to_user_page(uaddr: usize, src: SrcBytes<'_>) -> Result {
+    copy_user_page(uaddr, PageCopy::ToUser(src))
 }
 
 /// Copies from the server's memory at `uaddr` into `dst`, within one page (the same
 /// overlap as for [`copy_to_user_page`] may occur).
-pub(crate) fn copy_from_user_page(uaddr: usize, dst: &mut [u8]) -> Result {
-    // SAFETY: `dst` is valid for `dst.len()` bytes of writes.
-    unsafe { copy_user_page(uaddr, dst.as_mut_ptr(), dst.len(), false) }
+pub(crate) fn copy_from_user_page(uaddr: usize, mut dst: DstBytes<'_>) -> Result {
+    copy_user_page(uaddr, PageCopy::FromUser(&mut dst))
 }

@@ -18,7 +18,8 @@ pub(crate) use fuse::{
     ClassicQueue, DevId, FiqOps, FuseDev, InitReq, Req, ReqFifo, Transport, Wire,
 };
 pub(crate) use mm::{
-    copy_from_user_page, copy_to_user_page, FolioRef, MemlockCharge, PinnedPages, Vmap,
+    copy_from_user_page, copy_to_user_page, user_read, user_write, DstBytes, FolioRef,
+    MemlockCharge, PinnedPages, SrcBytes, Vmap,
 };
 pub(crate) use uring::{
     cmd_reserved, Kicks, ParkedCmd, Pdu, RingId, Sqe, UringCmd, IO_URING_F_CANCEL,
