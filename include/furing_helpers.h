@@ -83,6 +83,11 @@ int furing_zc_register(struct io_uring_cmd *cmd, const struct fuse_args_pages *a
 		       unsigned int issue_flags);
 /* The io_uring (context) @cmd belongs to, to compare. */
 const void *furing_cmd_ring(struct io_uring_cmd *cmd);
+/*
+ * Whether @cmd's io_uring is being torn down (its last file reference went): io_uring
+ * then cancels every command of it, not just an exiting task's.
+ */
+bool furing_cmd_ring_dying(struct io_uring_cmd *cmd);
 
 /* INIT_DELAYED_WORK(). */
 void furing_dwork_init(struct delayed_work *dw, work_func_t fn);

@@ -146,6 +146,11 @@ const void *furing_cmd_ring(struct io_uring_cmd *cmd)
 	return cmd_to_io_kiocb(cmd)->ctx;
 }
 
+bool furing_cmd_ring_dying(struct io_uring_cmd *cmd)
+{
+	return percpu_ref_is_dying(&cmd_to_io_kiocb(cmd)->ctx->refs);
+}
+
 void *furing_vmap(struct page **pages, unsigned int n)
 {
 	return vmap(pages, n, VM_MAP, PAGE_KERNEL);

@@ -509,8 +509,14 @@ impl Queue {
             let bigger = Slab::new(n)?;
             let old = {
                 let mut inner = self.inner.lock();
+                // Only the basic table it found full: meanwhile the queue may have lost its
+                // entries and been set up afresh, as a buffer ring whose table is its depth.
+                let basic = inner.br.is_none()
+                    && inner
+                        .flags
+                        .is_none_or(|f| f & uapi::FURING_URING_BUFRING == 0);
                 match inner.slab.as_mut() {
-                    Some(slab) if slab.capacity() == cap => Some(slab.grow(bigger)),
+                    Some(slab) if basic && slab.capacity() == cap => Some(slab.grow(bigger)),
                     Some(_) => None,
                     None if cap == 0 => {
                         inner.slab = Some(bigger);
@@ -1238,7 +1244,7 @@ impl Ring {
     pub(crate) fn send_in_task(&self, cmd: UringCmd, cancel: bool, issue_flags: u32) {
         let pdu = cmd.pdu();
         let Ok(q) = self.queue(pdu.qid) else { return };
-        if cancel {
+        if cancel && cmd.ring_dying() {
             // Before the command completes: it holds the device borrowed here.
             self.forget(cmd.ring(), cmd.fuse_dev());
         }
@@ -1250,14 +1256,19 @@ impl Ring {
         }
     }
 
-    /// io_uring's cancel callback for `cmd`: completes it if it is parked here, and drops
-    /// the entries whose requests its io_uring held.
+    /// io_uring's cancel callback for `cmd`: completes it if it is parked here and, when
+    /// its io_uring is going away, drops the entries whose requests that io_uring held.
     pub(crate) fn cancel(&self, cmd: UringCmd, issue_flags: u32) {
         let pdu = cmd.pdu();
         let Ok(q) = self.queue(pdu.qid) else { return };
         if q.is_parked(&cmd, pdu.slot) {
-            // Before the command completes: it holds the device borrowed here.
-            self.forget(cmd.ring(), cmd.fuse_dev());
+            // The ring itself going away takes the requests its server holds (nothing of it
+            // can commit them); a task's exit takes only its own commands, and the ring's
+            // other tasks go on answering. Before the command completes: it holds the
+            // device borrowed here.
+            if cmd.ring_dying() {
+                self.forget(cmd.ring(), cmd.fuse_dev());
+            }
             q.cancel(&cmd, pdu.slot, issue_flags);
             self.reroute(q);
         }
@@ -1287,7 +1298,8 @@ impl Ring {
     /// ends the waiting requests. Zero-copy requests the server holds are unregistered
     /// with a parked command of their io_uring first, when there is one; without one the
     /// request ends and its pages stay registered until that io_uring lets go of them (the
-    /// connection is gone by then, so no read can complete into them). Process context.
+    /// server's fixed-buffer operations can still reach them meanwhile, as with Linux 7.3;
+    /// see Documentation, "Zero-copy"). Process context.
     pub(crate) fn stop(&self) {
         let mut cmds = KVec::new();
         let mut held = KVec::new();

@@ -856,6 +856,79 @@ static void *stat_on_cpu(void *arg)
 	return NULL;
 }
 
+struct reg_exit {
+	FIXTURE_DATA(ring) *self;
+	uint16_t qid;
+};
+
+/* Another thread of the server: submits a REGISTER on the shared ring, and exits. */
+static void *register_and_exit(void *arg)
+{
+	struct reg_exit *r = arg;
+	struct furing_uring_cmd_req req = { .qid = r->qid };
+
+	furing_prep_cmd(&r->self->ring, r->self->fd, FURING_URING_CMD_REGISTER, &req, r->self->iov,
+			2, 77);
+	return (void *)(long)io_uring_submit(&r->self->ring);
+}
+
+/*
+ * A thread of the server registers an entry on the shared ring and exits; the
+ * ring lives on. A request handed to that entry runs its task work from
+ * io_uring's fallback (cancelled: the task is gone): the command completes with
+ * ECANCELED and the request goes to another entry. The request the server
+ * holds on the ring stays its to answer: only the ring's own exit takes it
+ * (ring_exit_fd_stays).
+ */
+TEST_F(ring, thread_exit_keeps_held_requests)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN), id;
+	struct fuse_in_header ih1, ih2;
+	int got_cancel = 0, got_req = 0, i, res;
+	struct cpu_stat cs;
+	struct reg_exit r;
+	uint64_t tag = 0;
+	pthread_t th, t2;
+	struct stat st;
+	void *ret;
+
+	if (cpus < 2 || cpus != sysconf(_SC_NPROCESSORS_CONF))
+		SKIP(return, "needs 2+ CPUs, all online");
+	pending_getattr(_metadata, self, &th, &st, &ih1);
+	id = furing_conn_id(MNT);
+	r = (struct reg_exit){ self, (self->last_qid + 1) % cpus };
+	ASSERT_EQ(0, pthread_create(&t2, NULL, register_and_exit, &r));
+	ASSERT_EQ(0, pthread_join(t2, &ret));
+	ASSERT_EQ(1, (long)ret);
+	ASSERT_EQ(0, furing_wait_entries(id, "available", cpus));
+	/* A GETATTR on that queue: the dead thread's entry is the first to take it. */
+	cs = (struct cpu_stat){ .cpu = r.qid };
+	ASSERT_EQ(0, pthread_create(&t2, NULL, stat_on_cpu, &cs));
+	for (i = 0; i < 2; i++) {
+		res = furing_wait_cqe(&self->ring, 5000, &tag);
+		if (res == -ECANCELED && tag == 77) {
+			got_cancel++;
+		} else if (res == 0 && tag == r.qid) {
+			got_req++;
+			memcpy(&ih2, ((struct furing_uring_req_header *)self->hdr)->in_out,
+			       sizeof(ih2));
+		} else {
+			TH_LOG("CQE %d: res %d tag %llu", i, res, (unsigned long long)tag);
+		}
+	}
+	EXPECT_EQ(1, got_cancel);
+	ASSERT_EQ(1, got_req);
+	/* Both GETATTRs are the server's, the first one too. */
+	EXPECT_EQ(2, furing_entries(id, "userspace"));
+	self->last_qid = (r.qid + cpus - 1) % cpus;
+	EXPECT_EQ(FURING_NO_CQE, commit_getattr(self, &ih1, sizeof(struct fuse_attr_out)));
+	EXPECT_EQ(0, join_within(th, 10));
+	self->last_qid = r.qid;
+	EXPECT_EQ(FURING_NO_CQE, commit_getattr(self, &ih2, sizeof(struct fuse_attr_out)));
+	pthread_join(t2, NULL);
+	EXPECT_EQ(0, cs.ret);
+}
+
 /*
  * Serves a GETATTR from every online CPU with the only queue registered,
  * @qid: each goes over that queue, none the classic way.

@@ -101,6 +101,13 @@ impl UringCmd {
         RingId::of(unsafe { raw::furing_cmd_ring(self.0.as_ptr()) } as usize)
     }
 
+    /// Whether the command's io_uring is going away (the ring's exit cancels all its
+    /// commands; an exiting task's cancel leaves the ring to its other tasks).
+    pub(crate) fn ring_dying(&self) -> bool {
+        // SAFETY: The command is valid (type invariant), and so is its io_uring context.
+        unsafe { raw::furing_cmd_ring_dying(self.0.as_ptr()) }
+    }
+
     /// Where the command's entry is (set by [`Self::park`]).
     pub(crate) fn pdu(&self) -> Pdu {
         // SAFETY: The PDU is 32 bytes of the command, as big as the command's lifetime;
