@@ -1244,6 +1244,9 @@ impl Ring {
     pub(crate) fn send_in_task(&self, cmd: UringCmd, cancel: bool, issue_flags: u32) {
         let pdu = cmd.pdu();
         let Ok(q) = self.queue(pdu.qid) else { return };
+        // Task work runs cancelled when its task has exited (from io_uring's fallback) or its
+        // ring is going away. Only the latter takes the requests the server holds on that
+        // ring; a shared ring's other tasks go on answering them.
         if cancel && cmd.ring_dying() {
             // Before the command completes: it holds the device borrowed here.
             self.forget(cmd.ring(), cmd.fuse_dev());
@@ -1256,19 +1259,16 @@ impl Ring {
         }
     }
 
-    /// io_uring's cancel callback for `cmd`: completes it if it is parked here and, when
-    /// its io_uring is going away, drops the entries whose requests that io_uring held.
+    /// io_uring's cancel callback for `cmd`: completes it if it is parked here, and drops
+    /// the entries whose requests its io_uring held. io_uring calls it only when it cancels
+    /// every command of the ring: the ring is going away, or its task execs or its SQPOLL
+    /// thread exits (a plain thread exit cancels no command).
     pub(crate) fn cancel(&self, cmd: UringCmd, issue_flags: u32) {
         let pdu = cmd.pdu();
         let Ok(q) = self.queue(pdu.qid) else { return };
         if q.is_parked(&cmd, pdu.slot) {
-            // The ring itself going away takes the requests its server holds (nothing of it
-            // can commit them); a task's exit takes only its own commands, and the ring's
-            // other tasks go on answering. Before the command completes: it holds the
-            // device borrowed here.
-            if cmd.ring_dying() {
-                self.forget(cmd.ring(), cmd.fuse_dev());
-            }
+            // Before the command completes: it holds the device borrowed here.
+            self.forget(cmd.ring(), cmd.fuse_dev());
             q.cancel(&cmd, pdu.slot, issue_flags);
             self.reroute(q);
         }

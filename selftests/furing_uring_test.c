@@ -925,7 +925,7 @@ TEST_F(ring, thread_exit_keeps_held_requests)
 	EXPECT_EQ(0, join_within(th, 10));
 	self->last_qid = r.qid;
 	EXPECT_EQ(FURING_NO_CQE, commit_getattr(self, &ih2, sizeof(struct fuse_attr_out)));
-	pthread_join(t2, NULL);
+	EXPECT_EQ(0, join_within(t2, 10));
 	EXPECT_EQ(0, cs.ret);
 }
 

@@ -63,7 +63,8 @@ impl<'a> From<&'a [u8]> for SrcBytes<'a> {
 /// # Invariants
 ///
 /// `ptr` is valid for reads and writes of `len` bytes for `'a`, and no Rust reference to
-/// them lives meanwhile.
+/// them lives meanwhile. Not exclusive: others (user space, another `DstBytes` over the
+/// same pinned memory) may copy into them too, which C copies tolerate.
 pub(crate) struct DstBytes<'a> {
     ptr: NonNull<u8>,
     len: usize,
@@ -90,7 +91,8 @@ impl<'a> DstBytes<'a> {
     /// `len` bytes from `off`, for as long as they are borrowed from `self`.
     pub(crate) fn sub(&mut self, off: usize, len: usize) -> Result<DstBytes<'_>> {
         check_range(off, len, self.len)?;
-        // SAFETY: Within our bytes (checked), exclusively ours while `self` is borrowed.
+        // SAFETY: Within our bytes (checked), valid for reads and writes while `self` is
+        // borrowed (invariant), and never borrowed by a Rust reference.
         Ok(unsafe { DstBytes::from_raw(self.ptr.as_ptr().add(off), len) })
     }
 
