@@ -84,8 +84,8 @@ int furing_zc_register(struct io_uring_cmd *cmd, const struct fuse_args_pages *a
 /* The io_uring (context) @cmd belongs to, to compare. */
 const void *furing_cmd_ring(struct io_uring_cmd *cmd);
 /*
- * Whether @cmd's io_uring is being torn down (its last file reference went): io_uring
- * then cancels every command of it, not just an exiting task's.
+ * Whether @cmd's io_uring is being torn down (its last file reference went), as opposed
+ * to task work run cancelled because its task exited while the ring lives on.
  */
 bool furing_cmd_ring_dying(struct io_uring_cmd *cmd);
 

@@ -101,8 +101,8 @@ impl UringCmd {
         RingId::of(unsafe { raw::furing_cmd_ring(self.0.as_ptr()) } as usize)
     }
 
-    /// Whether the command's io_uring is going away (the ring's exit cancels all its
-    /// commands; an exiting task's cancel leaves the ring to its other tasks).
+    /// Whether the command's io_uring is going away, as opposed to task work run cancelled
+    /// because its task exited while the ring lives on with other tasks.
     pub(crate) fn ring_dying(&self) -> bool {
         // SAFETY: The command is valid (type invariant), and so is its io_uring context.
         unsafe { raw::furing_cmd_ring_dying(self.0.as_ptr()) }
