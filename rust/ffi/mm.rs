@@ -345,7 +345,7 @@ enum PageCopy<'a, 'b> {
 
 /// Copies between a kernel buffer and the current task's memory at `uaddr`, within one
 /// page: the user page is pinned (for writing, to copy to it) and copied through its kernel
-/// mapping with `memmove()`, as the FUSE core's copy state does for a server's buffers
+/// mapping with [`copy_bytes`], as the FUSE core's copy state does for a server's buffers
 /// (`fuse_copy_fill()`); `EFAULT` when the page is not mapped (writable, for `ToUser`).
 /// Large copies take this path because `copy_to_user()` is far slower under emulation
 /// (QEMU TCG, where the tests and `make bench` run); on hardware the two are close.
@@ -392,7 +392,8 @@ fn copy_user_page(uaddr: usize, copy: PageCopy<'_, '_>) -> Result {
 
 /// Copies `src` to the server's memory at `uaddr`, within one page, through a kernel
 /// mapping of the pinned page (see `copy_user_page`). `src` may be a client's page that is
-/// also the server's (direct I/O from the server's own buffer): `memmove` covers that.
+/// also the server's (direct I/O from the server's own buffer): [`copy_bytes`] then
+/// overlaps and takes `memmove`.
 pub(crate) fn copy_to_user_page(uaddr: usize, src: SrcBytes<'_>) -> Result {
     copy_user_page(uaddr, PageCopy::ToUser(src))
 }
