@@ -185,8 +185,7 @@ impl Deferred {
         // The entries handed requests: the server's task may start on them now.
         drop(self.kicks);
         if let Some(Held { req, .. }) = self.held {
-            // No command of a registration's io_uring at hand: io_uring releases the
-            // pages when it lets go of them (see `Ring::stop`).
+            // A zero-copy registration was unregistered before (`Queue::forget_held`).
             req.end(ECONNABORTED.to_errno());
         }
         if let Some((req, err)) = self.end {
@@ -869,12 +868,13 @@ impl Queue {
         true
     }
 
-    /// The requests the server holds (not zero-copied) in the entries `gone` picks by
-    /// their io_uring and device end with `ECONNABORTED`, and the entries go: nothing can
-    /// commit them any more; their slots and buffers come back. Zero-copy requests stay:
-    /// their pages may be registered in a ring that lives on (another task of it), and
-    /// only a command of it can take them out. Process context.
-    fn forget_held(&self, gone: impl Fn(RingId, DevId) -> bool) {
+    /// The requests the server holds in the entries `gone` picks by their io_uring and
+    /// device end with `ECONNABORTED`, and the entries go: nothing can commit them any more;
+    /// their slots and buffers come back. A zero-copy request goes only when `by`, a command
+    /// of the io_uring its pages are registered with (and the flags of the callback it came
+    /// in), is at hand to unregister them first; without one it stays, since that ring may
+    /// live on and only its commands can take the pages out. Process context.
+    fn forget_held(&self, gone: impl Fn(RingId, DevId) -> bool, by: Option<(&UringCmd, u32)>) {
         let cap = self.inner.lock().slab.as_ref().map_or(0, Slab::capacity);
         for slot in 0..cap {
             let mut d = Deferred::default();
@@ -883,11 +883,14 @@ impl Queue {
                 let Some(e) = inner.slab.as_mut().and_then(|s| s.get_mut(slot as SlotId)) else {
                     continue;
                 };
-                let held_plain = matches!(
-                    &e.state,
-                    State::Userspace { held, .. } if held.zc.is_none()
-                );
-                if !held_plain || !gone(e.ring, e.dev) {
+                let takeable = match &e.state {
+                    State::Userspace { held, .. } => held
+                        .zc
+                        .as_ref()
+                        .is_none_or(|zc| by.is_some_and(|(cmd, _)| zc.is_of(cmd))),
+                    _ => false,
+                };
+                if !takeable || !gone(e.ring, e.dev) {
                     continue;
                 }
                 if let Some(Entry {
@@ -901,6 +904,12 @@ impl Queue {
                 // Its payload buffer is free again: a request may have waited for it.
                 if !inner.stopped {
                     inner.pump(&mut d.kicks);
+                }
+            }
+            if let (Some(held), Some((cmd, issue_flags))) = (d.held.as_mut(), by) {
+                // Out of the server's reach before the request ends.
+                if let Some(zc) = held.zc.take() {
+                    zc.unregister(cmd, issue_flags);
                 }
             }
             d.run(ffi::IO_URING_F_UNLOCKED);
@@ -1249,7 +1258,7 @@ impl Ring {
         // ring; a shared ring's other tasks go on answering them.
         if cancel && cmd.ring_dying() {
             // Before the command completes: it holds the device borrowed here.
-            self.forget(cmd.ring(), cmd.fuse_dev());
+            self.forget(&cmd, issue_flags);
         }
         // Aborted (the teardown is coming): nothing more goes to the server, as the core's
         // disconnected processing queues refuse requests.
@@ -1268,18 +1277,19 @@ impl Ring {
         let Ok(q) = self.queue(pdu.qid) else { return };
         if q.is_parked(&cmd, pdu.slot) {
             // Before the command completes: it holds the device borrowed here.
-            self.forget(cmd.ring(), cmd.fuse_dev());
+            self.forget(&cmd, issue_flags);
             q.cancel(&cmd, pdu.slot, issue_flags);
             self.reroute(q);
         }
     }
 
-    /// The io_uring `ring` is going away: its entries in the server's hands go, and queues
-    /// left without entries pass their waiting requests on.
-    fn forget(&self, ring: RingId, fud: &ffi::FuseDev) {
-        let dev = fud.id();
+    /// The io_uring of `cmd` is going away: the entries it and `cmd`'s device file hold
+    /// requests in go (zero-copy ones unregistered with `cmd`, which arrived with
+    /// `issue_flags`), and queues left without entries pass their waiting requests on.
+    fn forget(&self, cmd: &UringCmd, issue_flags: u32) {
+        let (ring, dev) = (cmd.ring(), cmd.fuse_dev().id());
         for q in self.queues() {
-            q.forget_held(|r, d| r == ring && d == dev);
+            q.forget_held(|r, d| r == ring && d == dev, Some((cmd, issue_flags)));
             self.reroute(q);
         }
     }
@@ -1289,7 +1299,7 @@ impl Ring {
     /// processing queue; these are on none). No command of the file is left: each held it.
     pub(crate) fn forget_dev(&self, dev: DevId) {
         for q in self.queues() {
-            q.forget_held(|_, d| d == dev);
+            q.forget_held(|_, d| d == dev, None);
             self.reroute(q);
         }
     }

@@ -81,9 +81,14 @@ impl ZcRegistration {
         })
     }
 
+    /// Whether `cmd` is a command of the io_uring the pages are registered with.
+    pub(crate) fn is_of(&self, cmd: &UringCmd) -> bool {
+        cmd.ring() == self.ring
+    }
+
     /// Unregisters with `cmd` (a command of the same ring, being issued or in task work).
     pub(crate) fn unregister(self, cmd: &UringCmd, issue_flags: u32) {
-        if cmd.ring() == self.ring {
+        if self.is_of(cmd) {
             // Fails only if the server's ring dropped the buffer itself: nothing to do.
             let _ = cmd.zc_unregister(self.index, issue_flags);
         }

@@ -233,6 +233,7 @@ TEST_F(br, zero_copy)
 
 struct zc_client {
 	ssize_t ret;
+	int written;	/* ret is set */
 	int done;
 };
 
@@ -250,6 +251,7 @@ static void *zc_client_thread(void *arg)
 		c->ret = fd < 0 ? -errno : pwrite(fd, buf, 64 << 10, 0);
 		if (c->ret < 0 && fd >= 0)
 			c->ret = -errno;
+		__atomic_store_n(&c->written, 1, __ATOMIC_RELEASE);
 		if (fd >= 0)
 			close(fd);
 		free(buf);
@@ -297,22 +299,14 @@ static int zc_commit(FIXTURE_DATA(br) *self, struct io_uring *ring, uint16_t qid
 }
 
 /*
- * Zero-copy pages are registered with the entry's io_uring: a COMMIT_AND_FETCH
- * from another io_uring is refused with EINVAL and leaves the request (and its
- * registration) as it was; the entry's own ring commits it, and the
- * registration goes with that commit. The test serves LOOKUP and OPEN by hand.
+ * Sets up a zero-copy queue per CPU on self->ring, one entry each (header
+ * slot 0, buffer index 0; a command's tag is its queue).
  */
-TEST_F_TIMEOUT(br, zero_copy_commit_from_other_ring, 120)
+static void zc_register_all(struct __test_metadata *_metadata, FIXTURE_DATA(br) *self, int cpus)
 {
-	struct furing_uring_req_header *h = self->hdrs;
-	struct zc_client cl = { 0 };
-	struct io_uring other;
-	int cpus = sysconf(_SC_NPROCESSORS_CONF), q, res, zc_seen = 0;
-	uint64_t tag;
-	pthread_t th;
+	int q;
 
 	ASSERT_EQ(0, io_uring_register_buffers_sparse(&self->ring, DEPTH));
-	ASSERT_EQ(0, io_uring_queue_init(4, &other, IORING_SETUP_SQE128));
 	for (q = 0; q < cpus; q++) {
 		struct furing_uring_cmd_req req = {
 			.flags = ALL_PINNED | FURING_URING_ZERO_COPY, .qid = q,
@@ -324,52 +318,135 @@ TEST_F_TIMEOUT(br, zero_copy_commit_from_other_ring, 120)
 	}
 	ASSERT_EQ(cpus, io_uring_submit(&self->ring));
 	ASSERT_EQ(0, furing_wait_entries(self->id, "available", cpus));
-	ASSERT_EQ(0, pthread_create(&th, NULL, zc_client_thread, &cl));
-	while (!__atomic_load_n(&cl.done, __ATOMIC_ACQUIRE)) {
-		struct fuse_in_header ih;
+}
 
-		res = furing_wait_cqe(&self->ring, 200, &tag);
+/*
+ * Serves the zero-copy client's requests on self->ring by hand (LOOKUP and
+ * OPEN; -ENOSYS for the rest) until a WRITE arrives, left to the caller in
+ * header slot 0 (returns 1, its queue in *@qid), or the client is done (0).
+ */
+static int zc_serve_until_write(struct __test_metadata *_metadata, FIXTURE_DATA(br) *self,
+				struct zc_client *cl, uint64_t *qid)
+{
+	struct furing_uring_req_header *h = self->hdrs;
+	struct fuse_in_header ih;
+	int res;
+
+	while (!__atomic_load_n(&cl->done, __ATOMIC_ACQUIRE)) {
+		res = furing_wait_cqe(&self->ring, 200, qid);
 		if (res == FURING_NO_CQE)
 			continue;
 		/* Every CQE is a request for an entry (a commit that failed would show here). */
 		ASSERT_EQ(0, res);
 		memcpy(&ih, h->in_out, sizeof(ih));
 		if (ih.opcode == FUSE_LOOKUP) {
+			/* Large enough that the write does not extend it (a failed extending
+			 * direct write truncates: a SETATTR). */
 			struct fuse_entry_out e = {
 				.nodeid = 2, .entry_valid = 100, .attr_valid = 100,
-				.attr = { .ino = 2, .mode = S_IFREG | 0644, .nlink = 1 },
+				.attr = { .ino = 2, .mode = S_IFREG | 0644, .nlink = 1,
+					  .size = 1 << 20 },
 			};
 
-			zc_commit(self, &self->ring, tag, 0, &e, sizeof(e), 0);
+			zc_commit(self, &self->ring, *qid, 0, &e, sizeof(e), 0);
 		} else if (ih.opcode == FUSE_OPEN) {
 			struct fuse_open_out o = { .fh = 1 };
 
-			zc_commit(self, &self->ring, tag, 0, &o, sizeof(o), 0);
+			zc_commit(self, &self->ring, *qid, 0, &o, sizeof(o), 0);
 		} else if (ih.opcode == FUSE_WRITE) {
-			struct fuse_write_out wo = { .size = 64 << 10 };
-
-			zc_seen = !!(h->ring_ent_in_out.flags & FURING_URING_ENT_ZERO_COPY);
-			EXPECT_TRUE(zc_seen);
-			EXPECT_EQ(64 << 10, h->ring_ent_in_out.payload_sz);
-			EXPECT_EQ(1, furing_zc_live());
-			/* Another io_uring: refused, nothing changes. */
-			EXPECT_EQ(-EINVAL, zc_commit(self, &other, tag, 0, &wo, sizeof(wo), 2000));
-			EXPECT_EQ(1, furing_zc_live());
-			EXPECT_EQ(1, furing_entries(self->id, "userspace"));
-			/* The entry's own ring; the registration goes with the commit. */
-			zc_commit(self, &self->ring, tag, 0, &wo, sizeof(wo), 0);
-			for (q = 0; q < 100 && furing_zc_live() != 0; q++)
-				usleep(10000);
-			EXPECT_EQ(0, furing_zc_live());
+			return 1;
 		} else {
 			/* FLUSH, RELEASE, GETATTR...: not needed here. */
-			zc_commit(self, &self->ring, tag, -ENOSYS, NULL, 0, 0);
+			zc_commit(self, &self->ring, *qid, -ENOSYS, NULL, 0, 0);
 		}
+	}
+	return 0;
+}
+
+/*
+ * Zero-copy pages are registered with the entry's io_uring: a COMMIT_AND_FETCH
+ * from another io_uring is refused with EINVAL and leaves the request (and its
+ * registration) as it was; the entry's own ring commits it, and the
+ * registration goes with that commit. The test serves LOOKUP and OPEN by hand.
+ */
+TEST_F_TIMEOUT(br, zero_copy_commit_from_other_ring, 120)
+{
+	struct furing_uring_req_header *h = self->hdrs;
+	struct fuse_write_out wo = { .size = 64 << 10 };
+	struct zc_client cl = { 0 };
+	int cpus = sysconf(_SC_NPROCESSORS_CONF), i, zc_seen = 0;
+	struct io_uring other;
+	uint64_t qid;
+	pthread_t th;
+
+	ASSERT_EQ(0, io_uring_queue_init(4, &other, IORING_SETUP_SQE128));
+	zc_register_all(_metadata, self, cpus);
+	ASSERT_EQ(0, pthread_create(&th, NULL, zc_client_thread, &cl));
+	while (zc_serve_until_write(_metadata, self, &cl, &qid)) {
+		zc_seen = !!(h->ring_ent_in_out.flags & FURING_URING_ENT_ZERO_COPY);
+		EXPECT_TRUE(zc_seen);
+		EXPECT_EQ(64 << 10, h->ring_ent_in_out.payload_sz);
+		EXPECT_EQ(1, furing_zc_live());
+		/* Another io_uring: refused, nothing changes. */
+		EXPECT_EQ(-EINVAL, zc_commit(self, &other, qid, 0, &wo, sizeof(wo), 2000));
+		EXPECT_EQ(1, furing_zc_live());
+		EXPECT_EQ(1, furing_entries(self->id, "userspace"));
+		/* The entry's own ring; the registration goes with the commit. */
+		zc_commit(self, &self->ring, qid, 0, &wo, sizeof(wo), 0);
+		for (i = 0; i < 100 && furing_zc_live() != 0; i++)
+			usleep(10000);
+		EXPECT_EQ(0, furing_zc_live());
 	}
 	pthread_join(th, NULL);
 	EXPECT_EQ(64 << 10, cl.ret);
 	EXPECT_TRUE(zc_seen);
 	io_uring_queue_exit(&other);
+}
+
+/*
+ * The server's io_uring goes while it holds a zero-copy WRITE, its device fd
+ * stays: the WRITE's pages are unregistered and it ends with ECONNABORTED (the
+ * client is not left waiting for the teardown), and its slot is free for a new
+ * ring. A parked command of another queue is what the ring's exit cancels.
+ */
+TEST_F_TIMEOUT(br, zero_copy_ring_exit_ends_held, 120)
+{
+	const uint32_t sizes[FURING_URING_MAX_BUF_CLASSES] = { 4096 };
+	int cpus = sysconf(_SC_NPROCESSORS_CONF), i, written = 0;
+	struct zc_client cl = { 0 };
+	char path[128];
+	uint64_t qid;
+	pthread_t th;
+
+	if (cpus < 2)
+		SKIP(return, "one CPU: no second queue to hold a parked command");
+	zc_register_all(_metadata, self, cpus);
+	ASSERT_EQ(0, pthread_create(&th, NULL, zc_client_thread, &cl));
+	ASSERT_EQ(1, zc_serve_until_write(_metadata, self, &cl, &qid));
+	EXPECT_EQ(1, furing_zc_live());
+	EXPECT_EQ(1, furing_entries(self->id, "userspace"));
+	io_uring_queue_exit(&self->ring);
+	ASSERT_EQ(0, io_uring_queue_init(64, &self->ring, IORING_SETUP_SQE128));
+	for (i = 0; i < 1000; i++) {
+		written = __atomic_load_n(&cl.written, __ATOMIC_ACQUIRE);
+		if (written)
+			break;
+		usleep(10000);
+	}
+	EXPECT_TRUE(written);
+	if (written)
+		EXPECT_EQ(-ECONNABORTED, cl.ret);
+	for (i = 0; i < 500 && furing_zc_live() != 0; i++)
+		usleep(10000);
+	EXPECT_EQ(0, furing_zc_live());
+	EXPECT_EQ(0, furing_entries(self->id, "userspace"));
+	ASSERT_EQ(0, io_uring_register_buffers_sparse(&self->ring, DEPTH));
+	EXPECT_EQ(FURING_NO_CQE, reg_q(self, qid, ALL_PINNED | FURING_URING_ZERO_COPY, DEPTH,
+				       sizes, 0, self->iov, 2));
+	/* Nothing serves the client's FLUSH (or, without the fix, its WRITE): abort. */
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%ld/abort", self->id);
+	EXPECT_EQ(0, write_text(path, "1"));
+	pthread_join(th, NULL);
 }
 
 /* Drops @cap from this process's capability sets; 0 or -errno. */
