@@ -185,7 +185,7 @@ impl Deferred {
         // The entries handed requests: the server's task may start on them now.
         drop(self.kicks);
         if let Some(Held { req, .. }) = self.held {
-            // A zero-copy registration was unregistered before (`Queue::forget_held`).
+            // Never a zero-copy one (`Queue::forget_held` ends those after their release).
             req.end(ECONNABORTED.to_errno());
         }
         if let Some((req, err)) = self.end {
@@ -872,8 +872,9 @@ impl Queue {
     /// device end with `ECONNABORTED`, and the entries go: nothing can commit them any more;
     /// their slots and buffers come back. A zero-copy request goes only when `by`, a command
     /// of the io_uring its pages are registered with (and the flags of the callback it came
-    /// in), is at hand to unregister them first; without one it stays, since that ring may
-    /// live on and only its commands can take the pages out. Process context.
+    /// in), is at hand to unregister them; it ends when io_uring lets go of them. Without
+    /// one it stays, since that ring may live on and only its commands can take the pages
+    /// out. Process context.
     fn forget_held(&self, gone: impl Fn(RingId, DevId) -> bool, by: Option<(&UringCmd, u32)>) {
         let cap = self.inner.lock().slab.as_ref().map_or(0, Slab::capacity);
         for slot in 0..cap {
@@ -906,10 +907,10 @@ impl Queue {
                     inner.pump(&mut d.kicks);
                 }
             }
-            if let (Some(held), Some((cmd, issue_flags))) = (d.held.as_mut(), by) {
-                // Out of the server's reach before the request ends.
-                if let Some(zc) = held.zc.take() {
-                    zc.unregister(cmd, issue_flags);
+            if let Some((cmd, issue_flags)) = by {
+                if let Some(Held { req, zc: Some(zc) }) = d.held.take_if(|h| h.zc.is_some()) {
+                    // It ends once no operation of the server can reach its pages.
+                    zc.end_after_release(cmd, issue_flags, req);
                 }
             }
             d.run(ffi::IO_URING_F_UNLOCKED);

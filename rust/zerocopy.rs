@@ -6,16 +6,22 @@
 //! server moves the data with `IORING_OP_READ_FIXED` / `WRITE_FIXED` against its backing
 //! store. The entry's `ent_in_out.flags` carries `FURING_URING_ENT_ZERO_COPY`.
 //!
-//! Ownership: the registration owns a [`ZcPages`] -- a reference on every folio and one
-//! on the module -- which io_uring gives back to its release callback, which drops it,
-//! when the buffer goes: after furing unregisters it at the request's end (commit, copy
-//! error, teardown with a command of the same ring at hand), or when the server's io_uring
-//! goes away (server exit or crash). Until then the module stays loaded: the release
-//! callback is module code.
+//! Ownership: io_uring and the entry's registration share a [`ZcPages`] -- a reference on
+//! every folio and one on the module. io_uring's release callback drops its share when
+//! the buffer goes: after furing unregisters it at the request's end (commit, copy error,
+//! teardown or the io_uring going away, with a command of the same ring at hand), or when
+//! the server's io_uring goes (server exit or crash). When the server's io_uring goes
+//! while it holds the request, the request ends only once the pages are released (a
+//! fixed-buffer operation in flight holds them). Until then the module stays loaded: the
+//! release callback is module code.
 
 use crate::ffi::{FolioRef, ModuleRef, ParkedCmd, Req, RingId, UringCmd};
 use core::sync::atomic::{AtomicU64, Ordering};
-use kernel::prelude::*;
+use kernel::{
+    new_spinlock,
+    prelude::*,
+    sync::{Arc, SpinLock},
+};
 
 /// Registrations io_uring holds now, over all connections.
 static LIVE: AtomicU64 = AtomicU64::new(0);
@@ -25,42 +31,61 @@ pub(crate) fn live() -> u64 {
     LIVE.load(Ordering::Relaxed)
 }
 
-/// What a registration keeps alive until io_uring releases it. Field order is drop
-/// order: the module reference goes last.
+/// What a registration keeps alive until io_uring releases it, shared by io_uring (its
+/// release callback drops its reference) and the entry's [`ZcRegistration`]. Field order
+/// is drop order: the module reference goes last.
 ///
 /// # Invariants
 ///
-/// Each value is counted once in [`LIVE`]: [`ZcPages::new`] counts it, `Drop` uncounts
-/// it, so a value dropped on any path (even before it was boxed) leaves the count right.
+/// Each value is counted once in [`LIVE`]: [`ZcPages::new`] counts it once it exists,
+/// `drop` uncounts it. `req`, when set, is a request whose end waits for the last
+/// reference: nothing reaches its pages after it ends.
+#[pin_data(PinnedDrop)]
 pub(crate) struct ZcPages {
+    /// Where the pages are registered: buffer `index` of the io_uring `ring`.
+    index: u32,
+    ring: RingId,
+    #[pin]
+    req: SpinLock<Option<Req>>,
     _folios: KVec<FolioRef>,
     _module: ModuleRef,
 }
 
 impl ZcPages {
-    fn new(folios: KVec<FolioRef>) -> Self {
+    fn new(folios: KVec<FolioRef>, index: u32, ring: RingId) -> Result<Arc<Self>> {
+        let pages = Arc::pin_init(
+            pin_init!(Self {
+                index,
+                ring,
+                req <- new_spinlock!(None),
+                _folios: folios,
+                _module: ModuleRef::this(),
+            }),
+            GFP_KERNEL,
+        )?;
         LIVE.fetch_add(1, Ordering::Relaxed);
-        Self {
-            _folios: folios,
-            _module: ModuleRef::this(),
+        Ok(pages)
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for ZcPages {
+    fn drop(self: Pin<&mut Self>) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+        let req = self.req.lock().take();
+        if let Some(req) = req {
+            req.end(ECONNABORTED.to_errno());
         }
     }
 }
 
-impl Drop for ZcPages {
-    fn drop(&mut self) {
-        LIVE.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The zero-copy registration of an entry's request, at `index` of the io_uring `ring`.
+/// The zero-copy registration of an entry's request (where: in its [`ZcPages`]).
 /// It is given back with [`ZcRegistration::unregister`] (or
 /// [`ZcRegistration::unregister_parked`]) with a command of the same ring; dropped
 /// without, it leaves the buffer to that io_uring's own teardown.
 #[must_use]
 pub(crate) struct ZcRegistration {
-    index: u32,
-    ring: RingId,
+    pages: Arc<ZcPages>,
 }
 
 impl ZcRegistration {
@@ -73,32 +98,40 @@ impl ZcRegistration {
         index: u32,
         issue_flags: u32,
     ) -> Result<Self> {
-        let pages = KBox::new(ZcPages::new(req.folio_refs()?), GFP_KERNEL)?;
-        cmd.zc_register(req, pages, dir, index, issue_flags)?;
-        Ok(Self {
-            index,
-            ring: cmd.ring(),
-        })
+        let pages = ZcPages::new(req.folio_refs()?, index, cmd.ring())?;
+        cmd.zc_register(req, pages.clone(), dir, index, issue_flags)?;
+        Ok(Self { pages })
     }
 
     /// Whether `cmd` is a command of the io_uring the pages are registered with.
     pub(crate) fn is_of(&self, cmd: &UringCmd) -> bool {
-        cmd.ring() == self.ring
+        cmd.ring() == self.pages.ring
     }
 
     /// Unregisters with `cmd` (a command of the same ring, being issued or in task work).
     pub(crate) fn unregister(self, cmd: &UringCmd, issue_flags: u32) {
         if self.is_of(cmd) {
             // Fails only if the server's ring dropped the buffer itself: nothing to do.
-            let _ = cmd.zc_unregister(self.index, issue_flags);
+            let _ = cmd.zc_unregister(self.pages.index, issue_flags);
         }
+    }
+
+    /// Unregisters with `cmd` (as [`Self::unregister`]) and leaves `req` to end with
+    /// `ECONNABORTED` once io_uring lets go of the pages: a fixed-buffer operation the
+    /// server started holds them until it completes, and must not reach them after the
+    /// request ended. Ends it here if io_uring has let go already.
+    pub(crate) fn end_after_release(self, cmd: &UringCmd, issue_flags: u32, req: Req) {
+        let none = self.pages.req.lock().replace(req);
+        // Only this registration sets it, once (it is consumed here).
+        drop(none);
+        self.unregister(cmd, issue_flags);
     }
 
     /// Unregisters with the parked command `cmd`, if it belongs to the same ring.
     pub(crate) fn unregister_parked(self, cmd: &ParkedCmd) -> Result {
-        if cmd.ring() != self.ring {
+        if cmd.ring() != self.pages.ring {
             return Err(EINVAL);
         }
-        cmd.zc_unregister(self.index)
+        cmd.zc_unregister(self.pages.index)
     }
 }
