@@ -20,12 +20,12 @@ use crate::ffi::{
 use crate::stats;
 use crate::uapi;
 use crate::user::read_iovecs;
-use crate::zerocopy::ZcRegistration;
+use crate::zerocopy::{ZcRegistration, ZcWait};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
-    new_spinlock,
+    new_mutex, new_spinlock,
     prelude::*,
-    sync::{Arc, SpinLock},
+    sync::{Arc, Mutex, SpinLock},
     time::{Instant, Jiffies, Monotonic},
 };
 
@@ -239,6 +239,10 @@ pub(crate) struct Queue {
     task_work_ns: AtomicU64,
     #[pin]
     inner: SpinLock<QueueInner>,
+    /// Zero-copy requests of a ring that went, waiting for io_uring to release their
+    /// pages; the teardown ends those still waiting (ended ones are pruned on the way).
+    #[pin]
+    zc_waiting: Mutex<KVec<Arc<ZcWait>>>,
 }
 
 struct QueueInner {
@@ -429,6 +433,7 @@ impl Queue {
                 free: FreeBufs::default(),
                 buf_wait_max: 0,
             }),
+            zc_waiting <- new_mutex!(KVec::new()),
         }))
     }
 
@@ -563,19 +568,23 @@ impl Queue {
         Ok(())
     }
 
-    /// Whether a request the queue holds, waiting at the head of a line or with an entry,
-    /// was made more than `timeout` jiffies ago (as the core checks the heads of its lists).
+    /// Whether a request the queue holds, waiting at the head of a line, with an entry or
+    /// for its zero-copy pages' release, was made more than `timeout` jiffies ago (as the
+    /// core checks the heads of its lists).
     fn expired(&self, timeout: Jiffies) -> bool {
-        let inner = self.inner.lock();
-        inner
-            .waiting
-            .lines
-            .iter()
-            .any(|l| l.with_front(|r| r.expired(timeout)).unwrap_or(false))
-            || inner.slab.as_ref().is_some_and(|s| {
-                s.iter()
-                    .any(|(_, e)| e.state.req().is_some_and(|r| r.expired(timeout)))
-            })
+        let queued = {
+            let inner = self.inner.lock();
+            inner
+                .waiting
+                .lines
+                .iter()
+                .any(|l| l.with_front(|r| r.expired(timeout)).unwrap_or(false))
+                || inner.slab.as_ref().is_some_and(|s| {
+                    s.iter()
+                        .any(|(_, e)| e.state.req().is_some_and(|r| r.expired(timeout)))
+                })
+        };
+        queued || self.zc_waiting.lock().iter().any(|w| w.expired(timeout))
     }
 
     /// Whether the queue has entries.
@@ -909,11 +918,26 @@ impl Queue {
             }
             if let Some((cmd, issue_flags)) = by {
                 if let Some(Held { req, zc: Some(zc) }) = d.held.take_if(|h| h.zc.is_some()) {
-                    // It ends once no operation of the server can reach its pages.
-                    zc.end_after_release(cmd, issue_flags, req);
+                    // It ends once no operation of the server can reach its pages, or at
+                    // teardown.
+                    if let Some(wait) = zc.end_after_release(cmd, issue_flags, req) {
+                        self.keep_zc_waiting(wait);
+                    }
                 }
             }
             d.run(ffi::IO_URING_F_UNLOCKED);
+        }
+    }
+
+    /// Keeps `wait` for the teardown to end, or ends it now if the teardown has come.
+    fn keep_zc_waiting(&self, wait: Arc<ZcWait>) {
+        let mut list = self.zc_waiting.lock();
+        list.retain(|w| !w.ended());
+        // `stop` sets `stopped` before it takes the list: checked under the list's lock,
+        // a wait is either on the list it takes or ended here.
+        if self.inner.lock().stopped || list.push(wait.clone(), GFP_KERNEL).is_err() {
+            drop(list);
+            wait.end();
         }
     }
 
@@ -927,6 +951,12 @@ impl Queue {
             inner.stopped = true;
             inner.slab.as_ref().map_or(0, Slab::capacity)
         };
+        // The teardown waits for no server: zero-copy requests of a ring that went end now,
+        // their pages left to io_uring (see Documentation, "Zero-copy").
+        let waiting = core::mem::take(&mut *self.zc_waiting.lock());
+        for wait in &waiting {
+            wait.end();
+        }
         for slot in 0..cap {
             let mut d = Deferred::default();
             let taken = {

@@ -12,8 +12,9 @@
 //! teardown or the io_uring going away, with a command of the same ring at hand), or when
 //! the server's io_uring goes (server exit or crash). When the server's io_uring goes
 //! while it holds the request, the request ends only once the pages are released (a
-//! fixed-buffer operation in flight holds them). Until then the module stays loaded: the
-//! release callback is module code.
+//! fixed-buffer operation in flight, or a clone of the buffer table, holds them), or at
+//! teardown, which waits for no server ([`ZcWait`]). Until the release the module stays
+//! loaded: the release callback is module code.
 
 use crate::ffi::{FolioRef, ModuleRef, ParkedCmd, Req, RingId, UringCmd};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -21,12 +22,13 @@ use kernel::{
     new_spinlock,
     prelude::*,
     sync::{Arc, SpinLock},
+    time::Jiffies,
 };
 
-/// Registrations io_uring holds now, over all connections.
+/// Registered page sets alive now (io_uring's or an entry's share), over all connections.
 static LIVE: AtomicU64 = AtomicU64::new(0);
 
-/// Registrations io_uring holds now, over all connections.
+/// Registered page sets alive now (io_uring's or an entry's share), over all connections.
 pub(crate) fn live() -> u64 {
     LIVE.load(Ordering::Relaxed)
 }
@@ -38,15 +40,15 @@ pub(crate) fn live() -> u64 {
 /// # Invariants
 ///
 /// Each value is counted once in [`LIVE`]: [`ZcPages::new`] counts it once it exists,
-/// `drop` uncounts it. `req`, when set, is a request whose end waits for the last
-/// reference: nothing reaches its pages after it ends.
+/// `drop` uncounts it.
 #[pin_data(PinnedDrop)]
 pub(crate) struct ZcPages {
     /// Where the pages are registered: buffer `index` of the io_uring `ring`.
     index: u32,
     ring: RingId,
+    /// The request waiting for the last share to go ([`ZcRegistration::end_after_release`]).
     #[pin]
-    req: SpinLock<Option<Req>>,
+    wait: SpinLock<Option<Arc<ZcWait>>>,
     _folios: KVec<FolioRef>,
     _module: ModuleRef,
 }
@@ -57,7 +59,7 @@ impl ZcPages {
             pin_init!(Self {
                 index,
                 ring,
-                req <- new_spinlock!(None),
+                wait <- new_spinlock!(None),
                 _folios: folios,
                 _module: ModuleRef::this(),
             }),
@@ -72,10 +74,40 @@ impl ZcPages {
 impl PinnedDrop for ZcPages {
     fn drop(self: Pin<&mut Self>) {
         LIVE.fetch_sub(1, Ordering::Relaxed);
+        let wait = self.wait.lock().take();
+        if let Some(wait) = wait {
+            wait.end();
+        }
+    }
+}
+
+/// A request the server's io_uring held when it went: it ends with `ECONNABORTED` when
+/// io_uring releases its pages (no operation of the server can reach them then), or at
+/// teardown, whichever comes first (the teardown waits for no server). Shared by the
+/// pages and the queue.
+#[pin_data]
+pub(crate) struct ZcWait {
+    #[pin]
+    req: SpinLock<Option<Req>>,
+}
+
+impl ZcWait {
+    /// Ends the request, unless it has ended already.
+    pub(crate) fn end(&self) {
         let req = self.req.lock().take();
         if let Some(req) = req {
             req.end(ECONNABORTED.to_errno());
         }
+    }
+
+    /// Whether the request has ended.
+    pub(crate) fn ended(&self) -> bool {
+        self.req.lock().is_none()
+    }
+
+    /// Whether the request, not ended yet, is older than `timeout` jiffies.
+    pub(crate) fn expired(&self, timeout: Jiffies) -> bool {
+        self.req.lock().as_ref().is_some_and(|r| r.expired(timeout))
     }
 }
 
@@ -119,12 +151,28 @@ impl ZcRegistration {
     /// Unregisters with `cmd` (as [`Self::unregister`]) and leaves `req` to end with
     /// `ECONNABORTED` once io_uring lets go of the pages: a fixed-buffer operation the
     /// server started holds them until it completes, and must not reach them after the
-    /// request ended. Ends it here if io_uring has let go already.
-    pub(crate) fn end_after_release(self, cmd: &UringCmd, issue_flags: u32, req: Req) {
-        let none = self.pages.req.lock().replace(req);
-        // Only this registration sets it, once (it is consumed here).
+    /// request ended. Returns the wait, for the teardown to end it first; `None` when the
+    /// request has ended here (io_uring had let go, or no memory for the wait).
+    pub(crate) fn end_after_release(
+        self,
+        cmd: &UringCmd,
+        issue_flags: u32,
+        req: Req,
+    ) -> Option<Arc<ZcWait>> {
+        let Ok(wait) = Arc::pin_init(pin_init!(ZcWait { req <- new_spinlock!(None) }), GFP_KERNEL)
+        else {
+            self.unregister(cmd, issue_flags);
+            req.end(ECONNABORTED.to_errno());
+            return None;
+        };
+        // Set once: the registration is consumed here. Nothing is dropped under the locks.
+        let none = wait.req.lock().replace(req);
         drop(none);
+        let none = self.pages.wait.lock().replace(wait.clone());
+        drop(none);
+        // The last share may go right here, ending the request.
         self.unregister(cmd, issue_flags);
+        (!wait.ended()).then_some(wait)
     }
 
     /// Unregisters with the parked command `cmd`, if it belongs to the same ring.

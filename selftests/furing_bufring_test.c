@@ -234,6 +234,8 @@ TEST_F(br, zero_copy)
 struct zc_client {
 	ssize_t ret;
 	int written;	/* ret is set */
+	int keep_open;	/* set: the file stays open until may_close */
+	int may_close;
 	int done;
 };
 
@@ -252,6 +254,8 @@ static void *zc_client_thread(void *arg)
 		if (c->ret < 0 && fd >= 0)
 			c->ret = -errno;
 		__atomic_store_n(&c->written, 1, __ATOMIC_RELEASE);
+		while (c->keep_open && !__atomic_load_n(&c->may_close, __ATOMIC_ACQUIRE))
+			usleep(1000);
 		if (fd >= 0)
 			close(fd);
 		free(buf);
@@ -447,6 +451,100 @@ TEST_F_TIMEOUT(br, zero_copy_ring_exit_ends_held, 120)
 	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%ld/abort", self->id);
 	EXPECT_EQ(0, write_text(path, "1"));
 	pthread_join(th, NULL);
+}
+
+/* Requests of connection @id not ended yet (fusectl "waiting"), or -1. */
+static long conn_waiting(long id)
+{
+	char path[128], buf[32];
+
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%ld/waiting", id);
+	return read_text(path, buf, sizeof(buf)) < 0 ? -1 : strtol(buf, NULL, 10);
+}
+
+/*
+ * IORING_REGISTER_CLONE_BUFFERS of every buffer of @src into @dst (Linux 6.13's
+ * struct io_uring_clone_buffers: Debian 12's headers predate it); 0 or -errno.
+ */
+static int clone_buffers(struct io_uring *dst, struct io_uring *src)
+{
+	struct { uint32_t src_fd, flags, src_off, dst_off, nr, pad[3]; } arg = {
+		.src_fd = src->ring_fd,
+	};
+
+	return syscall(__NR_io_uring_register, dst->ring_fd, 30, &arg, 1) < 0 ? -errno : 0;
+}
+
+enum zc_release { RELEASE_BY_CLONE_EXIT, RELEASE_BY_ABORT };
+
+/*
+ * The server's io_uring goes while it holds a zero-copy WRITE whose pages a
+ * second io_uring holds too (a clone of its buffer table): the entry goes, but
+ * the WRITE must not end while an io_uring can still reach its pages. It ends
+ * with ECONNABORTED when the clone lets go of them (@how RELEASE_BY_CLONE_EXIT)
+ * or at an abort, which waits for no server (RELEASE_BY_ABORT).
+ */
+static void zc_held_by_clone(struct __test_metadata *_metadata, FIXTURE_DATA(br) *self,
+			     enum zc_release how)
+{
+	int cpus = sysconf(_SC_NPROCESSORS_CONF), i, written = 0;
+	struct zc_client cl = { .keep_open = 1 };
+	struct io_uring clone;
+	char path[128];
+	uint64_t qid;
+	pthread_t th;
+
+	if (cpus < 2)
+		SKIP(return, "one CPU: no second queue to hold a parked command");
+	zc_register_all(_metadata, self, cpus);
+	ASSERT_EQ(0, io_uring_queue_init(4, &clone, 0));
+	ASSERT_EQ(0, pthread_create(&th, NULL, zc_client_thread, &cl));
+	ASSERT_EQ(1, zc_serve_until_write(_metadata, self, &cl, &qid));
+	ASSERT_EQ(0, clone_buffers(&clone, &self->ring));
+	io_uring_queue_exit(&self->ring);
+	ASSERT_EQ(0, io_uring_queue_init(64, &self->ring, IORING_SETUP_SQE128));
+	/* The entry went (the ring's exit cancelled the other queue's command)... */
+	EXPECT_EQ(0, furing_wait_entries(self->id, "userspace", 0));
+	/* ...but the WRITE has not ended (the one request; its file stays open): the
+	 * clone still holds its pages. */
+	EXPECT_EQ(1, conn_waiting(self->id));
+	EXPECT_FALSE(__atomic_load_n(&cl.written, __ATOMIC_ACQUIRE));
+	EXPECT_EQ(1, furing_zc_live());
+	if (how == RELEASE_BY_CLONE_EXIT) {
+		io_uring_queue_exit(&clone);
+	} else {
+		snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%ld/abort", self->id);
+		EXPECT_EQ(0, write_text(path, "1"));
+	}
+	for (i = 0; i < 1000; i++) {
+		written = __atomic_load_n(&cl.written, __ATOMIC_ACQUIRE);
+		if (written)
+			break;
+		usleep(10000);
+	}
+	EXPECT_TRUE(written);
+	if (written)
+		EXPECT_EQ(-ECONNABORTED, cl.ret);
+	if (how == RELEASE_BY_ABORT)
+		io_uring_queue_exit(&clone);
+	for (i = 0; i < 500 && furing_zc_live() != 0; i++)
+		usleep(10000);
+	EXPECT_EQ(0, furing_zc_live());
+	/* Nothing serves the client's FLUSH: abort (again). */
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%ld/abort", self->id);
+	EXPECT_EQ(0, write_text(path, "1"));
+	__atomic_store_n(&cl.may_close, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+}
+
+TEST_F_TIMEOUT(br, zero_copy_held_by_clone_ends_on_release, 120)
+{
+	zc_held_by_clone(_metadata, self, RELEASE_BY_CLONE_EXIT);
+}
+
+TEST_F_TIMEOUT(br, zero_copy_held_by_clone_ends_on_abort, 120)
+{
+	zc_held_by_clone(_metadata, self, RELEASE_BY_ABORT);
 }
 
 /* Drops @cap from this process's capability sets; 0 or -errno. */

@@ -458,7 +458,7 @@ static inline int furing_wait_entries(long id, const char *state, long n)
 	return -ETIMEDOUT;
 }
 
-/* Zero-copy registrations io_uring holds now (debugfs furing/zero_copy), or -1. */
+/* Zero-copy page sets alive now (debugfs furing/zero_copy: io_uring's or an entry's), or -1. */
 static inline long furing_zc_live(void)
 {
 	char buf[128];
