@@ -934,7 +934,8 @@ impl Queue {
         let mut list = self.zc_waiting.lock();
         list.retain(|w| !w.ended());
         // `stop` sets `stopped` before it takes the list: checked under the list's lock,
-        // a wait is either on the list it takes or ended here.
+        // a wait is either on the list it takes or ended here. Out of memory for the list
+        // it ends at once too, as at teardown: never left where the teardown cannot see it.
         if self.inner.lock().stopped || list.push(wait.clone(), GFP_KERNEL).is_err() {
             drop(list);
             wait.end();
@@ -1259,8 +1260,9 @@ impl Ring {
         }
     }
 
-    /// Whether a request waiting on a queue or held by an entry is older than `timeout`
-    /// jiffies: the core's request-timeout scan sees only its own lists.
+    /// Whether a request waiting on a queue, held by an entry or waiting for its zero-copy
+    /// pages' release is older than `timeout` jiffies: the core's request-timeout scan sees
+    /// only its own lists.
     pub(crate) fn expired(&self, timeout: Jiffies) -> bool {
         self.queues().any(|q| q.expired(timeout))
     }

@@ -408,6 +408,51 @@ TEST_F_TIMEOUT(br, zero_copy_commit_from_other_ring, 120)
 }
 
 /*
+ * Sets up a zero-copy queue per CPU, starts @cl's write (thread *@th) and
+ * serves it until the server holds its WRITE (on queue *@qid). False with one
+ * CPU: no second queue would keep a parked command for the ring's exit to
+ * cancel (the caller skips).
+ */
+static bool zc_hold_write(struct __test_metadata *_metadata, FIXTURE_DATA(br) *self,
+			  struct zc_client *cl, pthread_t *th, uint64_t *qid)
+{
+	int cpus = sysconf(_SC_NPROCESSORS_CONF);
+
+	if (cpus < 2)
+		return false;
+	zc_register_all(_metadata, self, cpus);
+	ASSERT_EQ(0, pthread_create(th, NULL, zc_client_thread, cl));
+	ASSERT_EQ(1, zc_serve_until_write(_metadata, self, cl, qid));
+	return true;
+}
+
+/* Waits up to 10 s for the client's write to return; its result, or -ETIMEDOUT. */
+static ssize_t zc_wait_written(struct zc_client *cl)
+{
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		if (__atomic_load_n(&cl->written, __ATOMIC_ACQUIRE))
+			return cl->ret;
+		usleep(10000);
+	}
+	return -ETIMEDOUT;
+}
+
+/* Waits up to 5 s for every zero-copy page set to be gone; 0 or -1. */
+static int zc_wait_unregistered(void)
+{
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		if (furing_zc_live() == 0)
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+/*
  * The server's io_uring goes while it holds a zero-copy WRITE, its device fd
  * stays: the WRITE's pages are unregistered and it ends with ECONNABORTED (the
  * client is not left waiting for the teardown), and its slot is free for a new
@@ -416,33 +461,19 @@ TEST_F_TIMEOUT(br, zero_copy_commit_from_other_ring, 120)
 TEST_F_TIMEOUT(br, zero_copy_ring_exit_ends_held, 120)
 {
 	const uint32_t sizes[FURING_URING_MAX_BUF_CLASSES] = { 4096 };
-	int cpus = sysconf(_SC_NPROCESSORS_CONF), i, written = 0;
 	struct zc_client cl = { 0 };
 	char path[128];
 	uint64_t qid;
 	pthread_t th;
 
-	if (cpus < 2)
+	if (!zc_hold_write(_metadata, self, &cl, &th, &qid))
 		SKIP(return, "one CPU: no second queue to hold a parked command");
-	zc_register_all(_metadata, self, cpus);
-	ASSERT_EQ(0, pthread_create(&th, NULL, zc_client_thread, &cl));
-	ASSERT_EQ(1, zc_serve_until_write(_metadata, self, &cl, &qid));
 	EXPECT_EQ(1, furing_zc_live());
 	EXPECT_EQ(1, furing_entries(self->id, "userspace"));
 	io_uring_queue_exit(&self->ring);
 	ASSERT_EQ(0, io_uring_queue_init(64, &self->ring, IORING_SETUP_SQE128));
-	for (i = 0; i < 1000; i++) {
-		written = __atomic_load_n(&cl.written, __ATOMIC_ACQUIRE);
-		if (written)
-			break;
-		usleep(10000);
-	}
-	EXPECT_TRUE(written);
-	if (written)
-		EXPECT_EQ(-ECONNABORTED, cl.ret);
-	for (i = 0; i < 500 && furing_zc_live() != 0; i++)
-		usleep(10000);
-	EXPECT_EQ(0, furing_zc_live());
+	EXPECT_EQ(-ECONNABORTED, zc_wait_written(&cl));
+	EXPECT_EQ(0, zc_wait_unregistered());
 	EXPECT_EQ(0, furing_entries(self->id, "userspace"));
 	ASSERT_EQ(0, io_uring_register_buffers_sparse(&self->ring, DEPTH));
 	EXPECT_EQ(FURING_NO_CQE, reg_q(self, qid, ALL_PINNED | FURING_URING_ZERO_COPY, DEPTH,
@@ -487,19 +518,15 @@ enum zc_release { RELEASE_BY_CLONE_EXIT, RELEASE_BY_ABORT };
 static void zc_held_by_clone(struct __test_metadata *_metadata, FIXTURE_DATA(br) *self,
 			     enum zc_release how)
 {
-	int cpus = sysconf(_SC_NPROCESSORS_CONF), i, written = 0;
 	struct zc_client cl = { .keep_open = 1 };
 	struct io_uring clone;
 	char path[128];
 	uint64_t qid;
 	pthread_t th;
 
-	if (cpus < 2)
+	if (!zc_hold_write(_metadata, self, &cl, &th, &qid))
 		SKIP(return, "one CPU: no second queue to hold a parked command");
-	zc_register_all(_metadata, self, cpus);
 	ASSERT_EQ(0, io_uring_queue_init(4, &clone, 0));
-	ASSERT_EQ(0, pthread_create(&th, NULL, zc_client_thread, &cl));
-	ASSERT_EQ(1, zc_serve_until_write(_metadata, self, &cl, &qid));
 	ASSERT_EQ(0, clone_buffers(&clone, &self->ring));
 	io_uring_queue_exit(&self->ring);
 	ASSERT_EQ(0, io_uring_queue_init(64, &self->ring, IORING_SETUP_SQE128));
@@ -516,20 +543,10 @@ static void zc_held_by_clone(struct __test_metadata *_metadata, FIXTURE_DATA(br)
 		snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%ld/abort", self->id);
 		EXPECT_EQ(0, write_text(path, "1"));
 	}
-	for (i = 0; i < 1000; i++) {
-		written = __atomic_load_n(&cl.written, __ATOMIC_ACQUIRE);
-		if (written)
-			break;
-		usleep(10000);
-	}
-	EXPECT_TRUE(written);
-	if (written)
-		EXPECT_EQ(-ECONNABORTED, cl.ret);
+	EXPECT_EQ(-ECONNABORTED, zc_wait_written(&cl));
 	if (how == RELEASE_BY_ABORT)
 		io_uring_queue_exit(&clone);
-	for (i = 0; i < 500 && furing_zc_live() != 0; i++)
-		usleep(10000);
-	EXPECT_EQ(0, furing_zc_live());
+	EXPECT_EQ(0, zc_wait_unregistered());
 	/* Nothing serves the client's FLUSH: abort (again). */
 	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%ld/abort", self->id);
 	EXPECT_EQ(0, write_text(path, "1"));
