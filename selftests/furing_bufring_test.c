@@ -462,7 +462,6 @@ TEST_F_TIMEOUT(br, zero_copy_ring_exit_ends_held, 120)
 {
 	const uint32_t sizes[FURING_URING_MAX_BUF_CLASSES] = { 4096 };
 	struct zc_client cl = { 0 };
-	char path[128];
 	uint64_t qid;
 	pthread_t th;
 
@@ -479,8 +478,7 @@ TEST_F_TIMEOUT(br, zero_copy_ring_exit_ends_held, 120)
 	EXPECT_EQ(FURING_NO_CQE, reg_q(self, qid, ALL_PINNED | FURING_URING_ZERO_COPY, DEPTH,
 				       sizes, 0, self->iov, 2));
 	/* Nothing serves the client's FLUSH (or, without the fix, its WRITE): abort. */
-	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%ld/abort", self->id);
-	EXPECT_EQ(0, write_text(path, "1"));
+	EXPECT_EQ(0, furing_abort(self->id));
 	pthread_join(th, NULL);
 }
 
@@ -520,7 +518,6 @@ static void zc_held_by_clone(struct __test_metadata *_metadata, FIXTURE_DATA(br)
 {
 	struct zc_client cl = { .keep_open = 1 };
 	struct io_uring clone;
-	char path[128];
 	uint64_t qid;
 	pthread_t th;
 
@@ -540,16 +537,14 @@ static void zc_held_by_clone(struct __test_metadata *_metadata, FIXTURE_DATA(br)
 	if (how == RELEASE_BY_CLONE_EXIT) {
 		io_uring_queue_exit(&clone);
 	} else {
-		snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%ld/abort", self->id);
-		EXPECT_EQ(0, write_text(path, "1"));
+		EXPECT_EQ(0, furing_abort(self->id));
 	}
 	EXPECT_EQ(-ECONNABORTED, zc_wait_written(&cl));
 	if (how == RELEASE_BY_ABORT)
 		io_uring_queue_exit(&clone);
 	EXPECT_EQ(0, zc_wait_unregistered());
 	/* Nothing serves the client's FLUSH: abort (again). */
-	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%ld/abort", self->id);
-	EXPECT_EQ(0, write_text(path, "1"));
+	EXPECT_EQ(0, furing_abort(self->id));
 	__atomic_store_n(&cl.may_close, 1, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
 }
@@ -1415,7 +1410,7 @@ static void pinned_teardown(struct __test_metadata *_metadata, FIXTURE_DATA(br) 
 	int hold = classes && how != UMOUNT, i, status;
 	struct furing_qstats st;
 	int ready[2] = { -1, -1 };
-	char path[128], ready_ok = 0;
+	char ready_ok = 0;
 	pid_t server = 0;
 
 	ASSERT_EQ(0, furing_vmlck_kb(0));
@@ -1465,8 +1460,7 @@ static void pinned_teardown(struct __test_metadata *_metadata, FIXTURE_DATA(br) 
 		ASSERT_EQ(0, umount2(MNT, 0));
 		break;
 	case FUSECTL_ABORT:
-		snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%ld/abort", self->id);
-		ASSERT_EQ(0, write_text(path, "1"));
+		ASSERT_EQ(0, furing_abort(self->id));
 		break;
 	case RING_EXIT:
 		io_uring_queue_exit(&self->ring);

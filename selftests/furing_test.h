@@ -231,6 +231,15 @@ static inline int write_text(const char *path, const char *s)
 	return n < 0 ? -errno : 0;
 }
 
+/* Aborts connection @id through fusectl; 0 or -errno. */
+static inline int furing_abort(long id)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%ld/abort", id);
+	return write_text(path, "1");
+}
+
 /* The locked memory (VmLck) of process @pid (0: this one), in KiB; -1 on error. */
 static inline long furing_vmlck_kb(pid_t pid)
 {
